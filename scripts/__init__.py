@@ -1,0 +1,1 @@
+"""Operator scripts used by the Makefile."""

@@ -1,0 +1,1 @@
+"""The four services of the pipeline, each runnable as `python -m services.<name>`."""

@@ -1,0 +1,1 @@
+"""Resampled bars, pair statistics and alerts from the tick streams."""

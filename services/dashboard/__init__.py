@@ -1,0 +1,1 @@
+"""The live Dash dashboard: pipeline health, pair charts, statistics, alerts, history, export."""

@@ -1,0 +1,37 @@
+"""The Dash app factory: layout, callbacks and the `/healthz` route. Nothing runs at import."""
+
+from __future__ import annotations
+
+import redis
+from dash import Dash
+from flask import Flask, Response, jsonify
+
+from services.dashboard.callbacks import register_callbacks
+from services.dashboard.data import read_health
+from services.dashboard.layout import build_layout
+from shared.config import Settings
+
+
+def build_app(settings: Settings) -> Dash:
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=2.0
+    )
+    app = Dash(__name__, title="Pairs monitor", update_title="")
+    app.layout = build_layout(settings)
+    register_callbacks(app, client)
+
+    server: Flask = app.server
+
+    @server.route("/healthz")
+    def healthz() -> tuple[Response, int]:
+        health = read_health(client)
+        body = {
+            "status": "ok" if health.redis_ok else "degraded",
+            "redis": "ok" if health.redis_ok else health.redis_error,
+            "services": {
+                s.service: {"status": s.status, "age_ms": s.age_ms} for s in health.services
+            },
+        }
+        return jsonify(body), 200 if health.redis_ok else 503
+
+    return app

@@ -1,0 +1,1 @@
+"""Binance USD-M Futures trades to the ticks:<SYMBOL> Redis streams."""

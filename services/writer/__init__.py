@@ -1,0 +1,1 @@
+"""Ticks from the Redis streams into SQLite, exactly once."""

@@ -1,0 +1,1 @@
+"""Contracts shared by every service: configuration, schemas, Redis key names, runtime helpers."""

@@ -1,0 +1,157 @@
+"""Every environment variable the services read: typed, with defaults that work locally.
+
+This is the only module that reads the environment. A bad value stops a service at start with
+one line naming the variable and the value (`ConfigError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}$")
+TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
+Source = Literal["binance", "replay", "synthetic"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message is one line for the user."""
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def normalize_symbol(symbol: str) -> str:
+    """Binance spells symbols upper case in events (`s`); this is the canonical form."""
+    upper = symbol.strip().upper()
+    if not SYMBOL_PATTERN.match(upper):
+        raise ValueError(f"{symbol!r} is not a symbol (letters and digits, like BTCUSDT)")
+    return upper
+
+
+def timeframe_ms(tf: str) -> int:
+    """Length of a timeframe such as `1s`, `1m`, `5m`, `1h`, `1d` in milliseconds."""
+    match = TIMEFRAME_PATTERN.match(tf)
+    if not match:
+        raise ValueError(f"{tf!r} is not a timeframe (like 1s, 1m, 5m, 1h, 1d)")
+    unit_ms = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[match.group(2)]
+    return int(match.group(1)) * unit_ms
+
+
+class Settings(BaseSettings):
+    """All services' configuration. Field `x_y` is read from the variable `X_Y`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    # Shared by every service.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
+    sqlite_path: Path = Path("data/ticks.db")
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    health_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+    # Stream caps (XADD MAXLEN ~); SQLite keeps everything, Redis keeps the recent part.
+    maxlen_ticks: int = Field(default=200_000, ge=1_000)
+    maxlen_bars: int = Field(default=20_000, ge=100)
+    maxlen_analytics: int = Field(default=20_000, ge=100)
+    maxlen_alerts: int = Field(default=10_000, ge=100)
+    maxlen_events: int = Field(default=10_000, ge=100)
+    maxlen_deadletter: int = Field(default=10_000, ge=100)
+
+    # Ingestor.
+    source: Source = "binance"
+    binance_ws_url: str = "wss://fstream.binance.com/market"
+    binance_stream: Literal["trade", "aggTrade"] = "trade"
+    replay_file: Path | None = None
+    replay_speed: float = Field(default=1.0, ge=0)
+    replay_shift: bool = False
+
+    # Analytics.
+    timeframes: Annotated[tuple[str, ...], NoDecode] = ("1s", "1m", "5m")
+    window: int = Field(default=60, ge=3, le=100_000)
+
+    # Dashboard.
+    dash_host: str = "127.0.0.1"
+    dash_port: int = Field(default=8050, ge=1, le=65_535)
+    dash_debug: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _check_level(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+            return value.strip().upper()
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in {"redis", "rediss", "unix"} or not (parsed.hostname or parsed.path):
+            raise ValueError("expected redis://host:port/db (or rediss://, unix://)")
+        return value
+
+    @field_validator("binance_ws_url")
+    @classmethod
+    def _check_ws_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
+            raise ValueError("expected a ws:// or wss:// URL")
+        return value.rstrip("/")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _parse_symbols(cls, value: Any) -> Any:
+        symbols = tuple(normalize_symbol(s) for s in _split_list(value))
+        if not symbols:
+            raise ValueError("at least one symbol is needed")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("a symbol is listed twice")
+        return symbols
+
+    @field_validator("timeframes", mode="before")
+    @classmethod
+    def _parse_timeframes(cls, value: Any) -> Any:
+        timeframes = tuple(_split_list(value))
+        for tf in timeframes:
+            timeframe_ms(tf)
+        if not timeframes:
+            raise ValueError("at least one timeframe is needed")
+        return tuple(sorted(set(timeframes), key=timeframe_ms))
+
+    @model_validator(mode="after")
+    def _check_replay(self) -> Settings:
+        if self.source == "replay":
+            if self.replay_file is None:
+                raise ValueError("SOURCE=replay needs REPLAY_FILE")
+            if not self.replay_file.is_file():
+                raise ValueError(f"REPLAY_FILE={str(self.replay_file)!r}: no such file")
+        return self
+
+
+def _describe(error: Any) -> str:
+    location = error.get("loc") or ()
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if not location:
+        return message
+    variable = str(location[0]).upper()
+    return f"{variable}={error.get('input')!r}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (overrides win, for CLIs); raise `ConfigError` on a bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        details = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"configuration error: {details}") from None

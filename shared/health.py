@@ -1,0 +1,82 @@
+"""The health record each service keeps in `health:<service>`: status, heartbeat time, counters.
+
+The record has no TTL: a service that died keeps its last `updated`, so the dashboard can say how
+long it has been silent. A service that stops cleanly writes `status=stopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+from shared import keys
+from shared.redis_io import UNAVAILABLE, Redis
+from shared.schemas import StreamFields
+
+log = logging.getLogger(__name__)
+
+Status = Literal["starting", "ok", "degraded", "stopped"]
+Counter = int | float | str
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Health:
+    """A service's status and counters, held in memory and published by `heartbeat`."""
+
+    def __init__(self, service: str) -> None:
+        self.key = keys.health(service)
+        self.service = service
+        self.status: Status = "starting"
+        self.counters: dict[str, Counter] = {}
+        self.started = now_ms()
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = int(self.counters.get(name, 0)) + amount
+
+    def set(self, name: str, value: Counter) -> None:
+        self.counters[name] = value
+
+    def record(self) -> StreamFields:
+        fields: StreamFields = {name: str(value) for name, value in self.counters.items()}
+        fields.update(status=self.status, updated=str(now_ms()), started=str(self.started))
+        return fields
+
+    async def publish(self, redis: Redis) -> bool:
+        """Write the record; False (logged once per outage by the caller) when Redis is away."""
+        try:
+            await redis.hset(self.key, mapping=self.record())
+            return True
+        except UNAVAILABLE:
+            return False
+
+
+async def heartbeat(redis: Redis, health: Health, interval_s: float, stop: asyncio.Event) -> None:
+    """Publish `health` every `interval_s` until `stop`, then once more as `stopped`."""
+    reachable = True
+    while not stop.is_set():
+        published = await health.publish(redis)
+        if published != reachable:
+            reachable = published
+            log.warning("health record " + ("published again" if published else "not published"))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        except TimeoutError:
+            pass
+    health.status = "stopped"
+    await health.publish(redis)
+
+
+def is_fresh(record: Mapping[str, str], max_age_ms: int, at_ms: int | None = None) -> bool:
+    """True when a health record is `ok` or `degraded` and was updated within `max_age_ms`."""
+    try:
+        updated = int(record.get("updated", "0"))
+    except ValueError:
+        return False
+    age = (now_ms() if at_ms is None else at_ms) - updated
+    return record.get("status") in ("ok", "degraded") and age <= max_age_ms

@@ -1,0 +1,62 @@
+"""Every Redis key, stream, channel and consumer-group name. No service spells a key itself.
+
+Symbols are upper case, as Binance spells them in the `s` field of its events.
+"""
+
+from __future__ import annotations
+
+from shared.config import normalize_symbol, timeframe_ms
+
+ALERTS = "alerts"
+"""Stream of fired alerts; also the pub/sub channel on which each firing is published."""
+ALERT_RULES = "alert-rules"
+"""Hash: rule id -> rule as JSON."""
+EVENTS = "events"
+"""Stream of operational events (connected, disconnected, stale, gap, ...)."""
+
+WRITER_GROUP = "writer"
+ANALYTICS_GROUP = "analytics"
+
+SERVICES = ("ingestor", "writer", "analytics", "dashboard")
+HEALTH_PREFIX = "health:"
+
+
+def ticks(symbol: str) -> str:
+    """Stream of normalized trades of one symbol: `ticks:BTCUSDT`."""
+    return f"ticks:{normalize_symbol(symbol)}"
+
+
+def bars(tf: str, symbol: str) -> str:
+    """Stream of closed bars of one symbol and timeframe: `bars:1m:BTCUSDT`."""
+    timeframe_ms(tf)
+    return f"bars:{tf}:{normalize_symbol(symbol)}"
+
+
+def pair_name(symbol_a: str, symbol_b: str) -> str:
+    """The pair as it appears in keys and alert rules: `BTCUSDT-ETHUSDT` (A first)."""
+    return f"{normalize_symbol(symbol_a)}-{normalize_symbol(symbol_b)}"
+
+
+def analytics(symbol_a: str, symbol_b: str, tf: str) -> str:
+    """Stream of per-bar pair statistics: `analytics:BTCUSDT-ETHUSDT:1m`."""
+    timeframe_ms(tf)
+    return f"analytics:{pair_name(symbol_a, symbol_b)}:{tf}"
+
+
+def analytics_latest(symbol_a: str, symbol_b: str, tf: str) -> str:
+    """Hash holding the newest entry of `analytics(a, b, tf)`."""
+    return f"{analytics(symbol_a, symbol_b, tf)}:latest"
+
+
+def health(service: str) -> str:
+    """Hash with a service's `status`, `updated` (epoch ms) and counters: `health:writer`."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    return f"{HEALTH_PREFIX}{service}"
+
+
+def deadletter(service: str) -> str:
+    """Stream of inputs a service could not process, raw, with the reason."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    return f"deadletter:{service}"

@@ -1,0 +1,197 @@
+"""The run loop every service uses: settings, logging, Redis, heartbeat, graceful shutdown.
+
+Shutdown is a sequence. SIGTERM or SIGINT sets `ctx.stop`; the service body notices it between
+iterations (every blocking call it makes is bounded, about a second), finishes or hands back its
+in-flight work and returns. A body still running after `SHUTDOWN_GRACE_S` is cancelled, and a
+second signal cancels it at once. The health record is then marked `stopped` and the process
+exits 0, well inside Docker Compose's 10 s `stop_grace_period`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from shared import keys
+from shared.config import ConfigError, Settings, load_settings
+from shared.events import dead_letter, emit_event
+from shared.health import Health, heartbeat, is_fresh
+from shared.logs import setup_logging
+from shared.redis_io import UNAVAILABLE, Redis, RedisUnavailable, client, connect, decoded
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 8.0
+REPEAT_WINDOW_S = 2.0
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+@dataclass
+class ServiceContext:
+    """What a service body gets: its settings, a Redis client, its health record, the stop flag."""
+
+    name: str
+    settings: Settings
+    redis: Redis
+    health: Health
+    stop: asyncio.Event
+
+    async def event(self, kind: str, detail: str, symbol: str = "") -> bool:
+        return await emit_event(
+            self.redis,
+            self.name,
+            kind,
+            detail,
+            symbol=symbol,
+            maxlen=self.settings.maxlen_events,
+        )
+
+    async def dead_letter(self, raw: str | bytes, reason: str) -> bool:
+        self.health.incr("deadlettered")
+        return await dead_letter(
+            self.redis, self.name, raw, reason, maxlen=self.settings.maxlen_deadletter
+        )
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop; True when the stop flag was set meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+        return self.stop.is_set()
+
+
+ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]
+
+
+def service_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The common command line: `python -m services.<name> [--check]`."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=description)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit 0 when health:{name} shows a live, healthy service, 1 otherwise",
+    )
+    return parser
+
+
+def settings_or_exit(name: str) -> Settings:
+    """Load settings; on a bad value print one line naming it and exit with status 2."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def stop_on_signals(stop: asyncio.Event, on_second: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT set `stop`; a signal repeated later than `REPEAT_WINDOW_S` calls
+    `on_second` (cancel at once). Repeats inside the window are the same request delivered twice
+    (a terminal's SIGINT to the process group plus a process manager's SIGTERM)."""
+    loop = asyncio.get_running_loop()
+    first_at: list[float] = []
+
+    def handle(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if not first_at:
+            first_at.append(loop.time())
+            log.info("stopping", extra={"signal": name})
+            stop.set()
+        elif loop.time() - first_at[0] > REPEAT_WINDOW_S:
+            log.warning("second signal, cancelling in-flight work", extra={"signal": name})
+            on_second()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handle, signum)
+
+
+async def _connect_unless_stopped(url: str, stop: asyncio.Event) -> Redis | None:
+    connecting = asyncio.create_task(connect(url))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        return None
+    return connecting.result()
+
+
+async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
+    stop = asyncio.Event()
+    body_task: asyncio.Task[None] | None = None
+
+    def cancel_body() -> None:
+        if body_task is not None:
+            body_task.cancel()
+
+    stop_on_signals(stop, cancel_body)
+    try:
+        redis = await _connect_unless_stopped(settings.redis_url, stop)
+    except RedisUnavailable as exc:
+        log.error("giving up: %s", exc)
+        return EXIT_FAILED
+    if redis is None:
+        return EXIT_OK
+
+    health = Health(name)
+    ctx = ServiceContext(name=name, settings=settings, redis=redis, health=health, stop=stop)
+    beating = asyncio.create_task(heartbeat(redis, health, settings.health_interval_s, stop))
+    body_task = asyncio.create_task(body(ctx))
+    log.info("started", extra={"redis": settings.redis_url})
+    code = EXIT_OK
+    try:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({body_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not body_task.done():
+            done, _ = await asyncio.wait({body_task}, timeout=SHUTDOWN_GRACE_S)
+            if not done:
+                log.warning("in-flight work not finished in time, cancelling")
+                body_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await body_task
+    except Exception:
+        log.exception("service failed")
+        code = EXIT_FAILED
+    finally:
+        stop.set()
+        with contextlib.suppress(*UNAVAILABLE):
+            await beating
+        await redis.aclose()
+    log.info("stopped", extra={"exit": code})
+    return code
+
+
+def run_service(name: str, settings: Settings, body: ServiceBody) -> int:
+    """Run `body` as service `name` until it returns or a signal stops it; the exit status."""
+    setup_logging(name, settings.log_level, settings.log_format)
+    return asyncio.run(_supervise(name, settings, body))
+
+
+async def _check(name: str, settings: Settings) -> int:
+    redis = client(settings.redis_url)
+    try:
+        record = decoded(await redis.hgetall(keys.health(name)))
+    except UNAVAILABLE as exc:
+        print(f"{name}: redis unreachable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await redis.aclose()
+    max_age_ms = int(max(5.0, 5 * settings.health_interval_s) * 1000)
+    if is_fresh(record, max_age_ms):
+        print(f"{name}: {record.get('status')}")
+        return EXIT_OK
+    print(f"{name}: not healthy: {record or 'no health record'}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def check_health(name: str, settings: Settings) -> int:
+    """`--check`: 0 when the service's heartbeat is recent and its status ok or degraded."""
+    return asyncio.run(_check(name, settings))
