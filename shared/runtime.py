@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,3 +195,14 @@ async def _check(name: str, settings: Settings) -> int:
 def check_health(name: str, settings: Settings) -> int:
     """`--check`: 0 when the service's heartbeat is recent and its status ok or degraded."""
     return asyncio.run(_check(name, settings))
+
+
+def service_main(
+    name: str, description: str, body: ServiceBody, argv: Sequence[str] | None = None
+) -> int:
+    """The whole `python -m services.<name>` for a service without subcommands."""
+    args = service_parser(name, description).parse_args(argv)
+    settings = settings_or_exit(name)
+    if args.check:
+        return check_health(name, settings)
+    return run_service(name, settings, body)

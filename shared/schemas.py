@@ -8,12 +8,13 @@ Prices and sizes of ticks stay exact decimal strings end to end; SQLite stores t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Literal, TypeVar
 
 from redis.typing import EncodableT, FieldT
 
+T = TypeVar("T")
 Side = Literal["buy", "sell"]
 StreamFields = dict[FieldT, EncodableT]
 """An XADD field map as redis-py types it; every value we write is a str."""
@@ -37,20 +38,20 @@ def _field(fields: Mapping[str, str], name: str) -> str:
         raise SchemaError(f"missing field {name!r}") from None
 
 
-def _int(fields: Mapping[str, str], name: str) -> int:
+def _converted(fields: Mapping[str, str], name: str, convert: Callable[[str], T], kind: str) -> T:
     raw = _field(fields, name)
     try:
-        return int(raw)
+        return convert(raw)
     except ValueError:
-        raise SchemaError(f"field {name!r} is not an integer: {raw!r}") from None
+        raise SchemaError(f"field {name!r} is not {kind}: {raw!r}") from None
+
+
+def _int(fields: Mapping[str, str], name: str) -> int:
+    return _converted(fields, name, int, "an integer")
 
 
 def _float(fields: Mapping[str, str], name: str) -> float:
-    raw = _field(fields, name)
-    try:
-        return float(raw)
-    except ValueError:
-        raise SchemaError(f"field {name!r} is not a number: {raw!r}") from None
+    return _converted(fields, name, float, "a number")
 
 
 def _decimal(fields: Mapping[str, str], name: str) -> str:
@@ -58,6 +59,33 @@ def _decimal(fields: Mapping[str, str], name: str) -> str:
     if not DECIMAL_PATTERN.match(raw):
         raise SchemaError(f"field {name!r} is not a plain decimal: {raw!r}")
     return raw
+
+
+def _encode(record: Any) -> StreamFields:
+    """Field map of a dataclass record: floats by `repr` (shortest exact round trip), else `str`."""
+    return {
+        field.name: repr(value) if isinstance(value, float) else str(value)
+        for field in fields(record)
+        for value in (getattr(record, field.name),)
+    }
+
+
+_PARSERS: dict[str, Callable[[Mapping[str, str], str], Any]] = {
+    "int": _int,
+    "float": _float,
+    "str": _field,
+}
+R = TypeVar("R")
+
+
+def _decode(cls: type[R], data: Mapping[str, str]) -> R:
+    """Parse a record of plain `int`, `float` and `str` fields; those with defaults may be absent."""
+    values = {
+        field.name: _PARSERS[str(field.type)](data, field.name)
+        for field in fields(cls)  # type: ignore[arg-type]
+        if field.name in data or field.default is MISSING
+    }
+    return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,30 +152,11 @@ class Bar:
     trades: int
 
     def to_fields(self) -> StreamFields:
-        return {
-            "start": str(self.start),
-            "open": repr(self.open),
-            "high": repr(self.high),
-            "low": repr(self.low),
-            "close": repr(self.close),
-            "volume": repr(self.volume),
-            "vwap": repr(self.vwap),
-            "trades": str(self.trades),
-        }
+        return _encode(self)
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Bar:
-        return cls(
-            start=_int(fields, "start"),
-            open=_float(fields, "open"),
-            high=_float(fields, "high"),
-            low=_float(fields, "low"),
-            close=_float(fields, "close"),
-            volume=_float(fields, "volume"),
-            vwap=_float(fields, "vwap"),
-            trades=_int(fields, "trades"),
-        )
-
+        return _decode(cls, fields)
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -160,24 +169,11 @@ class Event:
     symbol: str = ""
 
     def to_fields(self) -> StreamFields:
-        return {
-            "service": self.service,
-            "kind": self.kind,
-            "symbol": self.symbol,
-            "detail": self.detail,
-            "ts": str(self.ts),
-        }
+        return _encode(self)
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Event:
-        return cls(
-            service=_field(fields, "service"),
-            kind=_field(fields, "kind"),
-            symbol=fields.get("symbol", ""),
-            detail=fields.get("detail", ""),
-            ts=_int(fields, "ts"),
-        )
-
+        return _decode(cls, fields)
 
 @dataclass(frozen=True, slots=True)
 class Alert:
@@ -190,29 +186,12 @@ class Alert:
     value: float
     threshold: float
     ts: int
-    message: str
+    message: str = ""
 
     def to_fields(self) -> StreamFields:
-        return {
-            "rule": self.rule,
-            "pair": self.pair,
-            "tf": self.tf,
-            "metric": self.metric,
-            "value": repr(self.value),
-            "threshold": repr(self.threshold),
-            "ts": str(self.ts),
-            "message": self.message,
-        }
+        return _encode(self)
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Alert:
-        return cls(
-            rule=_field(fields, "rule"),
-            pair=_field(fields, "pair"),
-            tf=_field(fields, "tf"),
-            metric=_field(fields, "metric"),
-            value=_float(fields, "value"),
-            threshold=_float(fields, "threshold"),
-            ts=_int(fields, "ts"),
-            message=fields.get("message", ""),
-        )
+        return _decode(cls, fields)
+

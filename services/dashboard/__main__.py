@@ -1,24 +1,9 @@
-"""`python -m services.dashboard`: the live Dash dashboard on DASH_HOST:DASH_PORT."""
-
-from __future__ import annotations
+"""The live Dash dashboard on DASH_HOST:DASH_PORT."""
 
 import sys
-from collections.abc import Sequence
 
 from services.dashboard import server
-from shared import runtime
-
-NAME = "dashboard"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = runtime.service_parser(NAME, "The live Dash dashboard on DASH_HOST:DASH_PORT.")
-    args = parser.parse_args(argv)
-    settings = runtime.settings_or_exit(NAME)
-    if args.check:
-        return runtime.check_health(NAME, settings)
-    return runtime.run_service(NAME, settings, server.run)
-
+from shared.runtime import service_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(service_main("dashboard", __doc__ or "", server.run))

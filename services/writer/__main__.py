@@ -1,24 +1,9 @@
-"""`python -m services.writer`: Ticks from the Redis streams into SQLite, exactly once."""
-
-from __future__ import annotations
+"""Ticks from the Redis streams into SQLite, exactly once."""
 
 import sys
-from collections.abc import Sequence
 
 from services.writer import service
-from shared import runtime
-
-NAME = "writer"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = runtime.service_parser(NAME, "Ticks from the Redis streams into SQLite, exactly once.")
-    args = parser.parse_args(argv)
-    settings = runtime.settings_or_exit(NAME)
-    if args.check:
-        return runtime.check_health(NAME, settings)
-    return runtime.run_service(NAME, settings, service.run)
-
+from shared.runtime import service_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(service_main("writer", __doc__ or "", service.run))
