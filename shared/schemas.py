@@ -79,7 +79,7 @@ R = TypeVar("R")
 
 
 def _decode(cls: type[R], data: Mapping[str, str]) -> R:
-    """Parse a record of plain `int`, `float` and `str` fields; those with defaults may be absent."""
+    """Parse a record of plain `int`, `float`, `str` fields; those with defaults may be absent."""
     values = {
         field.name: _PARSERS[str(field.type)](data, field.name)
         for field in fields(cls)  # type: ignore[arg-type]
