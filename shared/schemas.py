@@ -158,6 +158,7 @@ class Bar:
     def from_fields(cls, fields: Mapping[str, str]) -> Bar:
         return _decode(cls, fields)
 
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """An operational event on the `events` stream (connected, disconnected, stale, gap, ...)."""
@@ -174,6 +175,7 @@ class Event:
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Event:
         return _decode(cls, fields)
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:
@@ -194,4 +196,3 @@ class Alert:
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Alert:
         return _decode(cls, fields)
-
