@@ -24,7 +24,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 up: setup  ## Redis if none answers, then the four services (Ctrl-C stops them)
 	$(PY) -m scripts.local_redis start
-	PATH="$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+	PATH="$(BIN):$$PATH" $(BIN)/honcho -f Procfile start || [ $$? -eq 130 ]
 
 demo: setup  ## the same on the recorded data shipped in sample_data/, offline
 	$(MAKE) up SOURCE=replay REPLAY_FILE=$(DEMO_FILE) REPLAY_SHIFT=1 \
