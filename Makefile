@@ -31,8 +31,8 @@ demo: setup  ## the same on the recorded data shipped in sample_data/, offline
 		REDIS_URL=$(DEMO_REDIS_URL) SQLITE_PATH=data/demo.db
 
 down:  ## stop services left running and the Redis that `make up` started
-	-pkill -TERM -f 'honcho.* -f Procfile start' || true
-	-pkill -TERM -f 'python -m services\.(ingestor|writer|analytics|dashboard)' || true
+	-pkill -TERM -f '[h]oncho.* -f Procfile start' || true
+	-pkill -TERM -f '[p]ython -m services\.(ingestor|writer|analytics|dashboard)' || true
 	$(PY) -m scripts.local_redis stop
 
 test: setup  ## every tier: unit, integration (real Redis + SQLite), e2e
