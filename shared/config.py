@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     replay_speed: float = Field(default=1.0, ge=0)
     replay_shift: bool = False
 
+    # Writer.
+
     # Analytics.
     timeframes: Annotated[tuple[str, ...], NoDecode] = ("1s", "1m", "5m")
     window: int = Field(default=60, ge=3, le=100_000)

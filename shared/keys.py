@@ -14,6 +14,12 @@ ALERT_RULES = "alert-rules"
 EVENTS = "events"
 """Stream of operational events (connected, disconnected, stale, gap, ...)."""
 
+ANALYTICS_VIEWS = "analytics-views"
+"""Sorted set of pair views users asked for: member = view id (`shared.views`), score = expiry
+epoch ms. The dashboard renews its view; the worker serves every unexpired one."""
+ANALYTICS_REQUESTS = "analytics-requests"
+"""Stream of one-off requests to the worker: `kind` (`adf`), `view` (a view id), `ts`."""
+
 WRITER_GROUP = "writer"
 ANALYTICS_GROUP = "analytics"
 
@@ -37,15 +43,20 @@ def pair_name(symbol_a: str, symbol_b: str) -> str:
     return f"{normalize_symbol(symbol_a)}-{normalize_symbol(symbol_b)}"
 
 
-def analytics(symbol_a: str, symbol_b: str, tf: str) -> str:
-    """Stream of per-bar pair statistics: `analytics:BTCUSDT-ETHUSDT:1m`."""
+def analytics(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -> str:
+    """Stream of per-bar pair statistics: `analytics:BTCUSDT-ETHUSDT:1m`.
+
+    The default series (window `WINDOW`, OLS hedge) has no variant; a view a user asked for with
+    other parameters has one, `w<window>:<method>`: `analytics:BTCUSDT-ETHUSDT:1m:w120:kalman`.
+    """
     timeframe_ms(tf)
-    return f"analytics:{pair_name(symbol_a, symbol_b)}:{tf}"
+    base = f"analytics:{pair_name(symbol_a, symbol_b)}:{tf}"
+    return f"{base}:{variant}" if variant else base
 
 
-def analytics_latest(symbol_a: str, symbol_b: str, tf: str) -> str:
-    """Hash holding the newest entry of `analytics(a, b, tf)`."""
-    return f"{analytics(symbol_a, symbol_b, tf)}:latest"
+def analytics_latest(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -> str:
+    """Hash holding the newest entry of `analytics(a, b, tf, variant)`."""
+    return f"{analytics(symbol_a, symbol_b, tf, variant)}:latest"
 
 
 def health(service: str) -> str:

@@ -23,6 +23,9 @@ DECIMAL_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 TICK_FIELDS = ("ts", "symbol", "price", "size", "trade_id", "side", "recv_ts")
 BAR_FIELDS = ("start", "open", "high", "low", "close", "volume", "vwap", "trades")
 EVENT_FIELDS = ("service", "kind", "symbol", "detail", "ts")
+PAIR_STAT_FIELDS = (
+    "ts", "price_a", "price_b", "alpha", "beta", "spread", "zscore", "corr", "window",
+)  # fmt: skip
 ALERT_FIELDS = ("rule", "pair", "tf", "metric", "value", "threshold", "ts", "message")
 DEADLETTER_FIELDS = ("reason", "raw", "ts")
 
@@ -62,11 +65,15 @@ def _decimal(fields: Mapping[str, str], name: str) -> str:
 
 
 def _encode(record: Any) -> StreamFields:
-    """Field map of a dataclass record: floats by `repr` (shortest exact round trip), else `str`."""
+    """Field map of a dataclass record: floats by `repr` (shortest exact round trip), else `str`.
+
+    Fields that are `None` (optional statistics not computed this time) are left out.
+    """
     return {
         field.name: repr(value) if isinstance(value, float) else str(value)
         for field in fields(record)
         for value in (getattr(record, field.name),)
+        if value is not None
     }
 
 
@@ -74,6 +81,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, str], str], Any]] = {
     "int": _int,
     "float": _float,
     "str": _field,
+    "float | None": _float,
 }
 R = TypeVar("R")
 
@@ -195,4 +203,42 @@ class Alert:
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Alert:
+        return _decode(cls, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class PairStat:
+    """The statistics of one pair at one closed bar, as on `analytics:<A>-<B>:<tf>[...]`.
+
+    Over the last `n` aligned bars (at most `window`) of close prices A and B:
+    `alpha`, `beta` are the hedge of A on B by `method` (`ols`, `kalman` or `huber`);
+    `spread = A - beta * B` at this bar; `spread_mean`, `spread_std` (ddof 1) are those of
+    `s_i = A_i - beta * B_i` over the window, so `zscore = (spread - spread_mean) / spread_std`;
+    `corr` is the Pearson correlation of the two legs' log returns over the window.
+    The stationarity fields are present only on the bars where they were computed.
+    """
+
+    ts: int
+    price_a: float
+    price_b: float
+    alpha: float
+    beta: float
+    spread: float
+    zscore: float
+    corr: float
+    window: int
+    n: int
+    method: str
+    spread_mean: float
+    spread_std: float
+    adf_stat: float | None = None
+    adf_pvalue: float | None = None
+    half_life: float | None = None
+    coint_pvalue: float | None = None
+
+    def to_fields(self) -> StreamFields:
+        return _encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> PairStat:
         return _decode(cls, fields)

@@ -1,0 +1,105 @@
+"""History queries on a real SQLite file equal pandas resampling of the same recorded ticks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.history import History
+from shared.tickdb import SCHEMA_VERSION, TickDbError, open_for_reading, open_for_writing
+from tests.recorded import market_trades
+
+
+def _load(path: Path) -> pd.DataFrame:
+    """Store the recorded trades with ids in file order per symbol; return them as a frame."""
+    rows, next_id = [], {"BTCUSDT": 1, "ETHUSDT": 1}
+    for trade in market_trades():
+        rows.append((trade.symbol, next_id[trade.symbol], trade.ts, trade.price, trade.size))
+        next_id[trade.symbol] += 1
+    conn = open_for_writing(path)
+    conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, 'buy', 0)", rows)
+    conn.close()
+    frame = pd.DataFrame(rows, columns=["symbol", "trade_id", "ts", "price", "size"])
+    return frame.astype({"price": float, "size": float})
+
+
+def _pandas_bars(ticks: pd.DataFrame, rule: str) -> pd.DataFrame:
+    indexed = ticks.assign(
+        time=pd.to_datetime(ticks["ts"], unit="ms"), notional=ticks["price"] * ticks["size"]
+    ).set_index("time")
+    grouped = indexed.resample(rule)
+    bars = pd.DataFrame(
+        {
+            "open": grouped["price"].first(),
+            "high": grouped["price"].max(),
+            "low": grouped["price"].min(),
+            "close": grouped["price"].last(),
+            "volume": grouped["size"].sum(),
+            "vwap": grouped["notional"].sum() / grouped["size"].sum(),
+            "trades": grouped["price"].count(),
+        }
+    )
+    bars = bars[bars["trades"] > 0]
+    bars.insert(0, "start", bars.index.as_unit("ms").asi8)
+    return bars.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[History, pd.DataFrame]:
+    path = tmp_path_factory.mktemp("history") / "ticks.db"
+    return History(path), _load(path)
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
+@pytest.mark.parametrize(("tf", "rule"), [("1s", "1s"), ("1m", "1min"), ("5m", "5min")])
+def test_bars_equal_pandas_resampling(
+    stored: tuple[History, pd.DataFrame], symbol: str, tf: str, rule: str
+) -> None:
+    history, ticks = stored
+    mine = ticks[ticks["symbol"] == symbol]
+    expected = _pandas_bars(mine, rule)
+    bars = history.bars(symbol, tf, 0, 2**62)
+    assert len(bars) == len(expected) > 0
+    np.testing.assert_array_equal(bars["start"], expected["start"])
+    np.testing.assert_array_equal(bars["trades"], expected["trades"])
+    for column in ("open", "high", "low", "close"):
+        np.testing.assert_array_equal(bars[column], expected[column], err_msg=column)
+    np.testing.assert_allclose(bars["volume"], expected["volume"], rtol=1e-12)
+    np.testing.assert_allclose(bars["vwap"], expected["vwap"], rtol=1e-12)
+
+
+def test_ranges_are_half_open(stored: tuple[History, pd.DataFrame]) -> None:
+    history, ticks = stored
+    btc = ticks[ticks["symbol"] == "BTCUSDT"]
+    start, end = int(btc["ts"].iloc[100]), int(btc["ts"].iloc[500])
+    got = history.ticks("btcusdt", start, end)
+    expected = btc[(btc["ts"] >= start) & (btc["ts"] < end)]
+    assert list(got["trade_id"]) == list(expected["trade_id"])
+    assert history.span("BTCUSDT") == (int(btc["ts"].min()), int(btc["ts"].max()))
+    assert history.span("SOLUSDT") is None
+
+
+def test_reader_never_creates_or_writes(tmp_path: Path) -> None:
+    with pytest.raises(TickDbError, match="no tick database"):
+        open_for_reading(tmp_path / "absent.db")
+    assert not (tmp_path / "absent.db").exists()
+    open_for_writing(tmp_path / "t.db").close()
+    reader = open_for_reading(tmp_path / "t.db")
+    with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
+        reader.execute("INSERT INTO ticks VALUES ('X1', 1, 1, '1', '1', 'buy', 1)")
+
+
+def test_migrations_are_idempotent_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    conn = open_for_writing(tmp_path / "t.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    conn = open_for_writing(tmp_path / "t.db")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(TickDbError, match="newer than this program"):
+        open_for_writing(tmp_path / "t.db")
