@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     dash_host: str = "127.0.0.1"
     dash_port: int = Field(default=8050, ge=1, le=65_535)
     dash_debug: bool = False
+    dash_update_ms: int = Field(default=500, ge=100, le=60_000)
+    dash_max_points: int = Field(default=10_000, ge=100, le=200_000)
+    dash_history_max_bars: int = Field(default=500_000, ge=1_000, le=10_000_000)
+    dash_upload_max_mb: float = Field(default=50.0, gt=0, le=1_024)
+    dash_theme: Literal["dark", "light"] = "dark"
 
     @field_validator("log_level", mode="before")
     @classmethod

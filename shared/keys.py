@@ -71,3 +71,15 @@ def deadletter(service: str) -> str:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}")
     return f"deadletter:{service}"
+
+
+UPLOAD_TTL_S = 3_600
+DASHBOARD_UPLOAD_PREFIX = "dashboard:upload:"
+
+
+def dashboard_upload(token: str) -> str:
+    """String holding one uploaded OHLC file, parsed (compressed JSON), kept `UPLOAD_TTL_S`:
+    `dashboard:upload:<token>`. The browser holds only the token."""
+    if not token.isalnum() or len(token) > 64:
+        raise ValueError(f"upload token {token!r} must be letters and digits")
+    return f"{DASHBOARD_UPLOAD_PREFIX}{token}"

@@ -11,16 +11,31 @@ from services.dashboard.data import read_health
 from services.dashboard.layout import build_layout
 from shared.config import Settings
 
+REQUEST_OVERHEAD = 4 / 3 * 1.05
+"""An upload travels base64-encoded inside a JSON callback request."""
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The dashboard's synchronous client (Dash callbacks run in waitress threads); short
+    timeouts so a missing Redis shows as a banner within a second, never as a hung page."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=10,
+    )
+
 
 def build_app(settings: Settings) -> Dash:
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=2.0
-    )
+    client = redis_client(settings)
     app = Dash(__name__, title="Pairs monitor", update_title="")
     app.layout = build_layout(settings)
-    register_callbacks(app, client)
+    register_callbacks(app, client, settings)
 
     server: Flask = app.server
+    upload_bytes = settings.dash_upload_max_mb * 1_048_576
+    server.config["MAX_CONTENT_LENGTH"] = int(upload_bytes * REQUEST_OVERHEAD) + 1_048_576
 
     @server.route("/healthz")
     def healthz() -> tuple[Response, int]:

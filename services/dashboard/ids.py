@@ -1,5 +1,86 @@
-"""Component ids, in one place so layout and callbacks cannot disagree."""
+"""Component ids, in one place so layout, callbacks and browser tests cannot disagree."""
 
+ROOT = "root"
+THEME = "theme"
+CONFIG = "config"
+
+# Health bar.
 HEALTH_TICK = "health-tick"
 HEALTH_BAR = "health-bar"
 REDIS_STATUS = "redis-status"
+BANNER = "banner"
+EVENTS = "events"
+FEED_SAMPLE = "feed-sample"
+SERVICE_CHIP = "service-chip"
+
+# Controls.
+MODE = "mode"
+SYMBOL_A = "symbol-a"
+SYMBOL_B = "symbol-b"
+TIMEFRAME = "timeframe"
+WINDOW = "window"
+METHOD = "method"
+THRESHOLD = "threshold"
+LIVE_TOGGLE = "live-toggle"
+PAUSED = "paused"
+CONTROL_ERROR = "control-error"
+VIEW = "view"
+
+# Chart.
+LIVE_TICK = "live-tick"
+CURSOR = "cursor"
+GRAPH = "chart"
+CHART_STATUS = "chart-status"
+ZOOM = "zoom"
+
+# Statistics.
+STATS = "stats"
+ADF_BUTTON = "adf-button"
+ADF_STATUS = "adf-status"
+
+# History.
+HISTORY_PANEL = "history-panel"
+HISTORY_PRESET = "history-preset"
+HISTORY_FROM = "history-from"
+HISTORY_TO = "history-to"
+HISTORY_LOAD = "history-load"
+HISTORY_SPAN = "history-span"
+
+# Upload.
+UPLOAD = "upload"
+UPLOAD_ACCEPTED = "upload-accepted"
+UPLOAD_STATUS = "upload-status"
+UPLOAD_TOKEN = "upload-token"
+
+# Export.
+EXPORT_BUTTON = "export-button"
+EXPORT_DOWNLOAD = "export-download"
+EXPORT_STATUS = "export-status"
+
+# Alert rules.
+RULES_TABLE = "rules-table"
+RULES_DIGEST = "rules-digest"
+RULE_TOGGLE = "rule-toggle"
+RULE_EDIT = "rule-edit"
+RULE_DELETE = "rule-delete"
+RULE_ID = "rule-id"
+RULE_NAME = "rule-name"
+RULE_PAIR = "rule-pair"
+RULE_TF = "rule-tf"
+RULE_METRIC = "rule-metric"
+RULE_OP = "rule-op"
+RULE_THRESHOLD = "rule-threshold"
+RULE_COOLDOWN = "rule-cooldown"
+RULE_WINDOW = "rule-window"
+RULE_METHOD = "rule-method"
+RULE_CONDITIONS = "rule-conditions"
+RULE_ENABLED = "rule-enabled"
+RULE_SAVE = "rule-save"
+RULE_CLEAR = "rule-clear"
+RULE_STATUS = "rule-status"
+ALERT_AT_K = "alert-at-k"
+
+# Fired alerts.
+ALERTS_FEED = "alerts-feed"
+ALERTS_CURSOR = "alerts-cursor"
+TOAST = "toast"

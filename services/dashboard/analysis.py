@@ -1,0 +1,61 @@
+"""Pair statistics for data the analytics worker did not serve (history, uploads), computed by
+the shared batch implementation `shared.pairstats`, the same statistics the worker publishes.
+
+The dashboard has no statistics code of its own: this module only aligns the two legs' closes and
+hands them over.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shared.schemas import Bar, PairStat
+
+
+class AnalysisUnavailable(RuntimeError):
+    """The shared batch statistics module is not installed in this build."""
+
+
+def _pairstats() -> Any:
+    try:
+        return importlib.import_module("shared.pairstats")
+    except ModuleNotFoundError:
+        raise AnalysisUnavailable(
+            "statistics for history and uploads need shared/pairstats.py, which this build "
+            "does not have yet; prices and volume are shown"
+        ) from None
+
+
+def align_closes(
+    bars_a: Sequence[Bar], bars_b: Sequence[Bar]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, close A, close B) on the union of both legs' bar times, each close carried forward
+    over bars without trades (as the worker's bars do); times before both legs traded are left
+    out."""
+    times = np.union1d(
+        np.fromiter((bar.start for bar in bars_a), dtype=np.int64, count=len(bars_a)),
+        np.fromiter((bar.start for bar in bars_b), dtype=np.int64, count=len(bars_b)),
+    )
+    closes = []
+    for bars in (bars_a, bars_b):
+        column = np.full(len(times), np.nan)
+        if bars:
+            starts = np.fromiter((bar.start for bar in bars), dtype=np.int64, count=len(bars))
+            column[np.searchsorted(times, starts)] = [bar.close for bar in bars]
+        filled = np.maximum.accumulate(np.where(np.isnan(column), -1, np.arange(len(times))))
+        closes.append(np.where(filled >= 0, column[np.maximum(filled, 0)], np.nan))
+    usable = ~(np.isnan(closes[0]) | np.isnan(closes[1]))
+    return times[usable], closes[0][usable], closes[1][usable]
+
+
+def pair_stats(
+    times: np.ndarray, close_a: np.ndarray, close_b: np.ndarray, window: int, method: str
+) -> list[PairStat]:
+    """One PairStat per aligned bar from the shared batch statistics."""
+    module = _pairstats()
+    stats: list[PairStat] = module.pair_stats(times, close_a, close_b, window=window, method=method)
+    return stats

@@ -1,0 +1,291 @@
+"""Dashboard test helpers: contract-level Redis fixtures built from the recorded trades, the
+dashboard as a real process, and a headless Chromium (Debian's chromium + chromedriver)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+
+from shared import keys
+from shared.schemas import Alert, Bar, PairStat
+from shared.views import PairView
+from tests.recorded import market_trades
+from tests.support import free_port, service_env, start_service, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--disable-extensions", "--disable-default-apps", "--mute-audio",
+)  # fmt: skip
+
+
+# Contract-level data: real recorded trades -> bars -> pair statistics ------------------------
+
+
+def recorded_bars(symbol: str, tf_ms: int = 1_000) -> list[Bar]:
+    """Bars of one symbol from the recorded trades (test fixture, not the worker's code)."""
+    rows = [t for t in market_trades() if t.symbol.upper() == symbol]
+    frame = pd.DataFrame(
+        {
+            "ts": [t.ts for t in rows],
+            "price": [float(t.price) for t in rows],
+            "size": [float(t.size) for t in rows],
+        }
+    )
+    frame["start"] = frame["ts"] // tf_ms * tf_ms
+    frame["notional"] = frame["price"] * frame["size"]
+    grouped = frame.groupby("start")
+    out = grouped.agg(
+        open=("price", "first"), high=("price", "max"), low=("price", "min"),
+        close=("price", "last"), volume=("size", "sum"), notional=("notional", "sum"),
+        trades=("price", "count"),
+    ).reset_index()  # fmt: skip
+    return [
+        Bar(int(r.start), float(r.open), float(r.high), float(r.low), float(r.close),
+            float(r.volume), float(r.notional / r.volume), int(r.trades))
+        for r in out.itertuples(index=False)
+    ]  # fmt: skip
+
+
+def rolling_stats(bars_a: Sequence[Bar], bars_b: Sequence[Bar], window: int) -> list[PairStat]:
+    """Plausible PairStat records (rolling OLS) on the common bar times, for fixtures only."""
+    b_by_start = {bar.start: bar for bar in bars_b}
+    common = [(bar, b_by_start[bar.start]) for bar in bars_a if bar.start in b_by_start]
+    out = []
+    for i in range(2, len(common)):
+        chunk = common[max(0, i - window + 1) : i + 1]
+        a = np.array([x.close for x, _ in chunk])
+        b = np.array([y.close for _, y in chunk])
+        beta, alpha = np.polyfit(b, a, 1) if np.ptp(b) > 0 else (0.0, float(a.mean()))
+        spreads = a - beta * b
+        mean, std = float(spreads.mean()), float(spreads.std(ddof=1)) or 1e-9
+        returns_a, returns_b = np.diff(np.log(a)), np.diff(np.log(b))
+        with np.errstate(all="ignore"):
+            corr = float(np.corrcoef(returns_a, returns_b)[0, 1]) if len(a) > 2 else 0.0
+        corr = corr if np.isfinite(corr) else 0.0
+        out.append(
+            PairStat(
+                ts=chunk[-1][0].start, price_a=float(a[-1]), price_b=float(b[-1]),
+                alpha=float(alpha), beta=float(beta), spread=float(spreads[-1]),
+                zscore=(float(spreads[-1]) - mean) / std, corr=corr, window=window,
+                n=len(chunk), method="ols", spread_mean=mean, spread_std=std,
+                adf_stat=-3.2 if i % 10 == 0 else None, adf_pvalue=0.02 if i % 10 == 0 else None,
+                half_life=12.5 if i % 10 == 0 else None,
+                coint_pvalue=0.04 if i % 10 == 0 else None,
+            )
+        )  # fmt: skip
+    return out
+
+
+@dataclass
+class Seeded:
+    bars_a: list[Bar]
+    bars_b: list[Bar]
+    stats: list[PairStat]
+
+
+def seed_pair(
+    client: redis.Redis,
+    view: PairView,
+    default_window: int,
+    *,
+    bars: int | None = None,
+    stats: bool = True,
+) -> Seeded:
+    """Fill `bars:<tf>:<A|B>`, the view's analytics stream and latest hash from the recordings."""
+    tf_ms = {"1s": 1_000, "1m": 60_000, "5m": 300_000}[view.tf]
+    bars_a, bars_b = recorded_bars(view.a, tf_ms), recorded_bars(view.b, tf_ms)
+    if bars is not None:
+        bars_a, bars_b = bars_a[:bars], bars_b[:bars]
+    seeded = rolling_stats(bars_a, bars_b, view.window) if stats else []
+    pipe = client.pipeline(transaction=False)
+    for bar in bars_a:
+        pipe.xadd(keys.bars(view.tf, view.a), bar.to_fields())
+    for bar in bars_b:
+        pipe.xadd(keys.bars(view.tf, view.b), bar.to_fields())
+    for stat in seeded:
+        pipe.xadd(view.stream_key(default_window), stat.to_fields())
+    if seeded:
+        pipe.delete(view.latest_key(default_window))
+        pipe.hset(view.latest_key(default_window), mapping=seeded[-1].to_fields())
+    pipe.execute()
+    return Seeded(bars_a, bars_b, seeded)
+
+
+def add_alert(client: redis.Redis, alert: Alert) -> str:
+    return str(client.xadd(keys.ALERTS, alert.to_fields()))
+
+
+# The dashboard as a process ------------------------------------------------------------------
+
+
+@dataclass
+class DashboardProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def healthz(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def dashboard_process(
+    redis_url: str, log_dir: Path, **overrides: str
+) -> Iterator[DashboardProcess]:
+    """`python -m services.dashboard` on a free port, until `/healthz` answers."""
+    port = free_port()
+    env = service_env(
+        redis_url, DASH_HOST="127.0.0.1", DASH_PORT=str(port), LOG_LEVEL="WARNING", **overrides
+    )
+    log = log_dir / f"dashboard-{port}.log"
+    process = start_service("dashboard", env, log=log)
+    dashboard = DashboardProcess(f"http://127.0.0.1:{port}", process, log)
+    try:
+        if not wait_until(lambda: healthz(dashboard.url) is not None, timeout=30, interval=0.2):
+            raise RuntimeError(f"dashboard did not start: {log.read_text()[-2000:]}")
+        yield dashboard
+    finally:
+        dashboard.stop()
+
+
+# Headless Chromium ---------------------------------------------------------------------------
+
+
+class Browser:
+    """A headless Chromium driven by Selenium, its console collected, downloads in a folder."""
+
+    def __init__(self, downloads: Path, size: tuple[int, int] = (1440, 900)) -> None:
+        for binary in (CHROMIUM, CHROMEDRIVER):
+            if not os.access(binary, os.X_OK):
+                raise RuntimeError(
+                    f"{binary} is missing: run scripts/install-system-deps.sh browser"
+                )
+        downloads.mkdir(parents=True, exist_ok=True)
+        self.downloads = downloads
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--window-size={size[0]},{size[1]}")
+        options.add_experimental_option(
+            "prefs",
+            {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+        )
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        self.driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
+        self.console: list[dict[str, Any]] = []
+
+    def quit(self) -> None:
+        with contextlib.suppress(WebDriverException):
+            self.driver.quit()
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def collect_console(self) -> list[dict[str, Any]]:
+        self.console.extend(self.driver.get_log("browser"))
+        return self.console
+
+    def console_errors(self) -> list[str]:
+        return [e["message"] for e in self.collect_console() if e.get("level") == "SEVERE"]
+
+    def find(self, css: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str) -> str:
+        try:
+            return str(self.find(css).text)
+        except WebDriverException:
+            return ""
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0, what: str = "") -> None:
+        def check() -> bool:
+            try:
+                return bool(predicate())
+            except WebDriverException:
+                return False
+
+        if not wait_until(check, timeout=timeout, interval=0.2):
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+    def type_into(self, css: str, text: str, *, enter: bool = True) -> None:
+        element = self.find(css)
+        element.clear()
+        self.driver.execute_script("arguments[0].select && arguments[0].select();", element)
+        element.send_keys(text + ("\n" if enter else ""))
+
+    def click(self, css: str) -> None:
+        element = self.find(css)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        element.click()
+
+    def trace_lengths(self, graph_id: str = "chart") -> list[int]:
+        """Points in each trace of the Plotly graph as drawn in the page."""
+        lengths = self.driver.execute_script(
+            "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
+            "return gd && gd.data ? gd.data.map(t => (t.x || []).length) : null;",
+            graph_id,
+        )
+        return [int(n) for n in lengths] if lengths else []
+
+    def screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(path))
+
+    def wait_for_download(self, suffix: str = ".csv", timeout: float = 15.0) -> Path:
+        def done() -> Path | None:
+            files = [p for p in self.downloads.iterdir() if p.name.endswith(suffix)]
+            return files[0] if files else None
+
+        self.wait_for(done, timeout, f"a {suffix} download")
+        path = done()
+        assert path is not None
+        time.sleep(0.2)
+        return path
+
+    def clear_downloads(self) -> None:
+        shutil.rmtree(self.downloads, ignore_errors=True)
+        self.downloads.mkdir(parents=True, exist_ok=True)
