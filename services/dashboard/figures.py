@@ -180,7 +180,6 @@ def _trace_object(trace: Trace, xs: list[int], ys: list[Y], texts: list[str] | N
         "name": trace.name,
         "x": xs,
         "y": ys,
-        "legendgroup": trace.role,
         "showlegend": trace.legend,
         "hovertemplate": trace.hover + f"<extra>{trace.name}</extra>",
     }

@@ -25,7 +25,7 @@ def price_decimals(value: float) -> int:
         return 4
     if magnitude == 0:
         return 2
-    return min(8, 3 - math.floor(math.log10(magnitude)))
+    return min(8, 4 - math.floor(math.log10(magnitude)))
 
 
 def fmt_price(value: float | None) -> str:

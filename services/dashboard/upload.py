@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import io
 import re
 import zlib
@@ -161,10 +162,12 @@ def _read_table(file: UploadedFile) -> pd.DataFrame:
         raise UploadError(f"{file.name}{where}: not a readable CSV ({message})") from None
     except pd.errors.EmptyDataError:
         raise UploadError(f"{file.name} is empty") from None
-    frame.columns = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in frame.columns]
-    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    names = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in header]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
     if duplicated:
         raise UploadError(f"{file.name}: column(s) {', '.join(duplicated)} appear twice")
+    frame.columns = names
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise UploadError(
@@ -197,11 +200,12 @@ def _times(frame: pd.DataFrame, name: str) -> np.ndarray:
         first = abs(values[0])
         scale = 1_000.0 if first < 1e11 else 1.0 if first < 1e14 else 0.001
         return np.round(values * scale).astype(np.int64)
-    if numeric.notna().any() and numeric.isna().any():
-        index = int(np.argmax(numeric.isna().to_numpy()))
+    if numeric.notna().any():
+        odd = numeric.isna() if numeric.notna().iloc[0] else numeric.notna()
+        index = int(np.argmax(odd.to_numpy()))
         raise UploadError(
-            f"{_where(name, index, 'time')}: {raw.iloc[index]!r} mixes with epoch numbers "
-            "in other rows; use one time format"
+            f"{_where(name, index, 'time')}: {raw.iloc[index]!r} is not in the time format of "
+            "the first row; use one format (ISO-8601 or epoch) throughout"
         )
     parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna().to_numpy()
@@ -211,7 +215,7 @@ def _times(frame: pd.DataFrame, name: str) -> np.ndarray:
             f"{_where(name, index, 'time')}: {raw.iloc[index]!r} is not a time "
             "(ISO-8601 like 2025-12-16T13:41:00Z, or epoch seconds/milliseconds)"
         )
-    return (parsed.astype("int64").to_numpy() // 1_000_000).astype(np.int64)
+    return parsed.dt.as_unit("ms").astype("int64").to_numpy().astype(np.int64)
 
 
 def _check_bars(name: str, values: dict[str, np.ndarray]) -> None:
@@ -307,13 +311,16 @@ def pair_from_files(files: Sequence[UploadedFile]) -> UploadedPair:
     if not files:
         raise UploadError("no file was uploaded")
     legs: dict[str, Leg] = {}
+    origins: dict[str, str] = {}
     for file in files:
         for symbol, leg in parse_file(file).items():
             if symbol in legs:
                 raise UploadError(f"{file.name}: {symbol} is also in another uploaded file")
             legs[symbol] = leg
+            if b"symbol" not in file.data.split(b"\n", 1)[0].lower():
+                origins[symbol] = f" from the file name {file.name}"
     if len(legs) != 2:
-        found = ", ".join(legs) or "none"
+        found = ", ".join(f"{symbol}{origins.get(symbol, '')}" for symbol in legs) or "none"
         raise UploadError(f"a pair needs exactly two symbols; the upload has {len(legs)} ({found})")
     a, b = legs.values()
     common, in_a, in_b = np.intersect1d(a.time, b.time, assume_unique=True, return_indices=True)
