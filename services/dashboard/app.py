@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis
 from dash import Dash
 from flask import Flask, Response, jsonify
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
 
 from services.dashboard.callbacks import register_callbacks
 from services.dashboard.data import read_health
@@ -16,14 +18,16 @@ REQUEST_OVERHEAD = 4 / 3 * 1.05
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    """The dashboard's synchronous client (Dash callbacks run in waitress threads); short
-    timeouts so a missing Redis shows as a banner within a second, never as a hung page."""
+    """The dashboard's synchronous client (Dash callbacks run in waitress threads): short
+    timeouts and one quick retry, so a missing Redis shows as a banner within a second instead
+    of holding every callback through redis-py's default backoff."""
     return redis.Redis.from_url(
         settings.redis_url,
         decode_responses=True,
-        socket_connect_timeout=1.0,
+        socket_connect_timeout=0.5,
         socket_timeout=2.0,
         health_check_interval=10,
+        retry=Retry(ConstantBackoff(0.05), 1),
     )
 
 

@@ -312,8 +312,9 @@ def load_history(settings: Settings, view: ViewState) -> Loaded:
     """Bars of `[start, end)` from SQLite; statistics over them (with a window of warm-up bars
     read before `start`, so the first bar on screen already has a full window)."""
     pair = view.pair_view()
-    start, end = cast(int, view.start_ms), cast(int, view.end_ms)
     tf_ms = timeframe_ms(pair.tf)
+    start = cast(int, view.start_ms) // tf_ms * tf_ms  # the bar holding the start is shown whole
+    end = cast(int, view.end_ms)
     estimated = (end - start) // tf_ms
     empty = ChartData(pair.a, pair.b, pair.tf)
     if estimated > settings.dash_history_max_bars:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from services.dashboard.app import build_app
+from services.dashboard.app import build_app, redis_client
 from services.dashboard.data import read_health
 from shared.config import load_settings
 from shared.health import now_ms
@@ -28,10 +28,10 @@ def test_read_health_reports_each_service_and_its_age(sync_redis: redis.Redis) -
 
 
 def test_read_health_says_when_redis_is_down() -> None:
-    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
-    health = read_health(down)
+    down = redis_client(load_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    health = read_health(down, ["BTCUSDT"])
     assert not health.redis_ok
-    assert health.redis_error
+    assert "Connection refused" in health.redis_error or "connecting" in health.redis_error
 
 
 @pytest.mark.parametrize("up", [True, False])

@@ -1,0 +1,210 @@
+"""What the chart shows in each mode, on a real Redis and a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from services.dashboard import actions, screen
+from services.dashboard.screen import ViewState
+from services.dashboard.upload import UploadedFile, pair_from_files
+from shared import keys
+from shared.config import Settings, load_settings
+from shared.history import History
+from shared.schemas import Alert
+from shared.tickdb import open_for_writing
+from shared.views import PairView
+from tests.dashboard_support import seed_pair
+from tests.recorded import market_trades
+
+VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
+
+
+def live_view(**overrides: Any) -> ViewState:
+    values: dict[str, Any] = {"mode": "live", "a": "BTCUSDT", "b": "ETHUSDT", "tf": "1s",
+                              "window": 60, "method": "ols", "k": 2.0}  # fmt: skip
+    values.update(overrides)
+    return ViewState(**values)
+
+
+@pytest.fixture
+def settings(redis_url: str, sqlite_path: Path) -> Settings:
+    return load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=100)
+
+
+def ops(figure: Any) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = figure.to_plotly_json()["operations"]
+    return result
+
+
+def test_full_render_shows_the_newest_points_up_to_the_cap(
+    sync_redis: redis.Redis, settings: Settings
+) -> None:
+    seeded = seed_pair(sync_redis, VIEW, 60)
+    shown = screen.render(sync_redis, settings, live_view(), None, full=True)
+    lengths = [len(trace.x) for trace in shown.figure.data]
+    assert lengths == [100, 100, 100, 100, 100, 100, 100, 0, 100, 100, 100]
+    assert list(shown.figure.data[0].x) == [bar.start for bar in seeded.bars_a[-100:]]
+    assert shown.cursor is not None and shown.cursor["n"]["stats"] == 100
+    assert "100 bars, 100 statistics on screen (cap 100)" in (shown.status or "")
+
+
+def test_live_step_sends_only_new_points_and_nothing_when_nothing_is_new(
+    sync_redis: redis.Redis, settings: Settings
+) -> None:
+    seeded = seed_pair(sync_redis, VIEW, 60, bars=50)
+    view = live_view()
+    first = screen.render(sync_redis, settings, view, None, full=True)
+    idle = screen.render(sync_redis, settings, view, first.cursor, full=False)
+    assert idle.figure is None and idle.stats is None and idle.cursor == first.cursor
+
+    extra = seed_pair(sync_redis, VIEW, 60, bars=52)  # appends 52 more bars per leg
+    step = screen.render(sync_redis, settings, view, first.cursor, full=False)
+    extends = {tuple(op["location"]): op["params"]["value"] for op in ops(step.figure)
+               if op["operation"] == "Extend"}  # fmt: skip
+    assert extends[("data", 0, "x")] == [bar.start for bar in extra.bars_a]
+    deletes = [op for op in ops(step.figure) if op["operation"] == "Delete"]
+    assert step.cursor is not None and step.cursor["n"]["a"] == 100  # 50 + 52 capped at 100
+    assert len([d for d in deletes if d["location"] == ["data", 0, "x", 0]]) == 2
+    assert step.stats is not None  # a new latest hash
+    assert len(seeded.bars_a) == 50
+
+
+def test_alerts_of_this_pair_become_markers(sync_redis: redis.Redis, settings: Settings) -> None:
+    seeded = seed_pair(sync_redis, VIEW, 60, bars=30)
+    view = live_view()
+    first = screen.render(sync_redis, settings, view, None, full=True)
+    mine = Alert("z2", "BTCUSDT-ETHUSDT", "1s", "zscore", 2.2, 2.0, seeded.stats[-1].ts, "up")
+    other = Alert("z2", "BTCUSDT-ETHUSDT", "1m", "zscore", 2.2, 2.0, seeded.stats[-1].ts)
+    for alert in (mine, other):
+        sync_redis.xadd(keys.ALERTS, alert.to_fields())
+    step = screen.render(sync_redis, settings, view, first.cursor, full=False)
+    extends = {tuple(op["location"]): op["params"]["value"] for op in ops(step.figure)}
+    assert extends[("data", 7, "y")] == [2.2]
+    assert step.cursor is not None and step.cursor["n"]["alerts"] == 1
+
+
+def test_a_reset_stream_or_another_view_renders_in_full(
+    sync_redis: redis.Redis, settings: Settings
+) -> None:
+    seed_pair(sync_redis, VIEW, 60, bars=30)
+    view = live_view()
+    first = screen.render(sync_redis, settings, view, None, full=True)
+    other = screen.render(sync_redis, settings, live_view(window=120), first.cursor, full=False)
+    assert hasattr(other.figure, "data")  # a whole figure, not a patch
+    sync_redis.flushdb()
+    seed_pair(sync_redis, VIEW, 60, bars=10)
+    sync_redis.xtrim(keys.bars("1s", "BTCUSDT"), maxlen=0)
+    again = screen.render(sync_redis, settings, view, first.cursor, full=False)
+    assert hasattr(again.figure, "data")
+
+
+def test_a_view_the_worker_has_not_served_yet_says_so(
+    sync_redis: redis.Redis, settings: Settings
+) -> None:
+    seed_pair(sync_redis, VIEW, 60, bars=30)
+    shown = screen.render(sync_redis, settings, live_view(window=120), None, full=True)
+    notes = {a.text for a in shown.figure.layout.annotations}
+    assert any("Waiting for the analytics worker to serve BTCUSDT-ETHUSDT 1s, window 120" in n
+               for n in notes)  # fmt: skip
+    assert len(shown.figure.data[0].x) == 30  # prices still shown
+    empty = screen.render(sync_redis, settings, live_view(a="SOLUSDT"), None, full=True)
+    notes = {a.text for a in empty.figure.layout.annotations}
+    assert "Waiting for the first 1s bars of SOLUSDT" in notes
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_export_has_exactly_the_points_on_screen_or_the_zoomed_range(
+    sync_redis: redis.Redis, settings: Settings
+) -> None:
+    seeded = seed_pair(sync_redis, VIEW, 60)
+    view = live_view()
+    shown = screen.render(sync_redis, settings, view, None, full=True)
+    seed_pair(sync_redis, VIEW, 60, bars=3)  # arrives after the screen was drawn
+    name, text, count = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
+    rows = read_csv(text)
+    expected = sorted({bar.start for bar in seeded.bars_a[-100:]} | {bar.start for bar in
+                      seeded.bars_b[-100:]} | {s.ts for s in seeded.stats[-100:]})  # fmt: skip
+    assert count == len(rows) == len(expected)
+    assert rows[-1]["BTCUSDT_close"] == repr(seeded.bars_a[-1].close)
+    assert rows[-1]["zscore"] == repr(seeded.stats[-1].zscore)
+    assert name.startswith("BTCUSDT-ETHUSDT_1s_")
+    start, end = seeded.bars_a[-10].start, seeded.bars_a[-6].start
+    zoom = {"key": view.key, "start": start, "end": end}
+    _, text, count = screen.export_csv(sync_redis, settings, view, shown.cursor, zoom)
+    assert count == 5 and read_csv(text)[0]["time"].endswith("Z")
+    stale_zoom = {"key": "another view", "start": start, "end": end}
+    assert screen.export_csv(sync_redis, settings, view, shown.cursor, stale_zoom)[2] == len(
+        expected
+    )
+
+
+def write_ticks(path: Path) -> None:
+    conn = open_for_writing(path)
+    rows = [(t.symbol.upper(), i, t.ts, t.price, t.size, "buy", t.ts)
+            for i, t in enumerate(market_trades())]  # fmt: skip
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_history_range_reads_sqlite_bars_of_any_timeframe(
+    sync_redis: redis.Redis, settings: Settings, sqlite_path: Path
+) -> None:
+    write_ticks(sqlite_path)
+    span = History(sqlite_path).span("BTCUSDT")
+    assert span is not None
+    view = live_view(mode="history", tf="1m", start_ms=span[0], end_ms=span[1] + 1)
+    shown = screen.render(sync_redis, settings, view, None, full=True)
+    expected = History(sqlite_path).bars("BTCUSDT", "1m", span[0], span[1] + 1)
+    assert list(shown.figure.data[0].x) == expected["start"].tolist()
+    assert list(shown.figure.data[0].y) == expected["close"].tolist()
+    _, text, _ = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
+    exported = read_csv(text)
+    assert [float(r["BTCUSDT_volume"]) for r in exported if r["BTCUSDT_volume"]] == pytest.approx(
+        expected["volume"].tolist()
+    )
+    assert shown.status is not None and shown.status.startswith("History")
+
+
+def test_history_says_what_is_wrong_instead_of_going_blank(
+    sync_redis: redis.Redis, settings: Settings, sqlite_path: Path
+) -> None:
+    view = live_view(mode="history", start_ms=0, end_ms=60_000)
+    shown = screen.render(sync_redis, settings, view, None, full=True)
+    notes = {a.text for a in shown.figure.layout.annotations}
+    assert any("no tick database" in n for n in notes)
+    write_ticks(sqlite_path)
+    shown = screen.render(sync_redis, settings, view, None, full=True)
+    assert any("No 1s bars" in a.text for a in shown.figure.layout.annotations)
+    huge = live_view(mode="history", start_ms=0, end_ms=10**12)
+    shown = screen.render(sync_redis, settings, huge, None, full=True)
+    assert any("pick a shorter range or a larger timeframe" in a.text
+               for a in shown.figure.layout.annotations)  # fmt: skip
+
+
+def test_an_upload_is_kept_in_redis_and_drawn(sync_redis: redis.Redis, settings: Settings) -> None:
+    lines = ["time,symbol,open,high,low,close,volume"]
+    for i in range(30):
+        lines.append(f"{1_765_892_460 + 60 * i},AAAUSDT,10,13,9,{10 + i % 3},1")
+        lines.append(f"{1_765_892_460 + 60 * i},BBBUSDT,20,25,19,{20 + i % 5},2")
+    pair = pair_from_files([UploadedFile("x.csv", "\n".join(lines).encode())])
+    token = actions.store_upload(sync_redis, pair)
+    assert 0 < sync_redis.ttl(keys.dashboard_upload(token)) <= keys.UPLOAD_TTL_S
+    view = live_view(mode="upload", upload=token)
+    shown = screen.render(sync_redis, settings, view, None, full=True)
+    assert shown.figure.data[0].name == "AAAUSDT" and len(shown.figure.data[0].x) == 30
+    _, text, count = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
+    assert count == 30 and "AAAUSDT_vwap" not in text.splitlines()[0]
+    sync_redis.delete(keys.dashboard_upload(token))
+    gone = screen.render(sync_redis, settings, view, None, full=True)
+    assert any("upload has expired" in a.text for a in gone.figure.layout.annotations)
