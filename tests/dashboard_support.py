@@ -22,6 +22,7 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 from shared import keys
@@ -252,10 +253,20 @@ class Browser:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
 
     def type_into(self, css: str, text: str, *, enter: bool = True) -> None:
+        """Replace the field's text as a user would (select all, delete, type): React sees
+        every keystroke, which Selenium's `clear()` does not guarantee."""
         element = self.find(css)
-        element.clear()
-        self.driver.execute_script("arguments[0].select && arguments[0].select();", element)
-        element.send_keys(text + ("\n" if enter else ""))
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        element.click()
+        element.send_keys(Keys.CONTROL, "a")
+        element.send_keys(Keys.BACKSPACE)
+        element.send_keys(text + (Keys.ENTER if enter else ""))
+
+    def upload(self, css: str, *paths: Path) -> None:
+        """Choose files in a `dcc.Upload` (its hidden file input), replacing an earlier choice."""
+        element = self.find(f"{css} input[type=file]")
+        self.driver.execute_script("arguments[0].value = '';", element)
+        element.send_keys("\n".join(str(path) for path in paths))
 
     def click(self, css: str) -> None:
         element = self.find(css)

@@ -170,11 +170,18 @@ def waiting_for_stats(view: PairView, default_window: int) -> str:
     return f"Waiting for the analytics worker to serve {what} (asked for this view)"
 
 
-def _status(view: ViewState, counts: dict[str, int], cap: int, extra: str = "") -> str:
+def _status(
+    view: ViewState,
+    counts: dict[str, int],
+    cap: int,
+    extra: str = "",
+    chart: ChartData | None = None,
+) -> str:
     label = {"live": "Live", "history": "History", "upload": "Upload"}[view.mode]
+    a, b, tf = (chart.a, chart.b, chart.tf) if chart else (view.a, view.b, view.tf)
     bars = max(counts.get("a", 0), counts.get("b", 0))
     text = (
-        f"{label} · {view.a}/{view.b} · {view.tf} · window {view.window} "
+        f"{label} · {a}/{b} · {tf} · window {view.window} "
         f"{view.method.upper()} · {fmt_count(bars)} bars, {fmt_count(counts.get('stats', 0))} "
         f"statistics on screen (cap {fmt_count(cap)})"
     )
@@ -414,7 +421,7 @@ def static_full(client: redis.Redis, settings: Settings, view: ViewState) -> Scr
         figure=figure,
         cursor={"key": view.key, "ids": {}, "n": counts, "adf": adf, "latest": ""},
         stats=panels.stats_panel(latest, adf, tf=chart.tf, k=view.k, waiting=waiting),
-        status=_status(view, {r: shown.count(r) for r in ("a", "b", "stats")}, cap, note),
+        status=_status(view, counts, cap, note, shown),
     )
 
 
