@@ -201,8 +201,9 @@ def build_figure(
     theme: Theme = "dark",
     uirevision: str = "",
     empty: dict[int, str] | None = None,
-) -> go.Figure:
-    """The whole figure; `empty` maps a row (1-5) to the message shown while it has no data."""
+) -> dict[str, Any]:
+    """The whole figure as Plotly's JSON form (`data`, `layout`), which `dcc.Graph` takes as is;
+    `empty` maps a row (1-5) to the message shown while it has no data."""
     colors = THEMES[theme]
     fig = make_subplots(
         rows=5,
@@ -214,10 +215,10 @@ def build_figure(
         specs=[[{"secondary_y": True}], [{}], [{}], [{}], [{}]],
     )
     z_at = {s.ts: s.zscore for s in chart.stats}
-    for trace in traces(chart.a, chart.b):
-        xs, ys, texts = points(trace, chart, k, z_at)
+    series = [points(trace, chart, k, z_at) for trace in traces(chart.a, chart.b)]
+    for trace, (_, _, texts) in zip(traces(chart.a, chart.b), series, strict=True):
         fig.add_trace(
-            _trace_object(trace, xs, ys, texts),
+            _trace_object(trace, [], [], [] if texts is not None else None),
             row=trace.row,
             col=1,
             secondary_y=trace.secondary if trace.row == 1 else None,
@@ -284,7 +285,15 @@ def build_figure(
         showgrid=False,
     )
     fig.update_yaxes(range=[-1.05, 1.05], row=4, col=1)
-    return fig
+    # Plotly validated the styled, empty figure; the arrays go into its plain form afterwards
+    # (validating or copying 100,000 values one by one takes a second) and stay plain lists,
+    # which live Patches can extend (numpy arrays would be sent as base64 blobs).
+    spec: dict[str, Any] = fig.to_plotly_json()
+    for data, (xs, ys, texts) in zip(spec["data"], series, strict=True):
+        data["x"], data["y"] = xs, ys
+        if texts is not None:
+            data["text"] = texts
+    return spec
 
 
 def extend_patch(

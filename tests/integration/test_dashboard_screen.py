@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 import pytest
 import redis
 
@@ -47,9 +48,9 @@ def test_full_render_shows_the_newest_points_up_to_the_cap(
 ) -> None:
     seeded = seed_pair(sync_redis, VIEW, 60)
     shown = screen.render(sync_redis, settings, live_view(), None, full=True)
-    lengths = [len(trace.x) for trace in shown.figure.data]
+    lengths = [len(trace.x) for trace in go.Figure(shown.figure).data]
     assert lengths == [100, 100, 100, 100, 100, 100, 100, 0, 100, 100, 100]
-    assert list(shown.figure.data[0].x) == [bar.start for bar in seeded.bars_a[-100:]]
+    assert list(go.Figure(shown.figure).data[0].x) == [bar.start for bar in seeded.bars_a[-100:]]
     assert shown.cursor is not None and shown.cursor["n"]["stats"] == 100
     assert "100 bars, 100 statistics on screen (cap 100)" in (shown.status or "")
 
@@ -96,12 +97,12 @@ def test_a_reset_stream_or_another_view_renders_in_full(
     view = live_view()
     first = screen.render(sync_redis, settings, view, None, full=True)
     other = screen.render(sync_redis, settings, live_view(window=120), first.cursor, full=False)
-    assert hasattr(other.figure, "data")  # a whole figure, not a patch
+    assert isinstance(other.figure, dict)  # a whole figure, not a patch
     sync_redis.flushdb()
     seed_pair(sync_redis, VIEW, 60, bars=10)
     sync_redis.xtrim(keys.bars("1s", "BTCUSDT"), maxlen=0)
     again = screen.render(sync_redis, settings, view, first.cursor, full=False)
-    assert hasattr(again.figure, "data")
+    assert isinstance(again.figure, dict)
 
 
 def test_a_view_the_worker_has_not_served_yet_says_so(
@@ -109,12 +110,12 @@ def test_a_view_the_worker_has_not_served_yet_says_so(
 ) -> None:
     seed_pair(sync_redis, VIEW, 60, bars=30)
     shown = screen.render(sync_redis, settings, live_view(window=120), None, full=True)
-    notes = {a.text for a in shown.figure.layout.annotations}
+    notes = {a.text for a in go.Figure(shown.figure).layout.annotations}
     assert any("Waiting for the analytics worker to serve BTCUSDT-ETHUSDT 1s, window 120" in n
                for n in notes)  # fmt: skip
-    assert len(shown.figure.data[0].x) == 30  # prices still shown
+    assert len(go.Figure(shown.figure).data[0].x) == 30  # prices still shown
     empty = screen.render(sync_redis, settings, live_view(a="SOLUSDT"), None, full=True)
-    notes = {a.text for a in empty.figure.layout.annotations}
+    notes = {a.text for a in go.Figure(empty.figure).layout.annotations}
     assert "Waiting for the first 1s bars of SOLUSDT" in notes
 
 
@@ -166,8 +167,8 @@ def test_history_range_reads_sqlite_bars_of_any_timeframe(
     view = live_view(mode="history", tf="1m", start_ms=span[0], end_ms=span[1] + 1)
     shown = screen.render(sync_redis, settings, view, None, full=True)
     expected = History(sqlite_path).bars("BTCUSDT", "1m", span[0], span[1] + 1)
-    assert list(shown.figure.data[0].x) == expected["start"].tolist()
-    assert list(shown.figure.data[0].y) == expected["close"].tolist()
+    assert list(go.Figure(shown.figure).data[0].x) == expected["start"].tolist()
+    assert list(go.Figure(shown.figure).data[0].y) == expected["close"].tolist()
     _, text, _ = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
     exported = read_csv(text)
     assert [float(r["BTCUSDT_volume"]) for r in exported if r["BTCUSDT_volume"]] == pytest.approx(
@@ -181,15 +182,15 @@ def test_history_says_what_is_wrong_instead_of_going_blank(
 ) -> None:
     view = live_view(mode="history", start_ms=0, end_ms=60_000)
     shown = screen.render(sync_redis, settings, view, None, full=True)
-    notes = {a.text for a in shown.figure.layout.annotations}
+    notes = {a.text for a in go.Figure(shown.figure).layout.annotations}
     assert any("no tick database" in n for n in notes)
     write_ticks(sqlite_path)
     shown = screen.render(sync_redis, settings, view, None, full=True)
-    assert any("No 1s bars" in a.text for a in shown.figure.layout.annotations)
+    assert any("No 1s bars" in a.text for a in go.Figure(shown.figure).layout.annotations)
     huge = live_view(mode="history", start_ms=0, end_ms=10**12)
     shown = screen.render(sync_redis, settings, huge, None, full=True)
     assert any("pick a shorter range or a larger timeframe" in a.text
-               for a in shown.figure.layout.annotations)  # fmt: skip
+               for a in go.Figure(shown.figure).layout.annotations)  # fmt: skip
 
 
 def test_an_upload_is_kept_in_redis_and_drawn(sync_redis: redis.Redis, settings: Settings) -> None:
@@ -202,9 +203,12 @@ def test_an_upload_is_kept_in_redis_and_drawn(sync_redis: redis.Redis, settings:
     assert 0 < sync_redis.ttl(keys.dashboard_upload(token)) <= keys.UPLOAD_TTL_S
     view = live_view(mode="upload", upload=token)
     shown = screen.render(sync_redis, settings, view, None, full=True)
-    assert shown.figure.data[0].name == "AAAUSDT" and len(shown.figure.data[0].x) == 30
+    assert (
+        go.Figure(shown.figure).data[0].name == "AAAUSDT"
+        and len(go.Figure(shown.figure).data[0].x) == 30
+    )
     _, text, count = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
     assert count == 30 and "AAAUSDT_vwap" not in text.splitlines()[0]
     sync_redis.delete(keys.dashboard_upload(token))
     gone = screen.render(sync_redis, settings, view, None, full=True)
-    assert any("upload has expired" in a.text for a in gone.figure.layout.annotations)
+    assert any("upload has expired" in a.text for a in go.Figure(gone.figure).layout.annotations)

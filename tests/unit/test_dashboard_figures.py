@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import plotly.graph_objects as go
 import pytest
 
 from services.dashboard.figures import ChartData, build_figure, extend_patch, thin, traces
@@ -36,7 +37,7 @@ def by_name(figure: Any) -> dict[str, Any]:
 
 
 def test_every_series_is_drawn_on_one_time_axis() -> None:
-    figure = build_figure(chart(), k=2.0, uirevision="view-1")
+    figure = go.Figure(build_figure(chart(), k=2.0, uirevision="view-1"))
     named = by_name(figure)
     assert list(named) == [t.name for t in traces("BTCUSDT", "ETHUSDT")]
     assert list(named["BTCUSDT"].y) == [100.0, 101.0, 102.0, 103.0, 104.0]
@@ -51,7 +52,7 @@ def test_every_series_is_drawn_on_one_time_axis() -> None:
 
 
 def test_bands_and_threshold_lines_use_the_same_k() -> None:
-    figure = build_figure(chart(), k=2.5)
+    figure = go.Figure(build_figure(chart(), k=2.5))
     named = by_name(figure)
     assert list(named["+k·σ"].y) == [4.0 + i + 2.5 * 0.5 for i in range(5)]
     assert list(named["−k·σ"].y) == [4.0 + i - 2.5 * 0.5 for i in range(5)]
@@ -66,14 +67,14 @@ def test_alert_markers_sit_on_the_z_score() -> None:
         Alert("corr", "BTCUSDT-ETHUSDT", "1s", "corr", 0.2, 0.5, T0 + 3000, "low corr"),
         Alert("gone", "BTCUSDT-ETHUSDT", "1s", "beta", 1.0, 0.5, T0 + 99_000),
     ]
-    marker = by_name(build_figure(chart(alerts=alerts), k=2.0))["alert"]
+    marker = by_name(go.Figure(build_figure(chart(alerts=alerts), k=2.0)))["alert"]
     assert list(marker.y) == pytest.approx([2.4, 0.3, 0.0])
     assert "z2: zscore 2.400" in marker.text[0] and "high" in marker.text[0]
 
 
 def test_empty_rows_say_what_is_missing() -> None:
     empty = {1: "Waiting for the first 1s bars of BTCUSDT", 2: "Waiting for statistics"}
-    figure = build_figure(ChartData("BTCUSDT", "ETHUSDT", "1s"), k=2.0, empty=empty)
+    figure = go.Figure(build_figure(ChartData("BTCUSDT", "ETHUSDT", "1s"), k=2.0, empty=empty))
     texts = {a.text: (a.xref, a.yref) for a in figure.layout.annotations}
     assert texts["Waiting for the first 1s bars of BTCUSDT"] == ("x domain", "y domain")
     assert texts["Waiting for statistics"] == ("x2 domain", "y3 domain")
@@ -81,7 +82,8 @@ def test_empty_rows_say_what_is_missing() -> None:
 
 
 def test_themes_change_colours_not_data() -> None:
-    dark, light = build_figure(chart(), k=2.0), build_figure(chart(), k=2.0, theme="light")
+    dark = go.Figure(build_figure(chart(), k=2.0))
+    light = go.Figure(build_figure(chart(), k=2.0, theme="light"))
     assert dark.layout.paper_bgcolor != light.layout.paper_bgcolor
     assert [list(t.y) for t in dark.data] == [list(t.y) for t in light.data]
 

@@ -1,0 +1,177 @@
+"""Cost of the dashboard's live-update callback, through Dash's own request handler.
+
+Each step appends one bar to each leg, one statistics entry and the latest hash (what the worker
+does on every 1s bar), then POSTs the chart callback exactly as the browser does and times the
+request end to end (Redis reads, Patch building, JSON). Scenarios:
+- `screen_10k`: 10,000 points on screen (the default cap), streams holding 10,000 entries;
+- `day_stored`: streams holding a day of 1s bars (86,400 entries each) and SQLite holding a day
+  of ticks of both legs, to show the cost does not grow with what is stored.
+Also measured: one full render at 10,000 points (what a control change costs) and its size.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import redis
+
+from bench.harness import private_redis
+from services.dashboard import ids
+from services.dashboard.app import build_app
+from shared import keys
+from shared.config import load_settings
+from shared.schemas import Bar, PairStat
+from shared.tickdb import open_for_writing
+from shared.views import PairView
+
+VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
+T0 = 1_765_843_200_000  # 2025-12-16 00:00:00 UTC
+STEPS = 300
+CHART_OUTPUT = "..chart.figure...cursor.data...stats.children...chart-status.children.."
+CHART_OUTPUTS = [
+    {"id": ids.GRAPH, "property": "figure"},
+    {"id": ids.CURSOR, "property": "data"},
+    {"id": ids.STATS, "property": "children"},
+    {"id": ids.CHART_STATUS, "property": "children"},
+]
+
+
+def _walk(n: int, start: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return start * np.exp(np.cumsum(rng.normal(0, 2e-4, n)))
+
+
+def _entries(i: int, a: float, b: float) -> tuple[Bar, Bar, PairStat]:
+    ts = T0 + i * 1000
+    bar_a = Bar(ts, a, a * 1.0001, a * 0.9999, a, 1.5, a, 40)
+    bar_b = Bar(ts, b, b * 1.0001, b * 0.9999, b, 20.0, b, 90)
+    beta = 29.6
+    stat = PairStat(ts, a, b, 120.0, beta, a - beta * b, math.sin(i / 50) * 2.2, 0.87, 60, 60,
+                    "ols", a - beta * b - 1.0, 4.0)  # fmt: skip
+    return bar_a, bar_b, stat
+
+
+def fill_streams(client: redis.Redis, count: int) -> int:
+    """`count` bars per leg and statistics entries, as the worker would have written them."""
+    prices_a, prices_b = _walk(count, 87_100.0, 1), _walk(count, 2_940.0, 2)
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        bar_a, bar_b, stat = _entries(i, float(prices_a[i]), float(prices_b[i]))
+        pipe.xadd(keys.bars("1s", VIEW.a), bar_a.to_fields())
+        pipe.xadd(keys.bars("1s", VIEW.b), bar_b.to_fields())
+        pipe.xadd(VIEW.stream_key(60), stat.to_fields())
+        if i % 5_000 == 4_999:
+            pipe.execute()
+    pipe.hset(VIEW.latest_key(60), mapping=stat.to_fields())
+    pipe.execute()
+    return count
+
+
+def fill_sqlite(path: Path, seconds: int, per_second: int) -> int:
+    """A day of ticks of both legs in the tick database (the writer's schema)."""
+    conn = open_for_writing(path)
+    rng = random.Random(3)
+    trade_id = 0
+    conn.execute("BEGIN")
+    for symbol, price in (("BTCUSDT", 87_100.0), ("ETHUSDT", 2_940.0)):
+        rows = []
+        for second in range(seconds):
+            for k in range(per_second):
+                trade_id += 1
+                ts = T0 + second * 1000 + k * (1000 // per_second)
+                rows.append((symbol, trade_id, ts, f"{price * (1 + rng.gauss(0, 1e-4)):.2f}",
+                             "0.010", "buy", ts))  # fmt: skip
+            if len(rows) >= 200_000:
+                conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                rows.clear()
+        conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    conn.close()
+    return trade_id
+
+
+def _request(view: dict[str, Any], cursor: Any, trigger: str, n: int) -> dict[str, Any]:
+    return {
+        "output": CHART_OUTPUT,
+        "outputs": CHART_OUTPUTS,
+        "inputs": [
+            {"id": ids.LIVE_TICK, "property": "n_intervals", "value": n},
+            {"id": ids.VIEW, "property": "data", "value": view},
+            {"id": ids.PAUSED, "property": "data", "value": False},
+        ],
+        "state": [{"id": ids.CURSOR, "property": "data", "value": cursor}],
+        "changedPropIds": [trigger],
+    }
+
+
+def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
+    settings = load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=10_000)
+    app = build_app(settings)
+    http = app.server.test_client()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    view = {"mode": "live", "a": VIEW.a, "b": VIEW.b, "tf": VIEW.tf, "window": 60,
+            "method": "ols", "k": 2.0, "theme": "dark"}  # fmt: skip
+
+    started = time.perf_counter()
+    full = http.post("/_dash-update-component", json=_request(view, None, "view.data", 0))
+    full_ms = (time.perf_counter() - started) * 1000
+    assert full.status_code == 200, full.data[:500]
+    body = orjson.loads(full.data)
+    cursor = body["response"][ids.CURSOR]["data"]
+    on_screen = cursor["n"]["a"]
+
+    prices_a, prices_b = _walk(STEPS, 87_150.0, 5), _walk(STEPS, 2_941.0, 6)
+    samples, sizes = [], []
+    for step in range(STEPS):
+        bar_a, bar_b, stat = _entries(existing + step, float(prices_a[step]), float(prices_b[step]))
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd(keys.bars("1s", VIEW.a), bar_a.to_fields())
+        pipe.xadd(keys.bars("1s", VIEW.b), bar_b.to_fields())
+        pipe.xadd(VIEW.stream_key(60), stat.to_fields())
+        pipe.hset(VIEW.latest_key(60), mapping=stat.to_fields())
+        pipe.execute()
+        request = _request(view, cursor, "live-tick.n_intervals", step + 1)
+        started = time.perf_counter()
+        reply = http.post("/_dash-update-component", json=request)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert reply.status_code == 200, reply.data[:500]
+        sizes.append(len(reply.data))
+        cursor = orjson.loads(reply.data)["response"][ids.CURSOR]["data"]
+    assert cursor["n"]["a"] == min(10_000, on_screen + STEPS)
+    client.close()
+    values = np.asarray(samples)
+    return {
+        "points_on_screen": on_screen,
+        "stream_entries": existing,
+        "update_p50_ms": round(float(np.percentile(values, 50)), 2),
+        "update_p95_ms": round(float(np.percentile(values, 95)), 2),
+        "update_p99_ms": round(float(np.percentile(values, 99)), 2),
+        "update_bytes_mean": round(float(np.mean(sizes))),
+        "update_bytes_max": int(max(sizes)),
+        "full_render_ms": round(full_ms, 1),
+        "full_render_bytes": len(full.data),
+    }
+
+
+def run() -> dict[str, Any]:
+    results: dict[str, Any] = {"steps": STEPS}
+    with tempfile.TemporaryDirectory(prefix="bench-dash-") as directory:
+        with private_redis() as server:
+            fill_streams(redis.Redis.from_url(server.url), 10_000)
+            results["screen_10k"] = measure(server.url, Path(directory) / "none.db", 10_000)
+            print(f"   10k on screen: {results['screen_10k']}", flush=True)
+        with private_redis() as server:
+            day = 86_400
+            fill_streams(redis.Redis.from_url(server.url), day)
+            sqlite_path = Path(directory) / "day.db"
+            ticks = fill_sqlite(sqlite_path, day, 5)
+            results["day_stored"] = {"sqlite_ticks": ticks, **measure(server.url, sqlite_path, day)}
+            print(f"   a day stored:  {results['day_stored']}", flush=True)
+    return results
