@@ -52,10 +52,33 @@ def align_closes(
     return times[usable], closes[0][usable], closes[1][usable]
 
 
+MAX_STATIONARITY_ROWS = 200
+"""The ADF and cointegration tests cost milliseconds each: on a long series they run on at most
+this many evenly spaced bars (always including the last, which the statistics panel shows)."""
+
+
+def stationarity_rows(length: int, window: int) -> np.ndarray:
+    """Which bars get the stationarity fields: every `max(window, length / 200)`-th and the last."""
+    rows = np.zeros(length, dtype=bool)
+    if length:
+        every = max(window, -(-length // MAX_STATIONARITY_ROWS))
+        rows[every - 1 :: every] = True
+        rows[-1] = True
+    return rows
+
+
 def pair_stats(
     times: np.ndarray, close_a: np.ndarray, close_b: np.ndarray, window: int, method: str
 ) -> list[PairStat]:
-    """One PairStat per aligned bar from the shared batch statistics."""
+    """One PairStat per aligned bar (from the third) from the shared batch statistics;
+    `ValueError` for series it cannot analyse (say, a price that is not above zero)."""
     module = _pairstats()
-    stats: list[PairStat] = module.pair_stats(times, close_a, close_b, window=window, method=method)
+    stats: list[PairStat] = module.pair_stats(
+        times,
+        close_a,
+        close_b,
+        window=window,
+        method=method,
+        adf_rows=stationarity_rows(len(times), window),
+    )
     return stats

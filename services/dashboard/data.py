@@ -30,7 +30,7 @@ ROLES = ("a", "b", "stats", "alerts")
 """The four streams behind the charts: bars of leg A, bars of leg B, the view's statistics,
 and the fired alerts."""
 START = "0-0"
-FEED_KINDS = ("connected", "disconnected", "stale", "reconnecting")
+FEED_KINDS = ("connected", "disconnected", "stale", "connect_failed")
 """Event kinds that say whether a symbol's feed is up; the latest one per symbol wins."""
 
 

@@ -26,14 +26,15 @@ from shared.config import timeframe_ms
 from shared.schemas import Alert, Event, PairStat
 
 SIGNIFICANCE = 0.05
+DOWN_STATES = ("disconnected", "stale", "connect_failed")
 TICK_SILENCE_MS = 15_000
 """No tick for this long while the feed says connected is worth a warning."""
 
 KEY_COUNTERS: dict[str, tuple[str, ...]] = {
-    "ingestor": ("ticks_per_s", "ticks", "connected", "reconnects"),
-    "writer": ("rows_per_s", "rows", "lag", "pending"),
-    "analytics": ("bars", "stats", "alerts_fired", "views"),
-    "dashboard": ("url",),
+    "ingestor": ("source", "ticks", "queue_depth"),
+    "writer": ("rows_written", "lag_entries", "lag_ms"),
+    "analytics": ("stats_published", "alerts_fired", "views_served", "lag_ms"),
+    "dashboard": (),
 }
 """Counters shown on each service's chip (the others are in its tooltip), where present."""
 
@@ -84,7 +85,7 @@ def feed_sample(health: PipelineHealth) -> dict[str, Any]:
 
 
 def _feed_chip(feed: SymbolFeed, rate: float | None, at_ms: int) -> html.Div:
-    down = feed.state in ("disconnected", "stale", "reconnecting")
+    down = feed.state in DOWN_STATES
     rate_text = DASH if rate is None else f"{rate:,.1f}/s"
     lag = DASH if feed.writer_lag is None else fmt_count(feed.writer_lag)
     last = (
@@ -123,12 +124,14 @@ def banners(health: PipelineHealth) -> list[str]:
         elif service.stale:
             out.append(f"{service.service} is stale: no heartbeat for {fmt_age(service.age_ms)}.")
         elif service.status == "degraded":
-            out.append(f"{service.service} reports degraded service.")
+            why = service.counters.get("problem") or service.counters.get("last_error") or ""
+            out.append(f"{service.service} reports degraded service{': ' + why if why else ''}.")
     for feed in health.feeds:
-        if feed.state in ("disconnected", "stale", "reconnecting"):
+        if feed.state in DOWN_STATES:
             since = "" if feed.state_ms is None else f" since {clock_utc(feed.state_ms)} UTC"
             detail = f" ({feed.state_detail})" if feed.state_detail else ""
-            out.append(f"Feed {feed.symbol} is {feed.state}{since}{detail}.")
+            state = feed.state.replace("_", " ")
+            out.append(f"Feed {feed.symbol} is {state}{since}{detail}.")
         elif (
             feed.state == "connected"
             and feed.last_tick_ms is not None

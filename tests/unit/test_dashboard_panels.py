@@ -63,6 +63,12 @@ def test_banners_name_the_stale_stopped_missing_or_degraded_service() -> None:
     assert banners(health([service("writer", "degraded")], [])) == [
         "writer reports degraded service."
     ]
+    why = service("ingestor", "degraded", problem="BTCUSDT disconnected")
+    assert banners(health([why], [])) == [
+        "ingestor reports degraded service: BTCUSDT disconnected."
+    ]
+    failed = banners(health([], [feed("BTCUSDT", "connect_failed")]))
+    assert failed[0].startswith("Feed BTCUSDT is connect failed since")
 
 
 def test_banners_say_when_a_feed_is_down_or_silent() -> None:
