@@ -172,9 +172,8 @@ def dashboard_process(
 ) -> Iterator[DashboardProcess]:
     """`python -m services.dashboard` on a free port, until `/healthz` answers."""
     port = free_port()
-    env = service_env(
-        redis_url, DASH_HOST="127.0.0.1", DASH_PORT=str(port), LOG_LEVEL="WARNING", **overrides
-    )
+    settings = {"DASH_HOST": "127.0.0.1", "DASH_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    env = service_env(redis_url, **{**settings, **overrides})
     log = log_dir / f"dashboard-{port}.log"
     process = start_service("dashboard", env, log=log)
     dashboard = DashboardProcess(f"http://127.0.0.1:{port}", process, log)

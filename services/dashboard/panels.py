@@ -30,13 +30,13 @@ DOWN_STATES = ("disconnected", "stale", "connect_failed")
 TICK_SILENCE_MS = 15_000
 """No tick for this long while the feed says connected is worth a warning."""
 
-KEY_COUNTERS: dict[str, tuple[str, ...]] = {
-    "ingestor": ("source", "ticks", "queue_depth"),
-    "writer": ("rows_written", "lag_entries", "lag_ms"),
-    "analytics": ("stats_published", "alerts_fired", "views_served", "lag_ms"),
+KEY_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "ingestor": (("ticks", "ticks"),),
+    "writer": (("lag_entries", "lag"),),
+    "analytics": (("alerts_fired", "alerts"),),
     "dashboard": (),
 }
-"""Counters shown on each service's chip (the others are in its tooltip), where present."""
+"""(counter, label) shown on each service's chip where present; all are in its tooltip."""
 
 
 # Health ---------------------------------------------------------------------------------------
@@ -45,22 +45,30 @@ KEY_COUNTERS: dict[str, tuple[str, ...]] = {
 def _chip(service: ServiceHealth) -> html.Div:
     state = service.status if service.age_ms is None or not service.stale else "stale"
     shown = [
-        html.Span(f"{name} {service.counters[name]}", className="chip-counter")
-        for name in KEY_COUNTERS.get(service.service, ())
-        if name in service.counters and name != "url"
+        html.Span(f"{label} {_counter(service.counters[name])}", className="chip-counter")
+        for name, label in KEY_COUNTERS.get(service.service, ())
+        if name in service.counters
     ]
-    age = "" if service.age_ms is None else f" · {fmt_age(service.age_ms)} ago"
+    age = "" if service.age_ms is None else fmt_age(service.age_ms)
+    status = age if state == "ok" else f"{state} {age}".strip()
     return html.Div(
         className=f"chip chip-{state}",
         id={"type": ids.SERVICE_CHIP, "service": service.service},
         children=[
             html.Span(className="dot"),
             html.Strong(service.service),
-            html.Span(f" {state}{age}", className="chip-status"),
+            html.Span(status, className="chip-status", title="status, heartbeat age"),
             *shown,
         ],
         title=", ".join(f"{k}={v}" for k, v in sorted(service.counters.items())) or "no counters",
     )
+
+
+def _counter(value: str) -> str:
+    try:
+        return fmt_count(float(value))
+    except ValueError:
+        return value
 
 
 def tick_rates(
@@ -98,14 +106,14 @@ def _feed_chip(feed: SymbolFeed, rate: float | None, at_ms: int) -> html.Div:
         children=[
             html.Span(className="dot"),
             html.Strong(feed.symbol),
-            html.Span(f" {rate_text}", className="chip-counter", title="ticks per second"),
+            html.Span(rate_text, className="chip-counter", title="ticks per second"),
             html.Span(
-                f"writer lag {lag}",
+                f"lag {lag}",
                 className="chip-counter",
-                title="ticks in Redis not yet stored in SQLite",
+                title="writer lag: ticks in Redis not yet stored in SQLite",
             ),
         ],
-        title=f"feed {feed.state}; {last}",
+        title=f"feed {feed.state}; {last}; writer lag {lag} ticks",
     )
 
 
