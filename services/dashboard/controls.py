@@ -24,11 +24,13 @@ def resolve_range(
     now_ms: int,
     span: tuple[int, int] | None,
 ) -> tuple[int, int]:
-    """[start, end) in epoch ms for a preset (relative to now), everything stored (`span`, the
-    first and last stored trade), or the typed UTC times; `ValueError` saying what is wrong."""
-    if preset in PRESET_MS:
+    """[start, end) in epoch ms: the typed UTC times when a start was typed (an empty end is now),
+    else the preset (relative to now) or everything stored (`span`, the first and last stored
+    trade); `ValueError` saying what is wrong."""
+    typed = bool(from_text and from_text.strip())
+    if preset in PRESET_MS and not typed:
         return now_ms - PRESET_MS[preset], now_ms
-    if preset == "all":
+    if preset == "all" and not typed:
         if span is None:
             raise ValueError("no ticks are stored yet, so there is no history to load")
         return span[0], span[1] + 1

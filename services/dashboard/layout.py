@@ -22,7 +22,7 @@ HISTORY_PRESETS = (
     ("Last 24 hours", "24h"),
     ("Last 7 days", "7d"),
     ("Everything stored", "all"),
-    ("Custom (from / to below)", "custom"),
+    ("Custom (type from / to below)", "custom"),
 )
 METHOD_LABELS = {"ols": "OLS", "kalman": "Kalman filter", "huber": "Huber (robust)"}
 
@@ -199,6 +199,7 @@ def _history(settings: Settings) -> html.Section:
                         placeholder="2025-12-16 13:40:00",
                         debounce=True,
                     ),
+                    "A typed start wins over the preset; an empty end means now",
                 ),
                 _field(
                     "To (UTC)",

@@ -34,6 +34,9 @@ def test_custom_range_reads_typed_utc_times() -> None:
     assert (start, end) == (parse_utc("2025-12-16 13:40"), parse_utc("2025-12-16 13:45"))
     assert resolve_range("custom", "2025-12-16 13:40", "now", NOW, SPAN)[1] == NOW
     assert resolve_range("custom", "2025-12-16 13:40", "", NOW, SPAN)[1] == NOW
+    # A typed start wins over a preset.
+    assert resolve_range("1h", "2025-12-16 13:40", None, NOW, SPAN)[0] == start
+    assert resolve_range("all", "2025-12-16 13:40", None, NOW, None) == (start, NOW)
 
 
 @pytest.mark.parametrize(
