@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -191,20 +191,23 @@ def _status(
 # Live -----------------------------------------------------------------------------------------
 
 
-def live_full(client: redis.Redis, settings: Settings, view: ViewState) -> Screen:
-    pair = view.pair_view()
-    snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
-    chart = ChartData(
+def _chart_of(pair: PairView, snap: data.Snapshot, alerts: Sequence[Alert] = ()) -> ChartData:
+    return ChartData(
         pair.a,
         pair.b,
         pair.tf,
         [bar for _, bar in snap.bars_a],
         [bar for _, bar in snap.bars_b],
         [stat for _, stat in snap.stats],
+        alerts,
     )
-    chart = ChartData(
-        **{**chart.__dict__, "alerts": _markers(snap.alerts, pair, _first_time(chart))}
-    )
+
+
+def live_full(client: redis.Redis, settings: Settings, view: ViewState) -> Screen:
+    pair = view.pair_view()
+    snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
+    chart = _chart_of(pair, snap)
+    chart = replace(chart, alerts=_markers(snap.alerts, pair, _first_time(chart)))
     waiting = waiting_for_stats(pair, settings.window)
     figure = build_figure(
         chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty_rows(chart, waiting)
@@ -250,15 +253,7 @@ def live_step(
     flood = any(len(rows) >= LIVE_BATCH for rows in new.values())
     if reset or first_data or flood:
         return live_full(client, settings, view)
-    chart = ChartData(
-        pair.a,
-        pair.b,
-        pair.tf,
-        [bar for _, bar in snap.bars_a],
-        [bar for _, bar in snap.bars_b],
-        [stat for _, stat in snap.stats],
-        _markers(snap.alerts, pair, None),
-    )
+    chart = _chart_of(pair, snap, _markers(snap.alerts, pair, None))
     screen = Screen()
     adf = newest_adf(chart.stats, cursor.get("adf") or {})
     digest = _digest(snap.latest)
@@ -464,14 +459,7 @@ def export_csv(
             raise ValueError("nothing on screen yet")
         pair = view.pair_view()
         snap = data.read_on_screen(client, pair, settings.window, cursor["ids"], cursor["n"])
-        chart = ChartData(
-            pair.a,
-            pair.b,
-            pair.tf,
-            [b for _, b in snap.bars_a],
-            [b for _, b in snap.bars_b],
-            [s for _, s in snap.stats],
-        )
+        chart = _chart_of(pair, snap)
     else:
         loaded = (
             load_history(settings, view) if view.mode == "history" else load_uploaded(client, view)
