@@ -221,19 +221,24 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
                 recent = data.read_alerts(client, FEED_ROWS)
                 newest = recent[0][0] if recent else data.START
                 rows = panels.alerts_feed([alert for _, alert in recent])
-                return rows, no_update, {"id": newest, "n": len(rows), "serial": 0}
+                return rows, no_update, {"id": newest, "n": len(recent), "serial": 0}
             fresh = data.read_alerts_after(client, cursor["id"], FEED_ROWS)
         except redis.RedisError:
             return no_update, no_update, no_update
         if not fresh:
             return no_update, no_update, no_update
-        feed = Patch()
-        for _entry, alert in fresh:
-            feed.prepend(panels.alert_row(alert))
-        length = cursor["n"] + len(fresh)
-        while length > FEED_ROWS:
-            length -= 1
-            del feed[length]
+        feed: Any
+        if cursor["n"] == 0:  # the table holds only its "no alert yet" row: replace it
+            feed = panels.alerts_feed([alert for _entry, alert in reversed(fresh)])
+            length = len(fresh)
+        else:
+            feed = Patch()
+            for _entry, alert in fresh:
+                feed.prepend(panels.alert_row(alert))
+            length = cursor["n"] + len(fresh)
+            while length > FEED_ROWS:
+                length -= 1
+                del feed[length]
         serial = cursor["serial"] + 1
         toast = panels.toast(fresh[-1][1], serial)
         return feed, toast, {"id": fresh[-1][0], "n": length, "serial": serial}

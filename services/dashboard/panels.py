@@ -359,7 +359,9 @@ def alert_row(alert: Alert) -> html.Tr:
 
 
 def alerts_feed(alerts: Sequence[Alert]) -> list[html.Tr]:
-    """Rows of the fired-alerts table, newest first."""
+    """Rows of the fired-alerts table, newest first (one row saying so when there are none)."""
+    if not alerts:
+        return [html.Tr(html.Td("No alert has fired yet.", colSpan=6, className="empty"))]
     return [alert_row(alert) for alert in alerts]
 
 

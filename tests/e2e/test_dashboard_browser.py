@@ -123,6 +123,15 @@ def test_alert_rules_are_validated_stored_and_fired_alerts_shown(
     page.wait_for(lambda: "z-beyond-1.5" in page.text("#alerts-feed"), what="the feed row")
     page.wait_for(lambda: "Alert z-beyond-1.5" in page.text("#toast"), what="the notification")
     page.wait_for(lambda: page.trace_lengths()[7] == 1, what="the marker on the z-score")
+    for name in ("second", "third"):
+        later = Alert(name, "BTCUSDT-ETHUSDT", "1m", "corr", 0.1, 0.5, stat.ts, "corr low")
+        sync_redis.xadd(keys.ALERTS, later.to_fields())
+    page.wait_for(lambda: page.find_all("#alerts-feed tr")[0].text.split()[1] == "third",
+                  what="the newest alert first")  # fmt: skip
+    assert [row.text.split()[1] for row in page.find_all("#alerts-feed tr")] == [
+        "third", "second", "z-beyond-1.5"
+    ]  # fmt: skip
+    assert page.trace_lengths()[7] == 1  # alerts of another timeframe are not marked here
     page.click("[id*='rule-delete']")
     page.wait_for(lambda: not sync_redis.hexists(keys.ALERT_RULES, "z-beyond-1.5"))
 
