@@ -6,6 +6,7 @@ never blank the page: outputs keep their last value and the status line says wha
 
 from __future__ import annotations
 
+import logging
 import zlib
 from typing import Any
 
@@ -20,6 +21,8 @@ from shared import keys
 from shared.alert_rules import RuleError
 from shared.config import Settings
 from shared.health import now_ms
+
+log = logging.getLogger(__name__)
 
 FEED_ROWS = 50
 UPLOAD_CHECK_JS = """
@@ -167,6 +170,9 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         except redis.RedisError as exc:
             status = f"Redis unreachable ({exc}); showing the last data received"
             return no_update, no_update, no_update, status
+        except Exception as exc:  # the chart keeps its last state; the next tick retries
+            log.exception("chart update failed")
+            return no_update, None, no_update, f"Update failed ({exc}); retrying"
         return _unchanged(screen.figure, screen.cursor, screen.stats, screen.status)
 
     @app.callback(
