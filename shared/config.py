@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}$")
 TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
+CONSUMER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 Source = Literal["binance", "replay", "synthetic"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -78,6 +79,13 @@ class Settings(BaseSettings):
     replay_shift: bool = False
 
     # Writer.
+    writer_consumer: str = ""
+    """Consumer name in group `writer`; empty means `<hostname>-<pid>` (stable in a container)."""
+    writer_batch_size: int = Field(default=2_000, ge=1, le=50_000)
+    writer_batch_delay_ms: int = Field(default=100, ge=0, le=10_000)
+    writer_claim_idle_ms: int = Field(default=30_000, ge=100, le=86_400_000)
+    writer_claim_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    writer_busy_timeout_ms: int = Field(default=5_000, ge=0, le=600_000)
 
     # Analytics.
     timeframes: Annotated[tuple[str, ...], NoDecode] = ("1s", "1m", "5m")
@@ -110,6 +118,13 @@ class Settings(BaseSettings):
         if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
             raise ValueError("expected a ws:// or wss:// URL")
         return value.rstrip("/")
+
+    @field_validator("writer_consumer")
+    @classmethod
+    def _check_consumer(cls, value: str) -> str:
+        if value and not CONSUMER_PATTERN.match(value):
+            raise ValueError("expected letters, digits and . _ : @ - (at most 64), or empty")
+        return value
 
     @field_validator("symbols", mode="before")
     @classmethod
