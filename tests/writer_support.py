@@ -3,15 +3,25 @@ ingestor does (XADD of `Tick.to_fields()`), bad entries, and reading back what S
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import inspect
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import redis
 
+from services.writer import service
 from shared import keys
+from shared.config import load_settings
+from shared.health import Health
+from shared.redis_io import client
+from shared.runtime import ServiceContext
 from shared.schemas import StreamFields, Tick
 from tests.recorded import market_trades
 
@@ -21,6 +31,16 @@ FIRST_TRADE_ID = 6_905_373_851
 def recorded_ticks(count: int) -> list[Tick]:
     """`count` ticks in time order: the recorded trades of both symbols, repeated (each round
     shifted after the previous one) until there are enough; trade ids consecutive per symbol."""
+    if count <= CACHED_TICKS:
+        return list(_recorded_ticks(CACHED_TICKS)[:count])
+    return list(_recorded_ticks(count))
+
+
+CACHED_TICKS = 200_000
+
+
+@functools.cache
+def _recorded_ticks(count: int) -> tuple[Tick, ...]:
     trades = market_trades()
     span = trades[-1].ts - trades[0].ts + 1_000
     next_id: dict[str, int] = {}
@@ -36,7 +56,7 @@ def recorded_ticks(count: int) -> list[Tick]:
             side = "sell" if n % 3 == 0 else "buy"
             ticks.append(Tick(ts, trade.symbol, trade.price, trade.size, trade_id, side, ts + 7))
         round_ += 1
-    return ticks
+    return tuple(ticks)
 
 
 BAD_ENTRIES: tuple[tuple[str, StreamFields, str], ...] = (
@@ -142,3 +162,37 @@ def pandas_bars(ticks: pd.DataFrame, rule: str) -> pd.DataFrame:
     bars = bars[bars["trades"] > 0]
     bars.insert(0, "start", bars.index.as_unit("ms").asi8)
     return bars.reset_index(drop=True)
+
+
+@contextlib.asynccontextmanager
+async def running_writer(
+    redis_url: str, sqlite_path: Path, **overrides: Any
+) -> AsyncIterator[ServiceContext]:
+    """The writer's service body in this event loop, on a private Redis and a SQLite file;
+    stopped (as SIGTERM would) on leaving. Its health counters are `ctx.health.counters`."""
+    settings = load_settings(
+        redis_url=redis_url, sqlite_path=sqlite_path, health_interval_s=0.2, **overrides
+    )
+    ctx = ServiceContext("writer", settings, client(redis_url), Health("writer"), asyncio.Event())
+    task = asyncio.create_task(service.run(ctx))
+    try:
+        await eventually(lambda: "entries" in ctx.health.counters or task.done())
+        yield ctx
+    finally:
+        ctx.stop.set()
+        await asyncio.wait_for(task, timeout=15)
+        await ctx.redis.aclose()
+
+
+async def eventually(predicate: Callable[[], Any], within: float = 15.0) -> None:
+    """Poll `predicate` (sync or async) until truthy; fail the test after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.02)
