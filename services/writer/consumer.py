@@ -28,6 +28,7 @@ TRIMMED = "entry trimmed from the stream before it was stored"
 _NAMES = list(TICK_FIELDS)
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$").match
 _SIDES = frozenset(("buy", "sell"))
+_INT64 = 2**63
 
 
 def _raw_reply(response: Any, **_options: Any) -> Any:
@@ -54,13 +55,19 @@ def tick_row(symbol: str, values: list[str]) -> TickRow:
         ts, sym, price, size, trade_id, side, recv_ts = values[1::2]
         if sym == symbol and side in _SIDES and _DECIMAL(price) and _DECIMAL(size):
             try:
-                return (sym, int(trade_id), int(ts), price, size, side, int(recv_ts))
+                row = (sym, int(trade_id), int(ts), price, size, side, int(recv_ts))
             except ValueError:
                 pass
+            else:
+                if -_INT64 <= min(row[1], row[2], row[6]) and max(row[1], row[2], row[6]) < _INT64:
+                    return row
     it = iter(values)
     tick = Tick.from_fields(dict(zip(it, it, strict=True)))
     if tick.symbol != symbol:
         raise SchemaError(f"field 'symbol' is {tick.symbol!r} on the stream of {symbol}")
+    for name in ("ts", "trade_id", "recv_ts"):
+        if not -_INT64 <= getattr(tick, name) < _INT64:
+            raise SchemaError(f"field {name!r} does not fit in 64 bits: {getattr(tick, name)}")
     return (
         tick.symbol, tick.trade_id, tick.ts, tick.price, tick.size, tick.side, tick.recv_ts,
     )  # fmt: skip
@@ -92,6 +99,8 @@ class Batch:
     rejects: list[Reject] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
     oldest_ms: int | None = None
+    trimmed: int = 0
+    """Entries still pending whose content Redis no longer has (trimmed by MAXLEN)."""
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.ids.values())
@@ -99,6 +108,7 @@ class Batch:
     def merge(self, other: Batch) -> None:
         self.rows.extend(other.rows)
         self.rejects.extend(other.rejects)
+        self.trimmed += other.trimmed
         for stream, ids in other.ids.items():
             self.ids.setdefault(stream, []).extend(ids)
         if other.oldest_ms is not None:
@@ -113,6 +123,7 @@ class Batch:
             ids.append(entry_id)
             if values is None:
                 rejects.append(Reject(stream, entry_id, None, TRIMMED))
+                self.trimmed += 1
                 continue
             try:
                 rows.append(tick_row(symbol, values))

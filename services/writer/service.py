@@ -99,7 +99,7 @@ class Writer:
                     self._ok()
                     backoff = RETRY_FIRST_S
                 except (*UNAVAILABLE, ResponseError) as exc:
-                    if isinstance(exc, ResponseError) and "NOGROUP" not in str(exc):
+                    if isinstance(exc, ResponseError) and not _recoverable(exc):
                         raise
                     if flushing is not None:
                         with contextlib.suppress(*UNAVAILABLE, ResponseError):
@@ -179,6 +179,8 @@ class Writer:
         self.health.incr("batches")
         self.health.incr("rows_written", inserted)
         self.health.incr("duplicates", len(batch.rows) - inserted)
+        if batch.trimmed:
+            self.health.incr("lost", batch.trimmed)
         log.debug("batch stored", extra={"entries": entries, "rows": inserted})
         return True
 
@@ -236,6 +238,12 @@ class Writer:
     def _degraded(self, error: str) -> None:
         self.health.status = "degraded"
         self.health.set("last_error", error[:200])
+
+
+def _recoverable(exc: ResponseError) -> bool:
+    """A stream or group deleted under the writer (Redis restarted empty, a user's DEL): the
+    groups are created again and reading goes on."""
+    return str(exc).startswith(("NOGROUP", "UNBLOCKED"))
 
 
 async def _settled(task: asyncio.Task[bool] | None) -> None:
