@@ -69,16 +69,7 @@ def test_ranges_cutting_seconds_equal_pandas(
     window = btc[(btc["ts"] >= start) & (btc["ts"] < end)]
     expected = pandas_bars(window, rule)
     bars = history.bars("BTCUSDT", tf, start, end)
-    assert list(bars.columns) == [
-        "start",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "vwap",
-        "trades",
-    ]
+    assert list(bars.columns) == BAR_COLUMNS
     for column in ("start", "trades", "open", "high", "low", "close"):
         np.testing.assert_array_equal(bars[column], expected[column], err_msg=column)
     np.testing.assert_allclose(bars["volume"], expected["volume"], rtol=1e-12)
