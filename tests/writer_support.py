@@ -160,7 +160,7 @@ def pandas_bars(ticks: pd.DataFrame, rule: str) -> pd.DataFrame:
         }
     )
     bars = bars[bars["trades"] > 0]
-    bars.insert(0, "start", bars.index.as_unit("ms").asi8)
+    bars.insert(0, "start", pd.DatetimeIndex(bars.index).as_unit("ms").asi8)
     return bars.reset_index(drop=True)
 
 
