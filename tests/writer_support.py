@@ -22,7 +22,7 @@ from shared.config import load_settings
 from shared.health import Health
 from shared.redis_io import client
 from shared.runtime import ServiceContext
-from shared.schemas import StreamFields, Tick
+from shared.schemas import Side, StreamFields, Tick
 from tests.recorded import market_trades
 
 FIRST_TRADE_ID = 6_905_373_851
@@ -53,7 +53,7 @@ def _recorded_ticks(count: int) -> tuple[Tick, ...]:
             trade_id = next_id.get(trade.symbol, FIRST_TRADE_ID)
             next_id[trade.symbol] = trade_id + 1
             ts = trade.ts + round_ * span
-            side = "sell" if n % 3 == 0 else "buy"
+            side: Side = "sell" if n % 3 == 0 else "buy"
             ticks.append(Tick(ts, trade.symbol, trade.price, trade.size, trade_id, side, ts + 7))
         round_ += 1
     return tuple(ticks)
@@ -137,7 +137,7 @@ def count_rows(path: Path) -> int:
 
 def group_pending(client: redis.Redis, symbols: Sequence[str]) -> int:
     return sum(
-        int(client.xpending(keys.ticks(s), keys.WRITER_GROUP)["pending"])  # type: ignore[index]
+        int(client.xpending(keys.ticks(s), keys.WRITER_GROUP)["pending"])
         for s in symbols
     )
 
