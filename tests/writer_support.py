@@ -136,10 +136,7 @@ def count_rows(path: Path) -> int:
 
 
 def group_pending(client: redis.Redis, symbols: Sequence[str]) -> int:
-    return sum(
-        int(client.xpending(keys.ticks(s), keys.WRITER_GROUP)["pending"])
-        for s in symbols
-    )
+    return sum(int(client.xpending(keys.ticks(s), keys.WRITER_GROUP)["pending"]) for s in symbols)
 
 
 def pandas_bars(ticks: pd.DataFrame, rule: str) -> pd.DataFrame:
