@@ -118,6 +118,18 @@ def _whole_seconds(start_ms: int, end_ms: int) -> tuple[int, int]:
     return inner_start, inner_end
 
 
+def _range(symbol: str, start_ms: int, end_ms: int) -> dict[str, str | int]:
+    """Query parameters of a range: its whole seconds come from `bars_1s`, the rest from ticks."""
+    inner_start, inner_end = _whole_seconds(start_ms, end_ms)
+    return {
+        "symbol": normalize_symbol(symbol),
+        "start": start_ms,
+        "end": end_ms,
+        "inner_start": inner_start,
+        "inner_end": inner_end,
+    }
+
+
 def _bars_frame(cursor: sqlite3.Cursor) -> pd.DataFrame:
     """Rows `(start, open, high, low, close, volume, notional, trades)` as the bars frame."""
     records = np.fromiter(cursor, dtype=_BAR_DTYPE)
@@ -154,15 +166,7 @@ class History:
     def bars(self, symbol: str, tf: str, start_ms: int, end_ms: int) -> pd.DataFrame:
         """OHLCV, VWAP and trade count of `symbol` at timeframe `tf` (`1s` ... `1d`)."""
         tf_ms = timeframe_ms(tf)
-        inner_start, inner_end = _whole_seconds(start_ms, end_ms)
-        params = {
-            "symbol": normalize_symbol(symbol),
-            "tf": tf_ms,
-            "start": start_ms,
-            "end": end_ms,
-            "inner_start": inner_start,
-            "inner_end": inner_end,
-        }
+        params = {**_range(symbol, start_ms, end_ms), "tf": tf_ms}
         if tf_ms == 1000:
             frame = _bars_frame(self.conn.execute(_ONE_SECOND_SQL, params))
             return frame.sort_values("start", kind="stable", ignore_index=True)
@@ -185,16 +189,9 @@ class History:
 
     def tick_count(self, symbol: str, start_ms: int, end_ms: int) -> int:
         """Number of ticks of `symbol` in `[start_ms, end_ms)`, from the one-second bars."""
-        inner_start, inner_end = _whole_seconds(start_ms, end_ms)
-        params = {
-            "symbol": normalize_symbol(symbol),
-            "start": start_ms,
-            "end": end_ms,
-            "inner_start": inner_start,
-            "inner_end": inner_end,
-        }
         row = self.conn.execute(
-            f"SELECT coalesce(sum(trades), 0) FROM ({_SECONDS_SQL})", params
+            f"SELECT coalesce(sum(trades), 0) FROM ({_SECONDS_SQL})",
+            _range(symbol, start_ms, end_ms),
         ).fetchone()
         return int(row[0])
 
