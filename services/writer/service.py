@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import sqlite3
 import time
 
 from redis.exceptions import ResponseError
@@ -25,6 +26,7 @@ from shared.events import deadletter_fields
 from shared.health import now_ms
 from shared.redis_io import UNAVAILABLE
 from shared.runtime import ServiceContext
+from shared.tickdb import TickDbError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ COUNTERS = (
     "rows_written", "duplicates", "entries", "batches", "deadlettered", "lost", "claimed",
     "recovered", "retries", "lag_entries", "lag_ms", "commit_lag_ms", "last_commit",
 )  # fmt: skip
+
+
+class StoreUnavailable(RuntimeError):
+    """The tick database cannot be opened or created (path, permissions, newer schema)."""
 
 
 def consumer_name(settings: Settings) -> str:
@@ -255,9 +261,16 @@ async def _settled(task: asyncio.Task[bool] | None) -> None:
 async def run(ctx: ServiceContext) -> None:
     """The service body: open the database (migrations applied), then run the writer."""
     settings = ctx.settings
-    store = await asyncio.to_thread(
-        TickStore.open, settings.sqlite_path, busy_timeout_ms=settings.writer_busy_timeout_ms
-    )
+    try:
+        store = await asyncio.to_thread(
+            TickStore.open, settings.sqlite_path, busy_timeout_ms=settings.writer_busy_timeout_ms
+        )
+    except (OSError, sqlite3.Error, TickDbError) as exc:
+        log.error(
+            "cannot open the tick database",
+            extra={"path": str(settings.sqlite_path), "error": str(exc)},
+        )
+        raise StoreUnavailable(f"SQLITE_PATH={str(settings.sqlite_path)!r}: {exc}") from None
     streams = TickStreams(settings.redis_url, consumer_name(settings), settings.symbols)
     log.info(
         "writing",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ import redis
 
 from shared import keys
 from shared.history import History
-from tests.support import service_env, start_service, wait_until
+from tests.support import REPO, service_env, start_service, wait_until
 from tests.writer_support import (
     BAD_ENTRIES,
     Published,
@@ -143,3 +145,17 @@ def test_health_record_carries_the_writer_counters(redis_url: str, tmp_path: Pat
         process.terminate()
         assert process.wait(timeout=10) == 0
         client.close()
+
+
+def test_a_database_that_cannot_be_opened_stops_the_writer_with_a_clear_line(
+    redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    env = service_env(redis_url, SQLITE_PATH=str(tmp_path / "file" / "ticks.db"))
+    result = subprocess.run(
+        [sys.executable, "-m", "services.writer"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = next(x for x in result.stderr.splitlines() if "cannot open the tick database" in x)
+    assert f"path={tmp_path / 'file' / 'ticks.db'}" in line and "error=" in line
