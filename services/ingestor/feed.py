@@ -201,7 +201,7 @@ class SymbolFeed:
                 self._ws = ws
                 guard = asyncio.create_task(self._guard(ws, base, url))
                 try:
-                    reason = await self._read(ws)
+                    reason = await self._read(ws, base)
                 finally:
                     guard.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -222,10 +222,12 @@ class SymbolFeed:
         delivered = self.frames > frames_before
         return delivered, self._stale and not delivered
 
-    async def _read(self, ws: ClientConnection) -> str:
+    async def _read(self, ws: ClientConnection, base: str) -> str:
         """Handle frames until the connection closes; why it closed."""
         handle = self._handle
         try:
+            handle(await ws.recv(decode=False), time.time_ns() // 1_000_000)
+            self._delivering(base)
             while True:
                 handle(await ws.recv(decode=False), time.time_ns() // 1_000_000)
         except ConnectionClosed as exc:
@@ -252,7 +254,6 @@ class SymbolFeed:
         options = self.options
         opened = last_change = loop.time()
         seen = self.frames
-        announced = False
         interval = min(1.0, options.stale_s / 4)
         while True:
             if await self._sleep(interval):
@@ -262,13 +263,11 @@ class SymbolFeed:
             now = loop.time()
             if self.frames != seen:
                 seen, last_change = self.frames, now
-                if not announced:
-                    announced = True
-                    self._delivering(base)
             elif now - last_change >= options.stale_s:
                 self._stale = True
-                self._ending = f"stale: nothing received for {options.stale_s:g} s"
-                self._notices.event("stale", f"{url}: {self._ending}", self.symbol)
+                silence = f"nothing received for {options.stale_s:g} s"
+                self._ending = f"stale, {silence}"
+                self._notices.event("stale", f"{url}: {silence}", self.symbol)
                 await ws.close()
                 return
             if now - opened >= options.max_age_s:

@@ -35,6 +35,7 @@ class Notices:
         self._pending: deque[tuple[str, StreamFields, int]] = deque()
         self._pending_bytes = 0
         self._wake = asyncio.Event()
+        self._sending = asyncio.Lock()
         self.lost = 0
         self.sent = 0
         self._bound_drops = 0
@@ -88,6 +89,12 @@ class Notices:
         return True
 
     async def _send_some(self) -> bool:
+        async with self._sending:
+            return await self._send_batch()
+
+    async def _send_batch(self) -> bool:
+        if not self._pending:
+            return True
         batch = [self._pending[i] for i in range(min(SEND_BATCH, len(self._pending)))]
         drops_before = self._bound_drops
         pipe = self._redis.pipeline(transaction=False)

@@ -152,6 +152,8 @@ class CollectorRows:
     base_id: int | None = None
     next_id: dict[str, int] = field(default_factory=dict)
     last: dict[str, tuple[Decimal, bool]] = field(default_factory=dict)
+    _time: tuple[str, int] = ("", 0)
+    _decimals: dict[float | int, str] = field(default_factory=dict)
 
     def __call__(self, line: bytes, recv_ts: int) -> TickRow | NonMarketPrint:
         try:
@@ -161,8 +163,8 @@ class CollectorRows:
         if type(row) is not dict:
             raise FrameError("not a JSON object")
         try:
-            symbol, ts = row["symbol"], iso_ms(row["ts"])
-            price, size = decimal_text(row["price"]), decimal_text(row["size"])
+            symbol, ts = row["symbol"], self._ms(row["ts"])
+            price, size = self._decimal(row["price"]), self._decimal(row["size"])
         except KeyError as exc:
             raise FrameError(f"collector row without field {exc.args[0]!r}") from None
         if type(symbol) is not str:
@@ -184,6 +186,22 @@ class CollectorRows:
             "X": "MARKET" if market else "NA", "m": maker,
         }  # fmt: skip
         return normalize_trade(event, recv_ts)
+
+    def _ms(self, text: Any) -> int:
+        # Many trades share a millisecond: the previous row's time is often this one's.
+        if text != self._time[0]:
+            self._time = (text, iso_ms(text))
+        return self._time[1]
+
+    def _decimal(self, number: Any) -> str:
+        if type(number) is not float and type(number) is not int:
+            raise FrameError(f"not a number: {number!r}")
+        known = self._decimals.get(number)
+        if known is None:
+            known = decimal_text(number)
+            if len(self._decimals) < 100_000:
+                self._decimals[number] = known
+        return known
 
     def _buyer_is_maker(self, symbol: str, price: Decimal) -> bool:
         previous = self.last.get(symbol)
