@@ -59,12 +59,6 @@ def stream_url(base: str, symbol: str, stream: StreamKind) -> str:
     return f"{base}/ws/{symbol.lower()}@{stream}"
 
 
-def combined_url(base: str, symbols: Collection[str], stream: StreamKind) -> str:
-    """Several streams on one connection: `<base>/stream?streams=btcusdt@trade/ethusdt@trade`."""
-    names = "/".join(f"{symbol.lower()}@{stream}" for symbol in symbols)
-    return f"{base}/stream?streams={names}"
-
-
 _ZERO_BY_DECIMAL: dict[str, bool] = {}
 _ZERO_CACHE_SIZE = 100_000
 
