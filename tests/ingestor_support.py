@@ -10,6 +10,7 @@ connected then never sees it. Tests drive it: send frames, drop connections, go 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import struct
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -297,7 +298,7 @@ async def eventually(predicate: Callable[[], Awaitable[bool] | bool], within: fl
     deadline = asyncio.get_running_loop().time() + within
     while True:
         result = predicate()
-        if not isinstance(result, bool):
+        if inspect.isawaitable(result):
             result = await result
         if result:
             return True
@@ -314,6 +315,11 @@ async def stream_ticks(redis: Redis, symbol: str) -> list[Tick]:
 
 async def stream_length(redis: Redis, symbol: str) -> int:
     return int(await redis.xlen(keys.ticks(symbol)))
+
+
+async def has_ticks(redis: Redis, symbol: str, count: int) -> bool:
+    """`ticks:<symbol>` holds exactly `count` entries."""
+    return await stream_length(redis, symbol) == count
 
 
 async def events(redis: Redis, kind: str | None = None) -> list[Event]:

@@ -84,14 +84,15 @@ order, the number of ticks added and the number skipped as already there."""
 
 def publishing_client(url: str) -> Redis:
     """A client that fails fast: the publisher retries on its own terms, so redis-py must not
-    spend seconds on hidden retries (a stop request could not be honoured meanwhile)."""
+    spend seconds on hidden retries (a stop request could not be honoured meanwhile). One
+    immediate retry replaces a pooled connection that a Redis restart has closed."""
     return aioredis.Redis.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=10.0,
         socket_keepalive=True,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1),
     )
 
 
