@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -29,7 +29,7 @@ from services.ingestor.state import SymbolState
 from shared import keys
 from shared.config import Settings, load_settings
 from shared.health import Health
-from shared.redis_io import Redis, decoded
+from shared.redis_io import Redis
 from shared.schemas import Event, Tick
 from tests.recorded import RecordedTrade
 
@@ -171,12 +171,15 @@ class BinanceServer:
     def connection_count(self, stream: str) -> int:
         return sum(len(c) for name, c in self.open.items() if name.endswith(f"|{stream}"))
 
-    async def wait_for(self, stream: str, count: int = 1, within: float = 10.0) -> None:
-        """Until `count` connections are open on `stream` (on any base)."""
+    async def wait_for(
+        self, stream: str, count: int = 1, *, exactly: bool = False, within: float = 10.0
+    ) -> None:
+        """Until at least (or `exactly`) `count` connections are open on `stream`."""
         assert self._changed is not None
 
         def ready() -> bool:
-            return self.connection_count(stream) >= count
+            open_now = self.connection_count(stream)
+            return open_now == count if exactly else open_now >= count
 
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(ready), within)
@@ -309,8 +312,13 @@ async def eventually(predicate: Callable[[], Awaitable[bool] | bool], within: fl
 
 async def stream_ticks(redis: Redis, symbol: str) -> list[Tick]:
     """Every entry of `ticks:<symbol>` as `Tick`s, oldest first."""
-    entries = await redis.xrange(keys.ticks(symbol))
-    return [Tick.from_fields(decoded(fields)) for _, fields in entries]
+    return [Tick.from_fields(fields) for fields in await _entries(redis, keys.ticks(symbol))]
+
+
+async def _entries(redis: Redis, stream: str) -> list[dict[str, str]]:
+    """The fields of every entry of `stream`, oldest first (replies are decoded text)."""
+    reply = cast(list[tuple[str, dict[str, str]]], await redis.xrange(stream))
+    return [fields for _, fields in reply]
 
 
 async def stream_length(redis: Redis, symbol: str) -> int:
@@ -323,9 +331,9 @@ async def has_ticks(redis: Redis, symbol: str, count: int) -> bool:
 
 
 async def events(redis: Redis, kind: str | None = None) -> list[Event]:
-    found = [Event.from_fields(decoded(f)) for _, f in await redis.xrange(keys.EVENTS)]
+    found = [Event.from_fields(fields) for fields in await _entries(redis, keys.EVENTS)]
     return [e for e in found if kind is None or e.kind == kind]
 
 
 async def dead_letters(redis: Redis) -> list[dict[str, str]]:
-    return [decoded(f) for _, f in await redis.xrange(keys.deadletter("ingestor"))]
+    return await _entries(redis, keys.deadletter("ingestor"))

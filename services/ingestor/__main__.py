@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.ingestor import service
+from services.ingestor.replay import ReplayError, detect_format
+from shared.config import Settings
 from shared.runtime import (
     EXIT_CONFIG,
     check_health,
@@ -30,10 +32,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_or_exit(NAME)
     if args.check:
         return check_health(NAME, settings)
-    if args.record is not None and settings.source != "binance":
-        print(f"{NAME}: --record needs SOURCE=binance, not {settings.source}", file=sys.stderr)
+    problem = _startup_problem(settings, args.record)
+    if problem:
+        print(f"{NAME}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     return run_service(NAME, settings, functools.partial(service.run, record=args.record))
+
+
+def _startup_problem(settings: Settings, record: Path | None) -> str:
+    """What keeps the ingestor from starting, in one line; empty when nothing does."""
+    if record is not None:
+        if settings.source != "binance":
+            return f"--record needs SOURCE=binance, not {settings.source}"
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.open("ab").close()
+        except OSError as exc:
+            return f"--record {record}: {exc.strerror or exc}"
+    if settings.source == "replay" and settings.replay_file is not None:
+        try:
+            detect_format(settings.replay_file)
+        except ReplayError as exc:
+            return f"REPLAY_FILE: {exc}"
+    return ""
 
 
 if __name__ == "__main__":

@@ -153,3 +153,19 @@ async def test_replay_shows_progress_in_the_log_and_in_health(
         if process.poll() is None:
             process.kill()
         await reader.aclose()
+
+
+def test_an_unreadable_replay_file_stops_the_start_with_one_line(
+    redis_url: str, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    env = service_env(redis_url, SOURCE="replay", REPLAY_FILE=str(notes))
+    result = subprocess.run(
+        [sys.executable, "-m", "services.ingestor"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"ingestor: REPLAY_FILE: {notes}: not raw frames, collector NDJSON or a trades CSV"
+    )

@@ -195,3 +195,20 @@ async def test_recorded_pace_is_kept_at_speed_one(redis_url: str, tmp_path: Path
     started = time.monotonic()
     await replay(redis_url, path, replay_speed=1)
     assert time.monotonic() - started >= 0.6  # the last trade is 600 ms after the first
+
+
+async def test_the_synthetic_source_publishes_contiguous_trades_of_every_symbol(
+    redis_url: str, redis_client: Redis
+) -> None:
+    settings = ingestor_settings(redis_url, source="synthetic", synthetic_tick_rate=2_000)
+    async with running_ingestor(settings) as run:
+        assert await eventually(
+            lambda: all(run.state(s).published >= 100 for s in SYMBOLS), within=20
+        )
+        assert run.counters["problem"] == "" and run.health.status == "ok"
+    for symbol in SYMBOLS:
+        ticks = await stream_ticks(redis_client, symbol)
+        ids = [t.trade_id for t in ticks]
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+        assert abs(ticks[0].ts - now_ms()) < 60_000
+    assert len(await events(redis_client, "synthetic_started")) == 1
