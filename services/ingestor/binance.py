@@ -158,6 +158,7 @@ def normalize_trade(
         and type(price) is str
         and type(size) is str
         and type(maker) is bool
+        and type(execution) is str
         and type(symbol) is str
         and (symbols is None or symbol in symbols)
         and trade_id >= 0

@@ -124,6 +124,7 @@ class SymbolFeed:
         self.options = options
         self.stop = stop
         self.frames = 0
+        self.attempts = 0
         self._intake = intake
         self._state = intake.state(symbol)
         self._notices = intake.notices
@@ -186,6 +187,7 @@ class SymbolFeed:
     async def _session(self, base: str) -> tuple[bool, bool]:
         """One connection's life: (whether it delivered frames, whether it was silent)."""
         url = stream_url(base, self.symbol, self.options.stream)
+        self.attempts += 1
         try:
             ws = await self._open(url)
         except CONNECT_ERRORS as exc:
@@ -242,6 +244,10 @@ class SymbolFeed:
             parsed = parse_frame(raw, recv_ts, self._symbols)
         except FrameError as exc:
             self._intake.reject(raw, str(exc), self.symbol)
+            return
+        except Exception as exc:  # a parser bug must not stop the feed: keep the frame
+            log.exception("frame the parser did not expect", extra={"symbol": self.symbol})
+            self._intake.reject(raw, f"parser error: {exc!r}", self.symbol)
             return
         if isinstance(parsed, NonMarketPrint):
             self._intake.non_market(parsed)
@@ -390,5 +396,5 @@ class LiveSource:
 
     @property
     def started(self) -> bool:
-        """Every feed has connected at least once."""
-        return all(feed.connects for feed in self.feeds)
+        """Every feed has tried to connect at least once."""
+        return all(feed.attempts for feed in self.feeds)

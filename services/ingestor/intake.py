@@ -32,25 +32,24 @@ class Intake:
 
     def tick(self, row: TickRow) -> None:
         """A live tick: queued at once (the oldest waiting tick is dropped if the queue is full)."""
-        state = self.states[row[1]]
-        trade_id = row[4]
-        if trade_id != state.last_id + 1 and not self._out_of_sequence(state, trade_id):
-            return
-        state.last_id = trade_id
-        state.ticks += 1
-        state.last_ts = row[0]
-        self.queue.put_nowait(row)
+        if self._admit(row):
+            self.queue.put_nowait(row)
 
     async def tick_waiting(self, row: TickRow) -> None:
         """A replayed or synthetic tick: waits for room in the queue rather than drop any."""
+        if self._admit(row):
+            await self.queue.put(row)
+
+    def _admit(self, row: TickRow) -> bool:
+        """Check the tick's id against its symbol's sequence and count it; False to drop it."""
         state = self.states[row[1]]
         trade_id = row[4]
         if trade_id != state.last_id + 1 and not self._out_of_sequence(state, trade_id):
-            return
+            return False
         state.last_id = trade_id
         state.ticks += 1
         state.last_ts = row[0]
-        await self.queue.put(row)
+        return True
 
     def non_market(self, print_: NonMarketPrint) -> None:
         state = self.states[print_.symbol]

@@ -26,6 +26,7 @@ Time and ids (`Relocation`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gzip
 import logging
@@ -450,7 +451,8 @@ class ReplaySource:
         recorded_s = self.relocation.elapsed_ms(ts) / 1000
         wait = started + recorded_s / self.speed - time.monotonic()
         if wait > 0.001:
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), wait)
 
     def _progress(self) -> None:
         log.info(

@@ -17,6 +17,7 @@ now, and trade ids are `1000 * (start epoch ms)` plus a per-symbol count, as for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -130,7 +131,8 @@ class SyntheticSource:
             for trade in market.trades(start):
                 wait = started + (trade[0] - start) / 1000 - time.monotonic()
                 if wait > 0.001:
-                    await asyncio.sleep(wait)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), wait)
                 if self._closed or self.stop.is_set():
                     return
                 await self._intake.tick_waiting((*trade, now_ms()))

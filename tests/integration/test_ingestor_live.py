@@ -27,6 +27,7 @@ from tests.ingestor_support import (
     trade_event,
 )
 from tests.recorded import market_trades, recorded_rows
+from tests.support import free_port
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 QUIET = {"binance_stale_timeout_s": 10.0}
@@ -356,3 +357,21 @@ async def test_a_lost_server_makes_the_service_degraded_until_it_is_back(redis_u
                 for symbol in SYMBOLS:
                     await again.wait_for(stream(symbol))
                 assert await eventually(lambda: bool(run.counters) and run.health.status == "ok")
+
+
+async def test_an_unreachable_exchange_is_degraded_and_retried(
+    redis_url: str, redis_client: Redis
+) -> None:
+    nowhere = f"ws://127.0.0.1:{free_port()}"
+    settings = ingestor_settings(
+        redis_url, symbols="btcusdt", binance_ws_url=f"{nowhere}/market",
+        binance_legacy_ws_url=nowhere,
+    )  # fmt: skip
+    async with running_ingestor(settings) as run:
+        assert await eventually(lambda: run.ingestor.source.started)
+        assert run.counters["problem"] == "BTCUSDT disconnected"
+        assert run.health.status == "degraded"
+        feed = run.ingestor.source.feeds[0]  # type: ignore[attr-defined]
+        assert await eventually(lambda: feed.attempts >= 3)
+    failed = await events(redis_client, "connect_failed")
+    assert failed and failed[0].detail.startswith(f"{nowhere}/market/ws/btcusdt@trade: ")

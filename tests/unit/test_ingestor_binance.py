@@ -6,6 +6,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.ingestor.binance import (
     MAX_FRAME_BYTES,
@@ -162,3 +164,33 @@ def test_stream_urls_use_lower_case_symbols() -> None:
     base = "wss://fstream.binance.com/market"
     assert stream_url(base, "BTCUSDT", "trade") == f"{base}/ws/btcusdt@trade"
     assert stream_url(base, "ETHUSDT", "aggTrade") == f"{base}/ws/ethusdt@aggTrade"
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=8,
+)
+"""What JSON can carry (orjson's integers are 64-bit)."""
+
+
+@given(changes=st.dictionaries(st.sampled_from(sorted(TRADE)), JSON_VALUES, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_any_change_to_a_trade_event_parses_or_is_a_frame_error(changes: dict[str, object]) -> None:
+    try:
+        parse_frame(orjson.dumps({**TRADE, **changes}), 1, frozenset({"BTCUSDT"}))
+    except FrameError:
+        pass
+
+
+@given(raw=st.binary(max_size=200) | JSON_VALUES.map(orjson.dumps))
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_parse_or_are_a_frame_error(raw: bytes) -> None:
+    try:
+        parse_frame(raw, 1)
+    except FrameError:
+        pass
