@@ -132,6 +132,11 @@ class Publisher:
         self._away_since = 0.0
         self._failure = ""
 
+    @property
+    def failure(self) -> str:
+        """Why the last batch did not go out, while it has not (empty when publishing works)."""
+        return "" if self.reachable else self._failure
+
     async def load(self) -> None:
         """Load (or replace) the function library; `UNAVAILABLE` errors propagate."""
         await self._redis.function_load(LIBRARY, replace=True)

@@ -286,8 +286,9 @@ class Relocation:
         if self.shift:
             self.time_shift = now - ts
 
-    def row(self, row: TickRow) -> TickRow:
-        ts, symbol, price, size, trade_id, side, recv_ts = row
+    def row(self, row: TickRow, recv_ts: int) -> TickRow:
+        """The tick moved, and received at `recv_ts` (when the replay hands it over)."""
+        ts, symbol, price, size, trade_id, side, _ = row
         return (
             self._ts(ts), symbol, price, size, self._id(symbol, trade_id), side, recv_ts,
         )  # fmt: skip
@@ -326,10 +327,6 @@ class Relocation:
         """Recorded time from the first trade of the first pass to `ts` (as read) of this pass."""
         assert self.first_ts is not None
         return ts - self.first_ts + self.passes * self._span
-
-    @property
-    def moves(self) -> bool:
-        return self.shift or self.passes > 0
 
 
 class ReplaySource:
@@ -410,7 +407,7 @@ class ReplaySource:
         try:
             for count, line in enumerate(replay, 1):
                 try:
-                    parsed = normalize(line, now_ms())
+                    parsed = normalize(line, 0)
                 except _Header:
                     continue
                 except FrameError as exc:
@@ -425,9 +422,9 @@ class ReplaySource:
                     relocation.start(ts, now_ms())
                 await self._pace(started, ts, count)
                 if isinstance(parsed, NonMarketPrint):
-                    intake.non_market(relocation.non_market(parsed) if relocation.moves else parsed)
+                    intake.non_market(relocation.non_market(parsed))
                     continue
-                await intake.tick_waiting(relocation.row(parsed) if relocation.moves else parsed)
+                await intake.tick_waiting(relocation.row(parsed, now_ms()))
                 self.ticks += 1
                 if self._finished():
                     return

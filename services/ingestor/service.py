@@ -144,7 +144,7 @@ class Ingestor:
         if self.settings.source != "binance":
             problems = []
         if not self.publisher.reachable:
-            problems.append("redis away: ticks wait in the queue")
+            problems.append(f"ticks wait in the queue: {self.publisher.failure}")
         if intake.overflowing:
             problems.append("tick queue overflowing")
         if not self.source.started:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from shared.config import Settings
 from shared.health import now_ms
@@ -106,15 +107,16 @@ async def test_the_side_of_collector_rows_follows_the_tick_rule(
     assert [t.side for t in ticks] == ["buy", "buy", "buy", "sell", "sell", "buy"]
 
 
-async def test_shifted_looping_replay_looks_live_with_distinct_contiguous_trades(
-    redis_url: str, redis_client: Redis, tmp_path: Path
+@pytest.mark.parametrize("shift", [True, False])
+async def test_looping_replay_gives_distinct_contiguous_passes(
+    redis_url: str, redis_client: Redis, tmp_path: Path, shift: bool
 ) -> None:
     path = small_collector_file(tmp_path, 400)
     rows = [r for r in recorded_rows()[:400] if float(r.price) > 0]
     span = max(r.ts for r in rows) - rows[0].ts + 1
     started = now_ms()
     settings = replay_settings(
-        redis_url, path, replay_shift=True, replay_loop=True, ingest_queue_size=1_000
+        redis_url, path, replay_shift=shift, replay_loop=True, ingest_queue_size=1_000
     )
     async with running_ingestor(settings) as run:
         assert await eventually(lambda: run.counters["replay_pass"] >= 3, within=30)
@@ -123,13 +125,17 @@ async def test_shifted_looping_replay_looks_live_with_distinct_contiguous_trades
     assert len(ticks) >= 2 * len(btc)
     ids = [t.trade_id for t in ticks]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
-    assert started <= ticks[0].ts <= now_ms()
-    assert abs(ids[0] - ticks[0].ts * 1000) < 1000
+    if shift:  # looks live: the first trade is now, its id 1000 x its time
+        assert started <= ticks[0].ts <= now_ms()
+        assert abs(ids[0] - ticks[0].ts * 1000) < 1000
+    else:  # the file's own times and ids
+        assert (ticks[0].ts, ids[0]) == (FIRST_MS, FIRST_MS * 1000)
     for k in range(2):
         one_pass = ticks[k * len(btc) : (k + 1) * len(btc)]
         assert [t.price for t in one_pass] == [r.price for r in btc]
         assert [t.ts - ticks[0].ts for t in one_pass] == [r.ts - btc[0].ts + k * span for r in btc]
     assert await events(redis_client, "gap") == []
+    assert run.counters["duplicates:BTCUSDT"] == 0
 
 
 async def test_a_later_shifted_replay_gets_new_ids(

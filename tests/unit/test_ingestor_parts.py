@@ -115,16 +115,15 @@ def test_the_publish_function_writes_the_tick_fields_in_schema_order() -> None:
 def test_relocation_without_shift_or_loop_changes_nothing() -> None:
     relocation = Relocation(shift=False)
     relocation.start(1_000, now=99_999)
-    assert not relocation.moves
-    assert relocation.row(row(7)) == row(7)
+    assert relocation.row(row(7), 0) == row(7)
 
 
 def test_shift_moves_time_to_now_and_rebases_ids_on_it() -> None:
     relocation = Relocation(shift=True)
     relocation.start(1_000, now=5_000)
-    assert relocation.row(row(70, ts=1_000))[0::4] == (5_000, 5_000_000)
-    assert relocation.row(row(72, ts=1_003))[0::4] == (5_003, 5_000_002)
-    eth = relocation.row(row(900, "ETHUSDT", ts=1_001))
+    assert relocation.row(row(70, ts=1_000), 0)[0::4] == (5_000, 5_000_000)
+    assert relocation.row(row(72, ts=1_003), 0)[0::4] == (5_003, 5_000_002)
+    eth = relocation.row(row(900, "ETHUSDT", ts=1_001), 0)
     assert (eth[0], eth[4]) == (5_001, 5_000_000)
     print_ = relocation.non_market(NonMarketPrint("BTCUSDT", 71, "NA", 1_002))
     assert (print_.trade_id, print_.ts) == (5_000_001, 5_002)
@@ -133,11 +132,11 @@ def test_shift_moves_time_to_now_and_rebases_ids_on_it() -> None:
 def test_each_loop_pass_follows_the_last_in_time_and_ids() -> None:
     relocation = Relocation(shift=False)
     relocation.start(1_000, now=0)
-    first = [relocation.row(row(i, ts=1_000 + 10 * (i - 10))) for i in range(10, 13)]
+    first = [relocation.row(row(i, ts=1_000 + 10 * (i - 10)), 0) for i in range(10, 13)]
     relocation.next_pass()
-    second = [relocation.row(row(i, ts=1_000 + 10 * (i - 10))) for i in range(10, 13)]
+    second = [relocation.row(row(i, ts=1_000 + 10 * (i - 10)), 0) for i in range(10, 13)]
     relocation.next_pass()
-    third = relocation.row(row(10, ts=1_000))
+    third = relocation.row(row(10, ts=1_000), 0)
     assert [r[4] for r in first + second] == [10, 11, 12, 13, 14, 15]
     assert [r[0] for r in first + second] == [1_000, 1_010, 1_020, 1_021, 1_031, 1_041]
     assert (third[0], third[4]) == (1_042, 16)
