@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from websockets.asyncio.client import connect
+
 from bench.harness import percentiles, private_redis, rate
 from services.ingestor.binance import TickRow, parse_frame
-from services.ingestor.feed import MAX_MESSAGE_BYTES, SymbolFeed
+from services.ingestor.feed import MAX_MESSAGE_BYTES, LiveSource, SymbolFeed
 from services.ingestor.service import Ingestor
 from shared.config import Settings, load_settings
 from shared.health import Health
@@ -119,18 +121,16 @@ class ServerProcess:
 
 
 def bench_settings(redis_url: str, base: str) -> Settings:
+    """The queue holds a whole run: the server sends faster than any publisher takes, and a
+    live feed drops the oldest ticks rather than slow its reader."""
     return load_settings(
         redis_url=redis_url, symbols=",".join(SYMBOLS), source="binance", binance_ws_url=base,
         binance_legacy_ws_url="", binance_stale_timeout_s=60, log_level="WARNING",
         maxlen_ticks=THROUGHPUT_TICKS * 2, ingest_queue_size=THROUGHPUT_TICKS * 2,
     )  # fmt: skip
-"""The queue holds a whole run: the server sends faster than any publisher takes, and a live
-feed drops the oldest ticks rather than slow its reader."""
 
 
 async def bare_receive_and_parse(server: ServerProcess, count: int) -> float:
-    from websockets.asyncio.client import connect
-
     symbols = frozenset(SYMBOLS)
     started: list[float] = []
 
@@ -194,8 +194,6 @@ async def ingest(
 
 def _stamp_receive_times(ingestor: Ingestor, received_ns: dict[tuple[str, int], int]) -> None:
     """Wrap each feed's frame handler to note when the frame reached the ingestor."""
-    from services.ingestor.feed import LiveSource
-
     assert isinstance(ingestor.source, LiveSource)
     for feed in ingestor.source.feeds:
         _wrap(feed, received_ns)
