@@ -49,6 +49,13 @@ def timeframe_ms(tf: str) -> int:
     return int(match.group(1)) * unit_ms
 
 
+def _ws_base(value: str) -> str:
+    parsed = urlparse(value.strip())
+    if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
+        raise ValueError("expected a ws:// or wss:// URL")
+    return value.strip().rstrip("/")
+
+
 class Settings(BaseSettings):
     """All services' configuration. Field `x_y` is read from the variable `X_Y`."""
 
@@ -74,9 +81,23 @@ class Settings(BaseSettings):
     source: Source = "binance"
     binance_ws_url: str = "wss://fstream.binance.com/market"
     binance_stream: Literal["trade", "aggTrade"] = "trade"
+    binance_legacy_ws_url: str = "wss://fstream.binance.com"
+    binance_fallback_after: int = Field(default=3, ge=1, le=100)
+    binance_stale_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
+    binance_reconnect_base_s: float = Field(default=1.0, gt=0, le=30)
+    binance_reconnect_max_s: float = Field(default=30.0, gt=0, le=30)
+    binance_max_age_s: float = Field(default=84_600.0, gt=0, le=86_400)
+    ingest_queue_size: int = Field(default=200_000, ge=100, le=10_000_000)
+    ingest_batch: int = Field(default=1_000, ge=1, le=10_000)
     replay_file: Path | None = None
     replay_speed: float = Field(default=1.0, ge=0)
     replay_shift: bool = False
+    replay_loop: bool = False
+    synthetic_seed: int = Field(default=7, ge=0)
+    synthetic_hedge_ratio: float = Field(default=1.5, gt=0, le=1_000)
+    synthetic_mean_reversion: float = Field(default=0.02, gt=0, le=100)
+    synthetic_noise: float = Field(default=0.05, gt=0, le=1_000)
+    synthetic_tick_rate: float = Field(default=20.0, gt=0, le=100_000)
 
     # Writer.
     writer_consumer: str = ""
@@ -114,10 +135,13 @@ class Settings(BaseSettings):
     @field_validator("binance_ws_url")
     @classmethod
     def _check_ws_url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
-            raise ValueError("expected a ws:// or wss:// URL")
-        return value.rstrip("/")
+        return _ws_base(value)
+
+    @field_validator("binance_legacy_ws_url")
+    @classmethod
+    def _check_legacy_ws_url(cls, value: str) -> str:
+        """Empty turns the fallback off."""
+        return _ws_base(value) if value.strip() else ""
 
     @field_validator("writer_consumer")
     @classmethod
@@ -145,6 +169,15 @@ class Settings(BaseSettings):
         if not timeframes:
             raise ValueError("at least one timeframe is needed")
         return tuple(sorted(set(timeframes), key=timeframe_ms))
+
+    @model_validator(mode="after")
+    def _check_reconnect(self) -> Settings:
+        if self.binance_reconnect_base_s > self.binance_reconnect_max_s:
+            raise ValueError(
+                f"BINANCE_RECONNECT_BASE_S={self.binance_reconnect_base_s} is above "
+                f"BINANCE_RECONNECT_MAX_S={self.binance_reconnect_max_s}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_replay(self) -> Settings:
