@@ -18,7 +18,7 @@ from shared.schemas import StreamFields
 
 log = logging.getLogger(__name__)
 
-Status = Literal["starting", "ok", "degraded", "stopped"]
+Status = Literal["starting", "ok", "degraded", "stopping", "stopped"]
 Counter = int | float | str
 
 
@@ -57,7 +57,11 @@ class Health:
 
 
 async def heartbeat(redis: Redis, health: Health, interval_s: float, stop: asyncio.Event) -> None:
-    """Publish `health` every `interval_s` until `stop`, then once more as `stopped`."""
+    """Publish `health` every `interval_s` until `stop`, then once more as `stopped`.
+
+    The runtime sets `stop` only when the service body has finished (its drain included), so the
+    final record carries the final counters.
+    """
     reachable = True
     while not stop.is_set():
         published = await health.publish(redis)

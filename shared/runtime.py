@@ -142,7 +142,8 @@ async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
 
     health = Health(name)
     ctx = ServiceContext(name=name, settings=settings, redis=redis, health=health, stop=stop)
-    beating = asyncio.create_task(heartbeat(redis, health, settings.health_interval_s, stop))
+    finished = asyncio.Event()
+    beating = asyncio.create_task(heartbeat(redis, health, settings.health_interval_s, finished))
     body_task = asyncio.create_task(body(ctx))
     log.info("started", extra={"redis": settings.redis_url})
     code = EXIT_OK
@@ -151,6 +152,7 @@ async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
         await asyncio.wait({body_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not body_task.done():
+            health.status = "stopping"
             done, _ = await asyncio.wait({body_task}, timeout=SHUTDOWN_GRACE_S)
             if not done:
                 log.warning("in-flight work not finished in time, cancelling")
@@ -162,6 +164,7 @@ async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
         code = EXIT_FAILED
     finally:
         stop.set()
+        finished.set()
         with contextlib.suppress(*UNAVAILABLE):
             await beating
         await redis.aclose()
