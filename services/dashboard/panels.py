@@ -129,6 +129,8 @@ def banners(health: PipelineHealth) -> list[str]:
             out.append(f"{service.service} has never reported: is it running?")
         elif service.status == "stopped":
             out.append(f"{service.service} stopped {fmt_age(service.age_ms)} ago.")
+        elif service.status == "stopping":
+            out.append(f"{service.service} is stopping (finishing its in-flight work).")
         elif service.stale:
             out.append(f"{service.service} is stale: no heartbeat for {fmt_age(service.age_ms)}.")
         elif service.status == "degraded":

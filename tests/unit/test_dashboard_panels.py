@@ -60,6 +60,9 @@ def test_banners_name_the_stale_stopped_missing_or_degraded_service() -> None:
         "writer is stale: no heartbeat for 12 s.",
         "analytics stopped 5 min ago.",
     ]
+    assert banners(health([service("writer", "stopping")], [])) == [
+        "writer is stopping (finishing its in-flight work)."
+    ]
     assert banners(health([service("writer", "degraded")], [])) == [
         "writer reports degraded service."
     ]
