@@ -116,7 +116,6 @@ def complete(entry: Entry, kalman_delta: float = DEFAULT_KALMAN_DELTA) -> PairSt
             coint_pvalue=extra.coint_pvalue,
         )
         entry.view.stationarity = extra
-        entry.view.force_adf = False
     entry.stat = stat
     return stat
 
@@ -212,7 +211,10 @@ class TimeframePairs:
         return entries
 
     def _due(self, state: ViewState, start: int) -> bool:
-        return state.force_adf or adf_due(start, self.tf_ms, self.adf_every, state.phase)
+        if state.force_adf:
+            state.force_adf = False
+            return True
+        return adf_due(start, self.tf_ms, self.adf_every, state.phase)
 
     def _entry(
         self,

@@ -37,6 +37,8 @@ from shared.tickdb import TickDbError
 log = logging.getLogger(__name__)
 
 CHUNK = 10_000
+REBUILD_MAX_BARS = 5_000
+"""Bars missed while the worker was down are published late up to this many per timeframe."""
 
 
 @dataclass
@@ -76,28 +78,32 @@ async def read_progress(redis: Redis, analytics: Analytics) -> None:
             log.warning("unreadable last entry", extra={"key": state.stream_key})
 
 
-async def stream_ticks(
-    redis: Redis, symbol: str, since: int | None, lookback_ms: int
-) -> tuple[str | None, list[ParsedTick]]:
-    """The newest entry id of `ticks:<symbol>` and its ticks from trade time `since` on
-    (without `since`: those of the last `lookback_ms` before its newest tick)."""
+async def newest_tick(redis: Redis, symbol: str) -> tuple[str | None, int | None]:
+    """The id of the newest entry of `ticks:<symbol>` and the newest trade time among the last."""
+    entries = await revrange(redis, keys.ticks(symbol), count=100)
+    newest_ts: int | None = None
+    for _, fields in entries:
+        try:
+            newest_ts = parse_fields(fields, symbol)[0]
+            break
+        except BadTick:
+            continue
+    return (entries[0][0] if entries else None), newest_ts
+
+
+async def stream_ticks(redis: Redis, symbol: str, upper: str, since: int) -> list[ParsedTick]:
+    """The ticks of `ticks:<symbol>` up to entry `upper` with trade time `since` or later,
+    read newest first until an older one (trades are in time order on a symbol's stream)."""
     stream = keys.ticks(symbol)
-    newest: str | None = None
     ticks: list[ParsedTick] = []
-    upper = "+"
     while True:
         entries = await revrange(redis, stream, upper=upper, count=CHUNK)
-        if not entries:
-            break
         reached = False
-        for entry_id, fields in entries:
-            newest = newest or entry_id
+        for _, fields in entries:
             try:
                 tick = parse_fields(fields, symbol)
             except BadTick:
                 continue
-            if since is None:
-                since = tick[0] - lookback_ms
             if tick[0] < since:
                 reached = True
                 break
@@ -106,7 +112,7 @@ async def stream_ticks(
             break
         upper = f"({entries[-1][0]}"
     ticks.reverse()
-    return newest, ticks
+    return ticks
 
 
 def _bars(frame: pd.DataFrame) -> list[Bar]:
@@ -124,7 +130,7 @@ async def revrange(redis: Redis, stream: str, *, upper: str = "+", count: int) -
 
 
 def _history_bars(
-    history: History, analytics: Analytics, cuts: dict[int, int], event_ts: int
+    history: History, analytics: Analytics, cuts: dict[int, int], lows: dict[str, int]
 ) -> Iterator[tuple[int, int, Bar, bool]]:
     """(symbol, timeframe index, bar, rolls) from SQLite: see the module docstring."""
     finest_ms = analytics.bars.finest.tf_ms
@@ -132,11 +138,24 @@ def _history_bars(
         name = analytics.symbols[symbol]
         finest_cut = cut - cut % finest_ms
         for k, book in enumerate(analytics.bars.books):
-            depth = analytics.pairs[book.tf].matrix.capacity + 2
-            lo = book.floor(event_ts) - depth * book.tf_ms
             hi = cut if k == 0 else finest_cut
-            for bar in _bars(history.bars(name, book.tf, lo, hi)):
+            for bar in _bars(history.bars(name, book.tf, lows[book.tf], hi)):
                 yield symbol, k, bar, k == 0 and bar.start >= finest_cut
+
+
+def lookback_starts(analytics: Analytics, event_ts: int) -> dict[str, int]:
+    """Per timeframe, the first bar the rebuild needs: `capacity` bars before the oldest bar
+    not yet published (at most `REBUILD_MAX_BARS` back: older ones are not published late)."""
+    lows: dict[str, int] = {}
+    for tf, pairs in analytics.pairs.items():
+        now = event_ts - event_ts % pairs.tf_ms
+        published = [state.published_until for state in pairs.views.values() if state.ready] + [
+            analytics.bars_published.get((tf, i)) for i in range(len(analytics.symbols))
+        ]
+        resume = min((p + pairs.tf_ms for p in published if p is not None), default=now)
+        resume = max(min(resume, now), now - REBUILD_MAX_BARS * pairs.tf_ms)
+        lows[tf] = resume - (pairs.matrix.capacity + 2) * pairs.tf_ms
+    return lows
 
 
 def _sqlite_cuts(history: History | None, analytics: Analytics) -> dict[int, int]:
@@ -168,37 +187,31 @@ async def rebuild(
     except TickDbError as exc:
         log.info("no tick history yet", extra={"detail": str(exc)})
         cuts = {}
-    per_symbol: list[list[ParsedTick]] = []
-    newest_ts: list[int] = list(cuts.values())
-    lookback_ms = max(
-        (pairs.matrix.capacity + 2) * pairs.tf_ms for pairs in analytics.pairs.values()
-    )
-    for symbol, name in enumerate(analytics.symbols):
-        tail, ticks = await stream_ticks(redis, name, cuts.get(symbol), lookback_ms)
+    newest: list[tuple[str | None, int | None]] = [
+        await newest_tick(redis, name) for name in analytics.symbols
+    ]
+    for name, (tail, _) in zip(analytics.symbols, newest, strict=True):
         report.tails[keys.ticks(name)] = tail or "0"
-        per_symbol.append(ticks)
-        if ticks:
-            newest_ts.append(ticks[-1][0])
-    if not newest_ts:
+    known = [ts for _, ts in newest if ts is not None] + list(cuts.values())
+    if not known:
         return report
-    event_ts = max(newest_ts)
-    report.event_ts = event_ts
+    event_ts = report.event_ts = max(known)
+    lows = lookback_starts(analytics, event_ts)
+    earliest = min(lows.values())
+    per_symbol: list[list[ParsedTick]] = []
+    for symbol, name in enumerate(analytics.symbols):
+        tail = newest[symbol][0]
+        since = max(cuts.get(symbol, earliest), earliest)
+        per_symbol.append([] if tail is None else await stream_ticks(redis, name, tail, since))
     if cuts and history is not None:
         seeded = await asyncio.to_thread(
-            lambda: list(_history_bars(history, analytics, cuts, event_ts))
+            lambda: list(_history_bars(history, analytics, cuts, lows))
         )
         for symbol, k, bar, rolls in seeded:
             analytics.bars.seed(symbol, k, bar, rolls=rolls)
         report.history_bars = len(seeded)
-    earliest = min(
-        analytics.bars.finest.floor(event_ts) - (pairs.matrix.capacity + 2) * pairs.tf_ms
-        for pairs in analytics.pairs.values()
-    )
     merged = heapq.merge(
-        *[
-            [(t[0], symbol, t) for t in ticks if t[0] >= earliest]
-            for symbol, ticks in enumerate(per_symbol)
-        ]
+        *[[(t[0], symbol, t) for t in ticks] for symbol, ticks in enumerate(per_symbol)]
     )
     for ts, symbol, tick in merged:
         analytics.add_tick(symbol, ts, tick[1], tick[2])
