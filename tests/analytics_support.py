@@ -134,11 +134,11 @@ def stream_stats(client: redis.Redis, key: str) -> list[PairStat]:
 
 async def until(
     predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    timeout: float = 20.0,
+    within: float = 20.0,
     interval: float = 0.05,
 ) -> bool:
-    """Poll `predicate` (sync or async) until it holds or `timeout` passes."""
-    deadline = time.monotonic() + timeout
+    """Poll `predicate` (sync or async) until it holds or `within` seconds pass."""
+    deadline = time.monotonic() + within
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):

@@ -101,12 +101,13 @@ async def test_bars_and_statistics_equal_pandas_and_statsmodels(
         for lo in range(0, len(ticks), 2_000):
             publish(sync_redis, ticks[lo : lo + 2_000])
             await asyncio.sleep(0.01)
+
         def caught_up() -> bool:
             latest = sync_redis.hget(view.latest_key(WINDOW), "ts")
             bars = sync_redis.xlen(keys.bars("5m", SYMBOLS[1]))
             return latest is not None and int(latest) >= last_start("1s") and bars > 0
 
-        assert await until(caught_up, timeout=60), "the worker did not reach the last bar"
+        assert await until(caught_up, within=60), "the worker did not reach the last bar"
     for tf in ("1s", "1m", "5m"):
         for symbol in SYMBOLS:
             got = stream_bars(sync_redis, tf, symbol)
@@ -122,9 +123,7 @@ async def test_bars_and_statistics_equal_pandas_and_statsmodels(
     closes = aligned_closes(ticks, "1s", last_start("1s"))
     assert [s.ts for s in stats] == closes["start"].tolist()[2:]
     assert check_against_statsmodels(stats, closes, WINDOW) >= (len(stats) - 20) // 7
-    batch = pair_stats(
-        closes["start"], closes[SYMBOLS[0]], closes[SYMBOLS[1]], window=WINDOW
-    )
+    batch = pair_stats(closes["start"], closes[SYMBOLS[0]], closes[SYMBOLS[1]], window=WINDOW)
     for live, offline in zip(stats, batch, strict=True):
         assert live.ts == offline.ts
         for name in ("alpha", "beta", "zscore", "corr", "spread_mean", "spread_std"):
