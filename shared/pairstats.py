@@ -17,9 +17,9 @@ prices `A` and `B`:
   from the OLS of `s_i - s_(i-1)` on `s_(i-1)` with an intercept (only when `lambda < 0`), and the
   Engle-Granger `coint_pvalue` (statsmodels `coint`, constant, AIC) of A on B.
 
-A statistic that is undefined on a window (a leg that did not move, a spread with no variance) is
-NaN; a stationarity field that cannot be computed (fewer than `STATIONARITY_MIN_BARS` bars, a
-constant spread) is left out (None).
+A statistic that is undefined on a window (a leg that did not move, a spread with no variance
+beyond rounding) is NaN; a stationarity field that cannot be computed (fewer than
+`STATIONARITY_MIN_BARS` bars, a constant spread) is left out (None).
 
 `window_stats` works on many windows at once (one per row): the worker passes one row per pair
 of a timeframe, `pair_stats` one row per bar of a series, so both run the same arithmetic.
@@ -52,6 +52,9 @@ DEFAULT_KALMAN_DELTA = 1e-3
 KALMAN_PRIOR_VARIANCE = 1e4
 """The Kalman filter's prior on the standardized (alpha, beta): diffuse next to unit variance."""
 LN2 = math.log(2.0)
+SPREAD_NOISE = 1e-10
+"""A spread whose standard deviation is below this fraction of the price is rounding noise (the
+legs move in exact proportion): its z-score is undefined (NaN), not a ratio of two noises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +191,8 @@ def window_stats(
     with np.errstate(divide="ignore", invalid="ignore"):
         centred = (a - a.mean(axis=1)[:, None]) - beta[:, None] * (b - b.mean(axis=1)[:, None])
         spread_std = np.sqrt((centred * centred).sum(axis=1) / (n - 1))
-        zscore = np.where(spread_std > 0, centred[:, -1] / spread_std, np.nan)
+        defined = spread_std > SPREAD_NOISE * np.abs(a).mean(axis=1)
+        zscore = np.where(defined, centred[:, -1] / spread_std, np.nan)
     return WindowStats(
         alpha=alpha,
         beta=beta,
