@@ -160,7 +160,7 @@ async def fill_view(
     everything = stats + catch_up
     if everything:
         newest = everything[-1]
-        outbox.latest(state, newest.to_fields())
+        outbox.latest(state, newest)
         state.last = newest
         state.published_until = newest.ts
     else:

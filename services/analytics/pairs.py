@@ -55,10 +55,14 @@ class ViewState:
     """Whether the latest hash may hold stationarity fields (removed when a new bar lacks them)."""
     ready: bool = True
     """False while its stream is being filled from history."""
+    id: str = ""
+    stream_key_bytes: bytes = b""
+    latest_key_bytes: bytes = b""
 
-    @property
-    def id(self) -> str:
-        return self.view.id
+    def __post_init__(self) -> None:
+        self.id = self.view.id
+        self.stream_key_bytes = b"$%d\r\n%s\r\n" % (len(self.stream_key), self.stream_key.encode())
+        self.latest_key_bytes = b"$%d\r\n%s\r\n" % (len(self.latest_key), self.latest_key.encode())
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -26,10 +26,10 @@ from services.analytics.publisher import Outbox
 from services.analytics.rebuild import rebuild, revrange, set_groups
 from services.analytics.ticks import (
     BadTick,
+    TickReader,
     as_mapping,
     describe_entry,
     parse_entry,
-    raw_reader,
     raw_streams,
 )
 from services.analytics.views import ViewRegistry, default_views
@@ -37,7 +37,7 @@ from shared import keys
 from shared.config import Settings
 from shared.health import now_ms
 from shared.history import History
-from shared.pairstats import stationarity
+from shared.pairstats import MIN_BARS, stationarity
 from shared.redis_io import UNAVAILABLE, Redis, decoded, ensure_group
 from shared.runtime import ServiceContext
 from shared.schemas import Alert, SchemaError
@@ -66,7 +66,6 @@ class Worker:
         self.history = history
         self.analytics = Analytics(settings)
         self.outbox = Outbox(settings)
-        self.reader = raw_reader(settings.redis_url)
         defaults = default_views(settings.pair_legs, settings.timeframes, settings.window)
         self.defaults = {view.id for view in defaults}
         self.registry = ViewRegistry(
@@ -76,6 +75,10 @@ class Worker:
         self.stream_symbol = {keys.ticks(s): s for s in settings.symbols}
         self.read_ids: dict[str, str] = {stream: ">" for stream in self.stream_symbol}
         self.read_ids[keys.ANALYTICS_REQUESTS] = ">"
+        self.reader = TickReader(
+            settings.redis_url, keys.ANALYTICS_GROUP, CONSUMER, list(self.read_ids), COUNT,
+            BLOCK_MS,
+        )  # fmt: skip
         self.requested: set[str] = set()
         self.fills: asyncio.Queue[ViewState] = asyncio.Queue()
         self.filling: tuple[ViewState, asyncio.Task[int]] | None = None
@@ -101,14 +104,18 @@ class Worker:
         report = await rebuild(
             self.redis, self.analytics, self.history, self.settings.view_fill_bars
         )
-        for state in self.analytics.views():
-            if state.published_until is None:
-                state.ready = False
-                self.fills.put_nowait(state)
+        empty = [state for state in self.analytics.views() if state.published_until is None]
+        for state in empty:
+            state.ready = False
         self.analytics.clock.resume(report.event_ts, monotonic_ms())
         horizon = self.analytics.clock.horizon(monotonic_ms())
         if horizon is not None:
             await self.publish(self.analytics.close(horizon))
+        for state in empty:
+            if self._aligned_bars(state) >= MIN_BARS:
+                self.fills.put_nowait(state)
+            else:
+                state.ready = True
         await set_groups(self.redis, report.tails)
         await self._restore_fired()
         for state in self.analytics.views():
@@ -182,10 +189,7 @@ class Worker:
         if self.outbox:
             await self.outbox.flush(self.redis)
         try:
-            reply = await self.reader.xreadgroup(
-                keys.ANALYTICS_GROUP, CONSUMER, cast(Any, self.read_ids), count=COUNT,
-                block=BLOCK_MS, noack=True,
-            )  # fmt: skip
+            reply = await self.reader.read()
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -270,7 +274,7 @@ class Worker:
                 if value is not None
             }
             if fields:
-                self.outbox.raw("hset", state.latest_key, mapping=fields)
+                self.outbox.hset(state.latest_key, fields)
                 state.latest_extra = True
             state.stationarity = extra
         state.force_adf = True
@@ -294,7 +298,7 @@ class Worker:
                 deferred.add(entry.view)
                 slow.append(entry)
                 if entry.stat is not None:
-                    out.latest(entry.view, entry.stat.to_fields())
+                    out.latest(entry.view, entry.stat)
             else:
                 assert entry.stat is not None
                 out.publish(entry.view, entry.stat)
@@ -377,6 +381,10 @@ class Worker:
                 state.ready = True
             finally:
                 self.filling = None
+
+    def _aligned_bars(self, state: ViewState) -> int:
+        count = self.analytics.pairs[state.view.tf].matrix.count
+        return min(int(count[state.a]), int(count[state.b]))
 
     def _filled(self, state: ViewState, stats: list[Any]) -> None:
         self.ctx.health.incr("views_filled")

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
+from redis.exceptions import ResponseError
 
-from shared.redis_io import Redis, client
+from services.analytics.resp import command, round_trip
+from shared.redis_io import client
 from shared.schemas import TICK_FIELDS, SchemaError, Tick
 
 _LAYOUT = list(TICK_FIELDS)
@@ -34,11 +36,32 @@ class BadTick(ValueError):
     """An entry that is not a usable tick; the message says why."""
 
 
-def raw_reader(url: str) -> Redis:
-    """A connection whose XREADGROUP replies are hiredis' lists, unconverted."""
-    reader = client(url)
-    reader.set_response_callback("XREADGROUP", lambda response, **options: response)
-    return reader
+class TickReader:
+    """XREADGROUP ... NOACK of every stream, encoded once, replies left as hiredis gives them.
+
+    NOACK: the worker does not need redelivery, it rebuilds its state from history at start and
+    sets the group to where the rebuild ended (`rebuild.set_groups`); so nothing piles up in the
+    group's pending list.
+    """
+
+    def __init__(
+        self, url: str, group: str, consumer: str, streams: list[str], count: int, block_ms: int
+    ) -> None:
+        self.redis = client(url)
+        self.count = count
+        self._command = command(
+            "XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block_ms, "NOACK",
+            "STREAMS", *streams, *[">"] * len(streams),
+        )  # fmt: skip
+
+    async def read(self) -> Any:
+        def refused(error: ResponseError) -> None:
+            raise error
+
+        return (await round_trip(self.redis, self._command, 1, refused))[0]
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
 
 
 def raw_streams(reply: Any) -> list[tuple[str, list[RawEntry]]]:
