@@ -12,7 +12,15 @@ import redis
 
 from shared import keys
 from shared.schemas import Bar, Tick
-from tests.analytics_support import SYMBOLS, publish, running_worker, until
+from tests.analytics_support import (
+    SYMBOLS,
+    publish,
+    recorded_ticks,
+    running_worker,
+    stream_stats,
+    until,
+)
+from tests.support import RedisProcess
 
 
 def tick(symbol: str, ts: int, price: str, trade_id: int, size: str = "0.5") -> Tick:
@@ -83,3 +91,31 @@ async def test_quiet_market_late_and_bad_ticks_and_health(
     assert int(record["event_time"]) >= base + 3_750
     assert int(record["backlog"]) == 0
     assert 0 <= int(record["lag_ms"]) < 60_000
+
+
+async def test_redis_outage_degrades_then_recovers_without_losing_output(
+    redis_server: RedisProcess, redis_url: str, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    ticks = recorded_ticks()
+    first = ticks[0].ts - ticks[0].ts % 1000
+    key = keys.analytics_latest(*SYMBOLS, "1s")
+    async with running_worker(redis_url, sqlite_path=tmp_path / "none.db", window=20) as ctx:
+        assert await until(lambda: ctx.health.status == "ok")
+        publish(sync_redis, [t for t in ticks if t.ts < first + 30_000])
+        assert await until(lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 28_000)
+        redis_server.stop()
+        assert await until(lambda: ctx.health.status == "degraded", within=10)
+        await asyncio.sleep(0.5)
+        redis_server.start()
+        # The restarted server has no data (no AOF here): the worker recreates its groups and
+        # goes on with what is published now.
+        assert await until(lambda: ctx.health.status == "ok", within=10)
+        publish(sync_redis, [t for t in ticks if first + 30_000 <= t.ts < first + 60_000])
+        assert await until(
+            lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 58_000, within=20
+        )
+        assert ctx.health.counters["redis_errors"] > 0
+    stats = stream_stats(sync_redis, keys.analytics(*SYMBOLS, "1s"))
+    starts = [s.ts for s in stats if s.ts <= first + 58_000]
+    assert starts == list(range(starts[0], first + 59_000, 1000))
+    assert starts[0] <= first + 30_000
