@@ -70,12 +70,29 @@ class WindowStats:
     corr: FloatArray
 
 
+STATIONARITY_FIELDS = ("adf_stat", "adf_pvalue", "half_life", "coint_pvalue")
+
+
 @dataclass(frozen=True, slots=True)
 class Stationarity:
     adf_stat: float | None = None
     adf_pvalue: float | None = None
     half_life: float | None = None
     coint_pvalue: float | None = None
+
+    @classmethod
+    def of(cls, stat: PairStat) -> Stationarity | None:
+        """The stationarity fields an entry carries, or None when it carries none."""
+        values = [getattr(stat, name) for name in STATIONARITY_FIELDS]
+        return None if all(v is None for v in values) else cls(*values)
+
+    def fields(self) -> dict[str, str]:
+        """The computed fields, encoded as in a stream entry."""
+        return {
+            name: repr(value)
+            for name in STATIONARITY_FIELDS
+            if (value := getattr(self, name)) is not None
+        }
 
 
 def _rows(values: npt.ArrayLike) -> FloatArray:
@@ -382,7 +399,7 @@ def stats_frame(stats: Sequence[PairStat]) -> pd.DataFrame:
         {name: getattr(stat, name) for name in columns} for stat in stats
     ]
     frame = pd.DataFrame.from_records(records, columns=columns)
-    optional = ["adf_stat", "adf_pvalue", "half_life", "coint_pvalue"]
+    optional = list(STATIONARITY_FIELDS)
     frame[optional] = frame[optional].astype("float64")
     return frame
 

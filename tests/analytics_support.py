@@ -46,6 +46,18 @@ def recorded_ticks() -> tuple[Tick, ...]:
     return tuple(ticks)
 
 
+def first_bar() -> int:
+    """Start of the 1 s bar of the recording's first trade."""
+    first = recorded_ticks()[0].ts
+    return first - first % 1000
+
+
+def recorded_between(start_s: float = 0, end_s: float = float("inf")) -> list[Tick]:
+    """The recorded ticks from `start_s` to `end_s` seconds after `first_bar()` (half-open)."""
+    lo, hi = first_bar() + start_s * 1000, first_bar() + end_s * 1000
+    return [t for t in recorded_ticks() if lo <= t.ts < hi]
+
+
 def publish(client: redis.Redis, ticks: Sequence[Tick], batch: int = 5_000) -> None:
     """XADD each tick to its `ticks:<SYMBOL>` stream, as the ingestor does."""
     for lo in range(0, len(ticks), batch):

@@ -131,10 +131,7 @@ class RuleBook:
             return []
         fired: list[Alert] = []
         for stat in stats:
-            if stat.adf_pvalue is not None or stat.coint_pvalue is not None:
-                carried = Stationarity(
-                    stat.adf_stat, stat.adf_pvalue, stat.half_life, stat.coint_pvalue
-                )
+            carried = Stationarity.of(stat) or carried
             values = stat_values(stat, carried)
             for state in watching:
                 holds = state.rule.holds(values)

@@ -166,10 +166,9 @@ async def fill_view(
     else:
         state.published_until = pairs.matrix.last_start
     for stat in reversed(everything):
-        if stat.adf_pvalue is not None or stat.coint_pvalue is not None:
-            state.stationarity = Stationarity(
-                stat.adf_stat, stat.adf_pvalue, stat.half_life, stat.coint_pvalue
-            )
+        computed = Stationarity.of(stat)
+        if computed is not None:
+            state.stationarity = computed
             break
     state.ready = True
     on_ready(state, everything)

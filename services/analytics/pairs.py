@@ -32,8 +32,6 @@ from shared.pairstats import (
 from shared.schemas import PairStat
 from shared.views import PairView
 
-STATIONARITY_FIELDS = ("adf_stat", "adf_pvalue", "half_life", "coint_pvalue")
-
 
 @dataclass(eq=False)
 class ViewState:

@@ -20,10 +20,11 @@ from dataclasses import fields
 import orjson
 from redis.exceptions import ResponseError
 
-from services.analytics.pairs import STATIONARITY_FIELDS, ViewState
+from services.analytics.pairs import ViewState
 from services.analytics.resp import Arg, arg, bulk, command, round_trip
 from shared import keys
 from shared.config import Settings
+from shared.pairstats import STATIONARITY_FIELDS
 from shared.redis_io import Redis
 from shared.schemas import Alert, Bar, PairStat
 

@@ -267,12 +267,7 @@ class Worker:
         beta = state.last.beta if state.last is not None else float("nan")
         if n >= 3:
             extra = stationarity(pairs.matrix.row(state.a, n), pairs.matrix.row(state.b, n), beta)
-            fields = {
-                name: repr(value)
-                for name in ("adf_stat", "adf_pvalue", "half_life", "coint_pvalue")
-                for value in (getattr(extra, name),)
-                if value is not None
-            }
+            fields = extra.fields()
             if fields:
                 self.outbox.hset(state.latest_key, fields)
                 state.latest_extra = True

@@ -14,8 +14,9 @@ from shared import keys
 from shared.schemas import Bar, Tick
 from tests.analytics_support import (
     SYMBOLS,
+    first_bar,
     publish,
-    recorded_ticks,
+    recorded_between,
     running_worker,
     stream_stats,
     until,
@@ -96,12 +97,11 @@ async def test_quiet_market_late_and_bad_ticks_and_health(
 async def test_redis_outage_degrades_then_recovers_without_losing_output(
     redis_server: RedisProcess, redis_url: str, sync_redis: redis.Redis, tmp_path: Path
 ) -> None:
-    ticks = recorded_ticks()
-    first = ticks[0].ts - ticks[0].ts % 1000
+    first = first_bar()
     key = keys.analytics_latest(*SYMBOLS, "1s")
     async with running_worker(redis_url, sqlite_path=tmp_path / "none.db", window=20) as ctx:
         assert await until(lambda: ctx.health.status == "ok")
-        publish(sync_redis, [t for t in ticks if t.ts < first + 30_000])
+        publish(sync_redis, recorded_between(0, 30))
         assert await until(lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 28_000)
         redis_server.stop()
         assert await until(lambda: ctx.health.status == "degraded", within=10)
@@ -110,7 +110,7 @@ async def test_redis_outage_degrades_then_recovers_without_losing_output(
         # The restarted server has no data (no AOF here): the worker recreates its groups and
         # goes on with what is published now.
         assert await until(lambda: ctx.health.status == "ok", within=10)
-        publish(sync_redis, [t for t in ticks if first + 30_000 <= t.ts < first + 60_000])
+        publish(sync_redis, recorded_between(30, 60))
         assert await until(
             lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 58_000, within=20
         )

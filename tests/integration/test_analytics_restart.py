@@ -23,7 +23,9 @@ from tests.analytics_support import (
     SYMBOLS,
     aligned_closes,
     expected_bars,
+    first_bar,
     publish,
+    recorded_between,
     recorded_ticks,
     running_worker,
     store,
@@ -38,12 +40,10 @@ WINDOW = 60
 async def test_statistics_right_on_the_first_bar_after_a_restart(
     redis_url: str, sync_redis: redis.Redis, tmp_path: Path
 ) -> None:
-    ticks = recorded_ticks()
-    first = ticks[0].ts - ticks[0].ts % 1000
-    part1 = [t for t in ticks if t.ts < first + 150_000]
-    part2 = [t for t in ticks if t.ts >= first + 150_000]
+    ticks, first = recorded_ticks(), first_bar()
+    part1, part2 = recorded_between(0, 150), recorded_between(150)
     sqlite_path = tmp_path / "ticks.db"
-    store(sqlite_path, [t for t in ticks if t.ts < first + 130_000])
+    store(sqlite_path, recorded_between(0, 130))
     key = keys.analytics(*SYMBOLS, "1s")
     publish(sync_redis, part1)
     # A long lateness keeps the first worker's bars well behind its ticks: it publishes the

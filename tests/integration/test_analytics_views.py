@@ -19,7 +19,9 @@ from shared.views import PairView
 from tests.analytics_support import (
     SYMBOLS,
     aligned_closes,
+    first_bar,
     publish,
+    recorded_between,
     recorded_ticks,
     running_worker,
     store,
@@ -56,10 +58,8 @@ def assert_series(stats: list[PairStat], view: PairView, last_bar: int) -> None:
 async def test_views_are_served_live_filled_from_history_and_independent(
     redis_url: str, sync_redis: redis.Redis, tmp_path: Path
 ) -> None:
-    ticks = recorded_ticks()
-    first = ticks[0].ts - ticks[0].ts % 1000
-    part1 = [t for t in ticks if t.ts < first + 120_000]
-    part2 = [t for t in ticks if t.ts >= first + 120_000]
+    ticks, first = recorded_ticks(), first_bar()
+    part1, part2 = recorded_between(0, 120), recorded_between(120)
     sqlite_path = tmp_path / "ticks.db"
     store(sqlite_path, part1)
     default = PairView(*SYMBOLS, "1s", WINDOW)
@@ -117,14 +117,13 @@ async def test_views_are_served_live_filled_from_history_and_independent(
 async def test_adf_on_request_lands_in_latest_and_the_next_entry(
     redis_url: str, sync_redis: redis.Redis, tmp_path: Path
 ) -> None:
-    ticks = recorded_ticks()
-    first = ticks[0].ts - ticks[0].ts % 1000
+    ticks, first = recorded_ticks(), first_bar()
     view = PairView(*SYMBOLS, "1s", WINDOW)
     async with running_worker(
         redis_url, sqlite_path=tmp_path / "none.db", window=WINDOW, adf_every=100_000
     ) as ctx:
         assert await until(lambda: ctx.health.status == "ok")
-        publish(sync_redis, [t for t in ticks if t.ts < first + 60_000])
+        publish(sync_redis, recorded_between(0, 60))
         assert await until(
             lambda: int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0) >= first + 58_000
         )
@@ -133,7 +132,7 @@ async def test_adf_on_request_lands_in_latest_and_the_next_entry(
         sync_redis.xadd(keys.ANALYTICS_REQUESTS, {"kind": "adf", "view": "nope", "ts": "0"})
         assert await until(lambda: sync_redis.hget(view.latest_key(WINDOW), "adf_pvalue"))
         requested_at = int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0)
-        publish(sync_redis, [t for t in ticks if first + 60_000 <= t.ts < first + 70_000])
+        publish(sync_redis, recorded_between(60, 70))
         assert await until(
             lambda: int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0) > requested_at + 2000
         )
