@@ -27,7 +27,7 @@ up: setup  ## Redis if none answers, then the four services (Ctrl-C stops them)
 	PATH="$(BIN):$$PATH" $(BIN)/honcho -f Procfile start || [ $$? -eq 130 ]
 
 demo: setup  ## the same on the recorded data shipped in sample_data/, offline
-	$(MAKE) up SOURCE=replay REPLAY_FILE=$(DEMO_FILE) REPLAY_SHIFT=1 \
+	$(MAKE) up SOURCE=replay REPLAY_FILE=$(DEMO_FILE) REPLAY_SHIFT=1 REPLAY_LOOP=1 \
 		REDIS_URL=$(DEMO_REDIS_URL) SQLITE_PATH=data/demo.db
 
 down:  ## stop services left running and the Redis that `make up` started

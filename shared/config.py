@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}$")
 TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
+CONSUMER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 Source = Literal["binance", "replay", "synthetic"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -48,6 +49,13 @@ def timeframe_ms(tf: str) -> int:
     return int(match.group(1)) * unit_ms
 
 
+def _ws_base(value: str) -> str:
+    parsed = urlparse(value.strip())
+    if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
+        raise ValueError("expected a ws:// or wss:// URL")
+    return value.strip().rstrip("/")
+
+
 class Settings(BaseSettings):
     """All services' configuration. Field `x_y` is read from the variable `X_Y`."""
 
@@ -73,11 +81,32 @@ class Settings(BaseSettings):
     source: Source = "binance"
     binance_ws_url: str = "wss://fstream.binance.com/market"
     binance_stream: Literal["trade", "aggTrade"] = "trade"
+    binance_legacy_ws_url: str = "wss://fstream.binance.com"
+    binance_fallback_after: int = Field(default=3, ge=1, le=100)
+    binance_stale_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
+    binance_reconnect_base_s: float = Field(default=1.0, gt=0, le=30)
+    binance_reconnect_max_s: float = Field(default=30.0, gt=0, le=30)
+    binance_max_age_s: float = Field(default=84_600.0, gt=0, le=86_400)
+    ingest_queue_size: int = Field(default=200_000, ge=100, le=10_000_000)
+    ingest_batch: int = Field(default=1_000, ge=1, le=10_000)
     replay_file: Path | None = None
     replay_speed: float = Field(default=1.0, ge=0)
     replay_shift: bool = False
+    replay_loop: bool = False
+    synthetic_seed: int = Field(default=7, ge=0)
+    synthetic_hedge_ratio: float = Field(default=1.5, gt=0, le=1_000)
+    synthetic_mean_reversion: float = Field(default=0.02, gt=0, le=100)
+    synthetic_noise: float = Field(default=0.05, gt=0, le=1_000)
+    synthetic_tick_rate: float = Field(default=20.0, gt=0, le=100_000)
 
     # Writer.
+    writer_consumer: str = ""
+    """Consumer name in group `writer`; empty means `<hostname>-<pid>` (stable in a container)."""
+    writer_batch_size: int = Field(default=2_000, ge=1, le=50_000)
+    writer_batch_delay_ms: int = Field(default=100, ge=0, le=10_000)
+    writer_claim_idle_ms: int = Field(default=30_000, ge=100, le=86_400_000)
+    writer_claim_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    writer_busy_timeout_ms: int = Field(default=5_000, ge=0, le=600_000)
 
     # Analytics.
     timeframes: Annotated[tuple[str, ...], NoDecode] = ("1s", "1m", "5m")
@@ -112,10 +141,20 @@ class Settings(BaseSettings):
     @field_validator("binance_ws_url")
     @classmethod
     def _check_ws_url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
-            raise ValueError("expected a ws:// or wss:// URL")
-        return value.rstrip("/")
+        return _ws_base(value)
+
+    @field_validator("binance_legacy_ws_url")
+    @classmethod
+    def _check_legacy_ws_url(cls, value: str) -> str:
+        """Empty turns the fallback off."""
+        return _ws_base(value) if value.strip() else ""
+
+    @field_validator("writer_consumer")
+    @classmethod
+    def _check_consumer(cls, value: str) -> str:
+        if value and not CONSUMER_PATTERN.match(value):
+            raise ValueError("expected letters, digits and . _ : @ - (at most 64), or empty")
+        return value
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -175,6 +214,15 @@ class Settings(BaseSettings):
         if self.pairs:
             return tuple((pair.split("-")[0], pair.split("-")[1]) for pair in self.pairs)
         return tuple((a, b) for i, a in enumerate(self.symbols) for b in self.symbols[i + 1 :])
+
+    @model_validator(mode="after")
+    def _check_reconnect(self) -> Settings:
+        if self.binance_reconnect_base_s > self.binance_reconnect_max_s:
+            raise ValueError(
+                f"BINANCE_RECONNECT_BASE_S={self.binance_reconnect_base_s} is above "
+                f"BINANCE_RECONNECT_MAX_S={self.binance_reconnect_max_s}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_replay(self) -> Settings:

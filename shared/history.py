@@ -5,43 +5,138 @@ Times are epoch milliseconds, ranges half-open `[start_ms, end_ms)`. Bars are co
 ticks: a tick at `ts` belongs to the bar starting at `floor(ts / tf) * tf`; open and close are the
 prices of the lowest and highest trade id in the bar (SQLite gives a bare column the value of the
 row that a lone `min()`/`max()` picked); only intervals with trades are returned.
+
+Bars are aggregated from the one-second bars `bars_1s` that triggers keep equal to the ticks
+(`shared.tickdb`), so a day of 1s bars reads 86,400 rows, not millions of ticks; the parts of a
+range that do not cover whole seconds are aggregated from the ticks themselves.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from shared.config import normalize_symbol, timeframe_ms
-from shared.tickdb import open_for_reading
+from shared.tickdb import open_for_reading, seconds_of
 
 TICK_COLUMNS = ["ts", "trade_id", "price", "size", "side"]
 BAR_COLUMNS = ["start", "open", "high", "low", "close", "volume", "vwap", "trades"]
+EXPORT_TICK_COLUMNS = ["ts", "trade_id", "price", "size", "side", "recv_ts"]
+"""Columns of `tick_rows`: prices and sizes as the exchange's exact decimal text."""
 
-_TICKS_SQL = """
+_RANGE = "symbol = :symbol AND ts >= :start AND ts < :end"
+
+_TICKS_SQL = f"""
 SELECT ts, trade_id, CAST(price AS REAL), CAST(size AS REAL), side
-FROM ticks WHERE symbol = :symbol AND ts >= :start AND ts < :end
+FROM ticks INDEXED BY ticks_symbol_ts WHERE {_RANGE}
 ORDER BY trade_id
 """
 
-_BARS_SQL = """
-WITH t AS (
-    SELECT (ts / :tf) * :tf AS start, trade_id, CAST(price AS REAL) AS p, CAST(size AS REAL) AS q
-    FROM ticks WHERE symbol = :symbol AND ts >= :start AND ts < :end
-),
-first AS (SELECT start, min(trade_id), p AS open FROM t GROUP BY start),
-last AS (SELECT start, max(trade_id), p AS close FROM t GROUP BY start),
-agg AS (
-    SELECT start, max(p) AS high, min(p) AS low, sum(q) AS volume,
-           sum(p * q) / sum(q) AS vwap, count(*) AS trades
-    FROM t GROUP BY start
-)
-SELECT agg.start, open, high, low, close, volume, vwap, trades
-FROM agg JOIN first USING (start) JOIN last USING (start)
-ORDER BY agg.start
+_TICK_ROWS_SQL = f"""
+SELECT ts, trade_id, price, size, side, recv_ts
+FROM ticks INDEXED BY ticks_symbol_ts WHERE {_RANGE}
+ORDER BY ts, trade_id
 """
+
+_SECONDS_COLUMNS = "start, open_id, open, high, low, close_id, close, volume, notional, trades"
+
+_SECONDS_SQL = f"""
+SELECT {_SECONDS_COLUMNS}
+FROM bars_1s WHERE symbol = :symbol AND start >= :inner_start AND start < :inner_end
+UNION ALL
+SELECT {_SECONDS_COLUMNS}
+FROM ({seconds_of("t.symbol = :symbol AND t.ts >= :start AND t.ts < :inner_start")})
+UNION ALL
+SELECT {_SECONDS_COLUMNS}
+FROM ({seconds_of("t.symbol = :symbol AND t.ts >= :inner_end AND t.ts < :end")})
+"""
+
+_BARS_SQL = f"""
+WITH agg AS (
+    SELECT start / :tf * :tf AS bucket, min(open_id) AS oid, max(close_id) AS cid,
+           max(high) AS high, min(low) AS low, sum(volume) AS volume,
+           sum(notional) AS notional, sum(trades) AS trades
+    FROM ({_SECONDS_SQL}) GROUP BY bucket
+)
+SELECT bucket, CAST(o.price AS REAL), high, low, CAST(c.price AS REAL), volume, notional, trades
+FROM agg
+JOIN ticks AS o ON o.symbol = :symbol AND o.trade_id = agg.oid
+JOIN ticks AS c ON c.symbol = :symbol AND c.trade_id = agg.cid
+ORDER BY bucket
+"""
+
+_ONE_SECOND_SQL = f"""
+SELECT start, open, high, low, close, volume, notional, trades FROM ({_SECONDS_SQL})
+"""
+
+_BAR_DTYPE = np.dtype(
+    [(name, "i8" if name in ("start", "trades") else "f8") for name in BAR_COLUMNS]
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the database holds for one symbol."""
+
+    symbol: str
+    rows: int
+    first_ts: int
+    last_ts: int
+    first_trade_id: int
+    last_trade_id: int
+
+    @property
+    def missing_trade_ids(self) -> int:
+        """Trade ids between the first and last stored that are absent (Binance numbers trades
+        of a symbol consecutively, so these are trades never received)."""
+        return self.last_trade_id - self.first_trade_id + 1 - self.rows
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A quiet stretch: no trade stored strictly between `after_ts` and `before_ts`."""
+
+    after_ts: int
+    before_ts: int
+
+    @property
+    def length_ms(self) -> int:
+        return self.before_ts - self.after_ts
+
+
+def _whole_seconds(start_ms: int, end_ms: int) -> tuple[int, int]:
+    """The whole seconds inside `[start_ms, end_ms)`, served by `bars_1s`; ticks serve the rest."""
+    inner_start = -(-start_ms // 1000) * 1000
+    inner_end = end_ms // 1000 * 1000
+    if inner_start >= inner_end:
+        return end_ms, end_ms
+    return inner_start, inner_end
+
+
+def _range(symbol: str, start_ms: int, end_ms: int) -> dict[str, str | int]:
+    """Query parameters of a range: its whole seconds come from `bars_1s`, the rest from ticks."""
+    inner_start, inner_end = _whole_seconds(start_ms, end_ms)
+    return {
+        "symbol": normalize_symbol(symbol),
+        "start": start_ms,
+        "end": end_ms,
+        "inner_start": inner_start,
+        "inner_end": inner_end,
+    }
+
+
+def _bars_frame(cursor: sqlite3.Cursor) -> pd.DataFrame:
+    """Rows `(start, open, high, low, close, volume, notional, trades)` as the bars frame."""
+    records = np.fromiter(cursor, dtype=_BAR_DTYPE)
+    frame = pd.DataFrame(records)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["vwap"] = frame["vwap"] / frame["volume"]
+    return frame
 
 
 class History:
@@ -70,14 +165,12 @@ class History:
 
     def bars(self, symbol: str, tf: str, start_ms: int, end_ms: int) -> pd.DataFrame:
         """OHLCV, VWAP and trade count of `symbol` at timeframe `tf` (`1s` ... `1d`)."""
-        params = {
-            "symbol": normalize_symbol(symbol),
-            "tf": timeframe_ms(tf),
-            "start": start_ms,
-            "end": end_ms,
-        }
-        rows = self.conn.execute(_BARS_SQL, params).fetchall()
-        return pd.DataFrame(rows, columns=BAR_COLUMNS)
+        tf_ms = timeframe_ms(tf)
+        params = {**_range(symbol, start_ms, end_ms), "tf": tf_ms}
+        if tf_ms == 1000:
+            frame = _bars_frame(self.conn.execute(_ONE_SECOND_SQL, params))
+            return frame.sort_values("start", kind="stable", ignore_index=True)
+        return _bars_frame(self.conn.execute(_BARS_SQL, params))
 
     def span(self, symbol: str) -> tuple[int, int] | None:
         """First and last trade time stored for `symbol`, or None when it has none."""
@@ -85,3 +178,69 @@ class History:
             "SELECT min(ts), max(ts) FROM ticks WHERE symbol = ?", (normalize_symbol(symbol),)
         ).fetchone()
         return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def symbols(self) -> list[str]:
+        """The symbols that have ticks stored, sorted."""
+        found: list[str] = []
+        query = "SELECT min(symbol) FROM bars_1s WHERE symbol > ?"
+        while (row := self.conn.execute(query, (found[-1] if found else "",)).fetchone())[0]:
+            found.append(str(row[0]))
+        return found
+
+    def tick_count(self, symbol: str, start_ms: int, end_ms: int) -> int:
+        """Number of ticks of `symbol` in `[start_ms, end_ms)`, from the one-second bars."""
+        row = self.conn.execute(
+            f"SELECT coalesce(sum(trades), 0) FROM ({_SECONDS_SQL})",
+            _range(symbol, start_ms, end_ms),
+        ).fetchone()
+        return int(row[0])
+
+    def tick_rows(
+        self, symbol: str, start_ms: int, end_ms: int, *, chunk: int = 20_000
+    ) -> Iterator[list[tuple[int, int, str, str, str, int]]]:
+        """Ticks of `symbol` in `[start_ms, end_ms)` in time order, in chunks, with prices and
+        sizes as stored (exact decimal text); columns `EXPORT_TICK_COLUMNS`."""
+        params = {"symbol": normalize_symbol(symbol), "start": start_ms, "end": end_ms}
+        cursor = self.conn.execute(_TICK_ROWS_SQL, params)
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+
+    def summary(self, symbol: str) -> Summary | None:
+        """Row count, time span and trade-id range of `symbol`, or None when it has none."""
+        symbol = normalize_symbol(symbol)
+        row = self.conn.execute(
+            "SELECT count(*), min(trade_id), max(trade_id) FROM ticks WHERE symbol = ?", (symbol,)
+        ).fetchone()
+        span = self.span(symbol)
+        if not row[0] or span is None:
+            return None
+        return Summary(symbol, int(row[0]), span[0], span[1], int(row[1]), int(row[2]))
+
+    def gaps(self, symbol: str, min_gap_ms: int) -> list[Gap]:
+        """Stretches longer than `min_gap_ms` without a single trade of `symbol`, oldest first.
+
+        Candidates come from consecutive one-second bars; each is then measured on the ticks.
+        """
+        symbol = normalize_symbol(symbol)
+        candidates = self.conn.execute(
+            """
+            SELECT previous, start FROM (
+                SELECT start, lag(start) OVER (ORDER BY start) AS previous
+                FROM bars_1s WHERE symbol = :symbol
+            ) WHERE start - previous > :gap - 1000
+            """,
+            {"symbol": symbol, "gap": min_gap_ms},
+        ).fetchall()
+        found = []
+        for previous, start in candidates:
+            after = self.conn.execute(
+                "SELECT max(ts) FROM ticks WHERE symbol = ? AND ts >= ? AND ts < ?",
+                (symbol, previous, previous + 1000),
+            ).fetchone()[0]
+            before = self.conn.execute(
+                "SELECT min(ts) FROM ticks WHERE symbol = ? AND ts >= ? AND ts < ?",
+                (symbol, start, start + 1000),
+            ).fetchone()[0]
+            if before - after > min_gap_ms:
+                found.append(Gap(int(after), int(before)))
+        return found

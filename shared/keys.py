@@ -20,6 +20,11 @@ epoch ms. The dashboard renews its view; the worker serves every unexpired one."
 ANALYTICS_REQUESTS = "analytics-requests"
 """Stream of one-off requests to the worker: `kind` (`adf`), `view` (a view id), `ts`."""
 
+INGEST_LIBRARY = "quantpairs"
+"""Redis Function library (FUNCTION LOAD) that the ingestor publishes ticks through."""
+PUBLISH_TICKS = "quantpairs_publish_ticks"
+"""Function of `INGEST_LIBRARY`: one call appends a batch of ticks to their `ticks:*` streams."""
+
 WRITER_GROUP = "writer"
 ANALYTICS_GROUP = "analytics"
 

@@ -3,6 +3,12 @@
 The writer is the only process that writes (`open_for_writing` applies migrations, WAL journal,
 `synchronous=NORMAL`); everyone else reads through `open_for_reading` (read-only, never creates).
 Prices and sizes are stored as the exchange's exact decimal text.
+
+`bars_1s` holds one row per symbol and second with trades: OHLCV, notional and trade count of the
+ticks of that second, so that bars of any timeframe are read without scanning millions of ticks.
+Triggers keep it equal to an aggregation of `ticks` in the same transaction, whoever inserts:
+`INSERT OR IGNORE` of a tick already stored fires no trigger, so a redelivery never counts twice;
+a deleted tick recomputes its second; ticks are immutable (an UPDATE is refused).
 """
 
 from __future__ import annotations
@@ -11,6 +17,29 @@ import sqlite3
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 5_000
+
+
+def seconds_of(where: str) -> str:
+    """SELECT giving the `bars_1s` rows of the ticks `t` matching `where` (no CTE: triggers use it).
+
+    Open and close are the prices of the lowest and highest trade id of each second.
+    """
+    return f"""
+    SELECT agg.symbol AS symbol, agg.start AS start, open_id, CAST(o.price AS REAL) AS open,
+           high, low, close_id, CAST(c.price AS REAL) AS close, volume, notional, trades
+    FROM (
+        SELECT t.symbol AS symbol, t.ts / 1000 * 1000 AS start,
+               min(t.trade_id) AS open_id, max(t.trade_id) AS close_id,
+               max(CAST(t.price AS REAL)) AS high, min(CAST(t.price AS REAL)) AS low,
+               sum(CAST(t.size AS REAL)) AS volume,
+               sum(CAST(t.price AS REAL) * CAST(t.size AS REAL)) AS notional,
+               count(*) AS trades
+        FROM ticks AS t WHERE {where} GROUP BY t.symbol, start
+    ) AS agg
+    JOIN ticks AS o ON o.symbol = agg.symbol AND o.trade_id = agg.open_id
+    JOIN ticks AS c ON c.symbol = agg.symbol AND c.trade_id = agg.close_id
+    """
+
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: one row per trade, keyed so that redeliveries and replays never duplicate.
@@ -26,6 +55,54 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (symbol, trade_id)
     ) WITHOUT ROWID;
     CREATE INDEX ticks_symbol_ts ON ticks (symbol, ts);
+    """,
+    # 2: one-second bars maintained from the ticks by triggers; filled from the ticks stored so far.
+    f"""
+    CREATE TABLE bars_1s (
+        symbol   TEXT    NOT NULL,
+        start    INTEGER NOT NULL,
+        open_id  INTEGER NOT NULL,
+        open     REAL    NOT NULL,
+        high     REAL    NOT NULL,
+        low      REAL    NOT NULL,
+        close_id INTEGER NOT NULL,
+        close    REAL    NOT NULL,
+        volume   REAL    NOT NULL,
+        notional REAL    NOT NULL,
+        trades   INTEGER NOT NULL,
+        PRIMARY KEY (symbol, start)
+    ) WITHOUT ROWID;
+    INSERT INTO bars_1s {seconds_of("1")};
+    CREATE TRIGGER ticks_add_to_bars_1s AFTER INSERT ON ticks BEGIN
+        INSERT INTO bars_1s VALUES (
+            NEW.symbol, NEW.ts / 1000 * 1000,
+            NEW.trade_id, CAST(NEW.price AS REAL), CAST(NEW.price AS REAL),
+            CAST(NEW.price AS REAL), NEW.trade_id, CAST(NEW.price AS REAL),
+            CAST(NEW.size AS REAL), CAST(NEW.price AS REAL) * CAST(NEW.size AS REAL), 1
+        )
+        ON CONFLICT (symbol, start) DO UPDATE SET
+            open = iif(excluded.open_id < open_id, excluded.open, open),
+            open_id = min(open_id, excluded.open_id),
+            high = max(high, excluded.high),
+            low = min(low, excluded.low),
+            close = iif(excluded.close_id > close_id, excluded.close, close),
+            close_id = max(close_id, excluded.close_id),
+            volume = volume + excluded.volume,
+            notional = notional + excluded.notional,
+            trades = trades + 1;
+    END;
+    CREATE TRIGGER ticks_remove_from_bars_1s AFTER DELETE ON ticks BEGIN
+        DELETE FROM bars_1s WHERE symbol = OLD.symbol AND start = OLD.ts / 1000 * 1000;
+        INSERT INTO bars_1s {
+        seconds_of(
+            "t.symbol = OLD.symbol AND t.ts >= OLD.ts / 1000 * 1000"
+            " AND t.ts < OLD.ts / 1000 * 1000 + 1000"
+        )
+    };
+    END;
+    CREATE TRIGGER ticks_are_immutable BEFORE UPDATE ON ticks BEGIN
+        SELECT RAISE(ABORT, 'ticks are immutable: delete and insert instead');
+    END;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -47,19 +124,29 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"database schema v{current} is newer than this program's v{SCHEMA_VERSION}"
         )
     for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+        except sqlite3.OperationalError:
+            # Two writers starting together: the other one applied this migration first.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if schema_version(conn) < version:
+                raise
     return SCHEMA_VERSION
 
 
-def open_for_writing(path: Path) -> sqlite3.Connection:
+def open_for_writing(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """The writer's connection: creates the file and folder, WAL, migrations applied.
 
     Autocommit mode (`isolation_level=None`): the writer issues BEGIN/COMMIT itself, one
-    transaction per batch.
+    transaction per batch. `busy_timeout_ms` is how long a statement waits for another writer's
+    lock before failing with "database is locked".
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     migrate(conn)

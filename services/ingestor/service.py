@@ -1,11 +1,184 @@
-"""The service body, run under `shared.runtime`."""
+"""The ingestor's body: a source, the intake, the publisher, notices and health, and the order
+in which they stop.
+
+On SIGTERM: the sources close their sockets (or stop reading their file) first, so no new tick
+comes in; the publisher then drains the queue to Redis; the events go out; the body returns
+and the runtime exits 0. All within `shared.runtime.SHUTDOWN_GRACE_S`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from services.ingestor.binance import TickRow
+from services.ingestor.feed import LiveSource
+from services.ingestor.intake import Intake
+from services.ingestor.notices import Notices
+from services.ingestor.publisher import Publisher, publishing_client
+from services.ingestor.recorder import Recorder
+from services.ingestor.replay import ReplaySource
+from services.ingestor.synthetic import SyntheticSource
+from shared.config import Settings
+from shared.health import Health
+from shared.redis_io import UNAVAILABLE
 from shared.runtime import ServiceContext
 
+log = logging.getLogger(__name__)
 
-async def run(ctx: ServiceContext) -> None:
-    """Report healthy until asked to stop."""
-    ctx.health.status = "ok"
-    await ctx.stop.wait()
+SOURCE_CLOSE_S = 2.0
+DRAIN_S = 5.0
+NOTICES_FLUSH_S = 0.5
+
+
+class Source(Protocol):
+    @property
+    def started(self) -> bool: ...
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def health_fields(self) -> dict[str, int | str]: ...
+
+
+class Ingestor:
+    """Everything between a source and Redis, for one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stop: asyncio.Event,
+        *,
+        record: Path | None = None,
+        on_published: Callable[[Sequence[TickRow]], None] | None = None,
+        name: str = "ingestor",
+    ) -> None:
+        self.settings = settings
+        self.stop = stop
+        self.redis = publishing_client(settings.redis_url)
+        self.notices = Notices(
+            self.redis,
+            name,
+            maxlen_events=settings.maxlen_events,
+            maxlen_deadletter=settings.maxlen_deadletter,
+        )
+        self.intake = Intake(settings.symbols, settings.ingest_queue_size, self.notices)
+        self.publisher = Publisher(
+            self.redis,
+            self.intake,
+            settings.symbols,
+            maxlen=settings.maxlen_ticks,
+            batch=settings.ingest_batch,
+            on_published=on_published,
+        )
+        self.source = self._source(record)
+
+    def _source(self, record: Path | None) -> Source:
+        settings = self.settings
+        if settings.source == "replay":
+            return ReplaySource(settings, self.intake, self.stop)
+        if settings.source == "synthetic":
+            return SyntheticSource(settings, self.intake, self.stop)
+        recorder = Recorder(record) if record is not None else None
+        return LiveSource(settings, self.intake, self.stop, recorder)
+
+    async def serve(self, health: Health) -> None:
+        """Run until `stop` is set, then stop in order. Raises if the source failed."""
+        with contextlib.suppress(*UNAVAILABLE):
+            await self.publisher.load()
+        background = [
+            asyncio.create_task(self.notices.run(), name="notices"),
+            asyncio.create_task(self._report(health), name="health"),
+        ]
+        publishing = asyncio.create_task(self.publisher.run(), name="publisher")
+        sourcing = asyncio.create_task(self.source.run(), name="source")
+        try:
+            await _first(sourcing, self.stop)
+            if not sourcing.done() or sourcing.exception() is None:
+                await self.stop.wait()
+            await self._shut_down(sourcing, publishing)
+            self._update(health)
+        finally:
+            for task in (*background, sourcing, publishing):
+                task.cancel()
+            await asyncio.gather(*background, sourcing, publishing, return_exceptions=True)
+            await self.redis.aclose()
+        if sourcing.done() and not sourcing.cancelled() and sourcing.exception() is not None:
+            raise RuntimeError("the source failed") from sourcing.exception()
+
+    async def _shut_down(
+        self, sourcing: asyncio.Task[None], publishing: asyncio.Task[None]
+    ) -> None:
+        await self.source.close()
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(sourcing), SOURCE_CLOSE_S)
+        queue = self.intake.queue
+        queue.close()
+        waiting = len(queue)
+        try:
+            await asyncio.wait_for(publishing, DRAIN_S)
+            log.info("queue drained", extra={"ticks": waiting})
+        except TimeoutError:
+            log.error(
+                "ticks not published before the deadline: redis away",
+                extra={"lost": len(queue), "queued_at_stop": waiting},
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.notices.flush(), NOTICES_FLUSH_S)
+
+    async def _report(self, health: Health) -> None:
+        interval = self.settings.health_interval_s
+        while True:
+            self._update(health)
+            await asyncio.sleep(interval / 2)
+
+    def _update(self, health: Health) -> None:
+        intake = self.intake
+        states = intake.states.values()
+        problems = [f"{s.symbol} disconnected" for s in states if not s.connected]
+        if self.settings.source != "binance":
+            problems = []
+        if not self.publisher.reachable:
+            problems.append(f"ticks wait in the queue: {self.publisher.failure}")
+        if intake.overflowing:
+            problems.append("tick queue overflowing")
+        if not self.source.started:
+            health.status = "starting"
+        else:
+            health.status = "degraded" if problems else "ok"
+        fields: dict[str, int | str] = {
+            "source": self.settings.source,
+            "problem": "; ".join(problems),
+            "ticks": sum(s.ticks for s in states),
+            "published": sum(s.published for s in states),
+            "queue_depth": len(intake.queue),
+            "queue_size": intake.queue.capacity,
+            "overflowed": sum(s.overflowed for s in states),
+            "deadlettered": intake.deadlettered,
+            "notices_lost": self.notices.lost,
+            "redis": "ok" if self.publisher.reachable else "away",
+        }
+        for state in states:
+            fields.update(state.health_fields())
+        fields.update(self.source.health_fields())
+        for name, value in fields.items():
+            health.set(name, value)
+
+
+async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Wait until `task` ends or `stop` is set."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+
+
+async def run(ctx: ServiceContext, record: Path | None = None) -> None:
+    """The service body: `python -m services.ingestor [--record FILE]`."""
+    await Ingestor(ctx.settings, ctx.stop, record=record).serve(ctx.health)

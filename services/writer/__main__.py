@@ -1,9 +1,8 @@
-"""Ticks from the Redis streams into SQLite, exactly once."""
+"""Ticks from the Redis streams into SQLite, exactly once; `export` and `stats` subcommands."""
 
 import sys
 
-from services.writer import service
-from shared.runtime import service_main
+from services.writer import cli
 
 if __name__ == "__main__":
-    sys.exit(service_main("writer", __doc__ or "", service.run))
+    sys.exit(cli.main())

@@ -1,11 +1,283 @@
-"""The service body, run under `shared.runtime`."""
+"""The writer's loop: read a batch, dead-letter what cannot be stored, commit the rows, then XACK.
+
+An entry is acknowledged only after the transaction holding its row has committed, so a crash at
+any moment leaves it pending in Redis: a restarted writer re-reads its own pending entries first,
+and every writer takes over entries that a crashed one left pending (XAUTOCLAIM). `INSERT OR
+IGNORE` on `(symbol, trade_id)` makes these redeliveries harmless: rows equal unique ticks.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+import time
+
+from redis.exceptions import ResponseError
+
+from services.writer.consumer import TRIMMED, Batch, Reject, TickStreams
+from services.writer.store import StoreBusy, TickStore
+from shared import keys
+from shared.config import Settings
+from shared.events import deadletter_fields
+from shared.health import now_ms
+from shared.redis_io import UNAVAILABLE
 from shared.runtime import ServiceContext
+from shared.tickdb import TickDbError
+
+log = logging.getLogger(__name__)
+
+BLOCK_MS = 1_000
+"""Longest XREADGROUP wait, so a stop request or a due claim is noticed within a second."""
+RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
+COUNTERS = (
+    "rows_written", "duplicates", "entries", "batches", "deadlettered", "lost", "claimed",
+    "recovered", "retries", "lag_entries", "lag_ms", "commit_lag_ms", "last_commit",
+)  # fmt: skip
+
+
+class StoreUnavailable(RuntimeError):
+    """The tick database cannot be opened or created (path, permissions, newer schema)."""
+
+
+def consumer_name(settings: Settings) -> str:
+    """`WRITER_CONSUMER`, else `<hostname>-<pid>`: unique per process, and stable across the
+    restarts of a container (same hostname, same pid), which then re-reads its own pending."""
+    return settings.writer_consumer or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Writer:
+    """One consumer of group `writer`, persisting into one tick database."""
+
+    def __init__(self, ctx: ServiceContext, store: TickStore, streams: TickStreams) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.streams = streams
+        settings = ctx.settings
+        self.batch_size = settings.writer_batch_size
+        self.batch_delay_s = settings.writer_batch_delay_ms / 1000
+        self.claim_idle_ms = settings.writer_claim_idle_ms
+        self.claim_interval_s = settings.writer_claim_interval_s
+        self.health = ctx.health
+        for name in COUNTERS:
+            self.health.set(name, 0)
+        self.health.set("consumer", streams.consumer)
+        self.health.set("last_error", "")
+
+    async def run(self) -> None:
+        """Until stopped: finish own pending entries, then read, commit and ack in batches."""
+        reporting = asyncio.create_task(self._report_lag())
+        try:
+            await self._loop()
+        finally:
+            reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporting
+
+    async def _loop(self) -> None:
+        recovering, claim_due, backoff = True, 0.0, RETRY_FIRST_S
+        # The previous batch commits (in a worker thread) and is acked while the next is read.
+        flushing: asyncio.Task[bool] | None = None
+        try:
+            while not self.ctx.stop.is_set():
+                try:
+                    if recovering:
+                        created = await self.streams.ensure_groups()
+                        if created:
+                            log.info("consumer group created", extra={"streams": ",".join(created)})
+                        await self._finish_own_pending()
+                        recovering = False
+                        self._ok()
+                        continue
+                    if time.monotonic() >= claim_due:
+                        await _settled(flushing)
+                        flushing = None
+                        await self._claim_abandoned()
+                        claim_due = time.monotonic() + self.claim_interval_s
+                    batch = await self._collect()
+                    await _settled(flushing)
+                    flushing = None
+                    if len(batch):
+                        flushing = asyncio.create_task(self._flush(batch))
+                    self._ok()
+                    backoff = RETRY_FIRST_S
+                except (*UNAVAILABLE, ResponseError) as exc:
+                    if isinstance(exc, ResponseError) and not _recoverable(exc):
+                        raise
+                    if flushing is not None:
+                        with contextlib.suppress(*UNAVAILABLE, ResponseError):
+                            await flushing
+                        flushing = None
+                    self._degraded(f"redis: {exc}")
+                    log.warning("redis unavailable, retrying", extra={"error": str(exc)})
+                    recovering = True
+                    await self.ctx.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
+        finally:
+            await _settled(flushing)
+
+    async def _finish_own_pending(self) -> None:
+        """Re-read this consumer's unacknowledged entries (left by a crash) and store them."""
+        while not self.ctx.stop.is_set():
+            batch = await self.streams.read(pending=True, count=self.batch_size, block_ms=None)
+            if not len(batch) or not await self._flush(batch):
+                return
+            self.health.incr("recovered", len(batch))
+            log.info("own pending entries stored", extra={"entries": len(batch)})
+
+    async def _claim_abandoned(self) -> None:
+        """Take over entries other consumers left pending longer than `WRITER_CLAIM_IDLE_MS`."""
+        for stream in self.streams.symbol_of:
+            cursor = "0-0"
+            while not self.ctx.stop.is_set():
+                batch, cursor, deleted = await self.streams.claim(
+                    stream, self.claim_idle_ms, cursor, self.batch_size
+                )
+                if deleted:
+                    # Already dropped from the pending list by Redis: nothing to ack.
+                    await self._dead_letter([Reject(stream, i, None, TRIMMED) for i in deleted])
+                    self.health.incr("lost", len(deleted))
+                if len(batch):
+                    log.info("claimed abandoned entries", extra={"entries": len(batch)})
+                    self.health.incr("claimed", len(batch))
+                    if not await self._flush(batch):
+                        return
+                if cursor in ("0-0", "0"):
+                    break
+        removed = await self.streams.forget_idle_consumers(self.claim_idle_ms)
+        if removed:
+            log.info("idle consumers removed", extra={"consumers": ",".join(sorted(removed))})
+
+    async def _collect(self) -> Batch:
+        """Read new entries until the batch is full or `WRITER_BATCH_DELAY_MS` has passed since
+        its first entry arrived."""
+        batch = await self.streams.read(pending=False, count=self.batch_size, block_ms=BLOCK_MS)
+        deadline = time.monotonic() + self.batch_delay_s
+        while len(batch) and len(batch) < self.batch_size and not self.ctx.stop.is_set():
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            more = await self.streams.read(
+                pending=False, count=self.batch_size - len(batch), block_ms=remaining_ms
+            )
+            if not len(more):
+                break
+            batch.merge(more)
+        return batch
+
+    async def _flush(self, batch: Batch) -> bool:
+        """Dead-letter the rejects, commit the rows, then ack everything; False when stopped
+        while SQLite was refusing (the entries stay pending for the next start)."""
+        if batch.rejects:
+            await self._dead_letter(batch.rejects)
+        inserted = 0
+        if batch.rows:
+            committed = await self._commit(batch)
+            if committed is None:
+                return False
+            inserted = committed
+        await self.streams.ack(batch.ids)
+        entries = len(batch)
+        self.health.incr("entries", entries)
+        self.health.incr("batches")
+        self.health.incr("rows_written", inserted)
+        self.health.incr("duplicates", len(batch.rows) - inserted)
+        if batch.trimmed:
+            self.health.incr("lost", batch.trimmed)
+        log.debug("batch stored", extra={"entries": entries, "rows": inserted})
+        return True
+
+    async def _commit(self, batch: Batch) -> int | None:
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                inserted = await asyncio.to_thread(self.store.write, batch.rows)
+            except StoreBusy as exc:
+                self.health.incr("retries")
+                self._degraded(f"sqlite: {exc}")
+                log.warning("sqlite refused the batch, retrying", extra={"error": str(exc)})
+                if await self.ctx.sleep(delay):
+                    return None
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            committed_at = now_ms()
+            self.health.set("last_commit", committed_at)
+            if batch.oldest_ms is not None:
+                self.health.set("commit_lag_ms", max(0, committed_at - batch.oldest_ms))
+            return inserted
+
+    async def _dead_letter(self, rejects: list[Reject]) -> None:
+        stream = keys.deadletter(self.ctx.name)
+        maxlen = self.ctx.settings.maxlen_deadletter
+        pipe = self.streams.redis.pipeline(transaction=False)
+        for reject in rejects:
+            pipe.xadd(stream, deadletter_fields(reject.raw(), reject.reason), maxlen=maxlen)
+        await pipe.execute()
+        self.health.incr("deadlettered", len(rejects))
+        first = rejects[0]
+        log.warning(
+            "entries dead-lettered",
+            extra={"entries": len(rejects), "stream": first.stream, "reason": first.reason},
+        )
+
+    async def _report_lag(self) -> None:
+        while not self.ctx.stop.is_set():
+            try:
+                lag = await self.streams.lag()
+                self.health.set("lag_entries", lag.entries)
+                self.health.set("lag_ms", lag.ms)
+            except (*UNAVAILABLE, ResponseError):
+                pass
+            except Exception:
+                log.exception("lag not measured")
+            if await self.ctx.sleep(self.ctx.settings.health_interval_s):
+                return
+
+    def _ok(self) -> None:
+        if self.health.status != "ok":
+            self.health.status = "ok"
+            self.health.set("last_error", "")
+
+    def _degraded(self, error: str) -> None:
+        self.health.status = "degraded"
+        self.health.set("last_error", error[:200])
+
+
+def _recoverable(exc: ResponseError) -> bool:
+    """A stream or group deleted under the writer (Redis restarted empty, a user's DEL): the
+    groups are created again and reading goes on."""
+    return str(exc).startswith(("NOGROUP", "UNBLOCKED"))
+
+
+async def _settled(task: asyncio.Task[bool] | None) -> None:
+    """Wait for an in-flight flush to finish; its failure is raised here."""
+    if task is not None:
+        await task
 
 
 async def run(ctx: ServiceContext) -> None:
-    """Report healthy until asked to stop."""
-    ctx.health.status = "ok"
-    await ctx.stop.wait()
+    """The service body: open the database (migrations applied), then run the writer."""
+    settings = ctx.settings
+    try:
+        store = await asyncio.to_thread(
+            TickStore.open, settings.sqlite_path, busy_timeout_ms=settings.writer_busy_timeout_ms
+        )
+    except (OSError, sqlite3.Error, TickDbError) as exc:
+        log.error(
+            "cannot open the tick database",
+            extra={"path": str(settings.sqlite_path), "error": str(exc)},
+        )
+        raise StoreUnavailable(f"SQLITE_PATH={str(settings.sqlite_path)!r}: {exc}") from None
+    streams = TickStreams(settings.redis_url, consumer_name(settings), settings.symbols)
+    log.info(
+        "writing",
+        extra={"consumer": streams.consumer, "sqlite": str(settings.sqlite_path)},
+    )
+    try:
+        await Writer(ctx, store, streams).run()
+    finally:
+        await streams.close()
+        await asyncio.to_thread(store.close)

@@ -20,6 +20,9 @@ from shared import keys
 from tests.support import REPO, RedisProcess, free_port, service_env, start_service, wait_until
 
 STOP_WITHIN_S = 10.0
+OFFLINE = {"SOURCE": "synthetic"}
+"""Binance cannot be reached here, and an ingestor that cannot reach its source is `degraded`,
+not `ok`: these tests about the service life run it on the synthetic source."""
 
 
 def _health(url: str, service: str) -> dict[str, str]:
@@ -35,7 +38,9 @@ def _health(url: str, service: str) -> dict[str, str]:
 def test_service_reports_health_and_stops_on_signal(
     redis_url: str, tmp_path: Path, service: str, sig: signal.Signals
 ) -> None:
-    env = service_env(redis_url, SQLITE_PATH=str(tmp_path / "t.db"), DASH_PORT=str(free_port()))
+    env = service_env(
+        redis_url, SQLITE_PATH=str(tmp_path / "t.db"), DASH_PORT=str(free_port()), **OFFLINE
+    )
     process = start_service(service, env, log=tmp_path / "log")
     try:
         assert wait_until(lambda: _health(redis_url, service).get("status") == "ok", 20), (
@@ -104,7 +109,9 @@ def test_procfile_under_honcho_starts_all_and_one_ctrl_c_stops_all(
 ) -> None:
     """What `make up` runs after Redis: four services, all healthy, all gone after SIGINT."""
     honcho = Path(sys.executable).parent / "honcho"
-    env = service_env(redis_url, SQLITE_PATH=str(tmp_path / "t.db"), DASH_PORT=str(free_port()))
+    env = service_env(
+        redis_url, SQLITE_PATH=str(tmp_path / "t.db"), DASH_PORT=str(free_port()), **OFFLINE
+    )
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     with open(tmp_path / "honcho.log", "wb") as log:
         process = subprocess.Popen(

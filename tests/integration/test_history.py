@@ -12,6 +12,7 @@ import pytest
 from shared.history import History
 from shared.tickdb import SCHEMA_VERSION, TickDbError, open_for_reading, open_for_writing
 from tests.recorded import market_trades
+from tests.writer_support import pandas_bars
 
 
 def _load(path: Path) -> pd.DataFrame:
@@ -27,27 +28,6 @@ def _load(path: Path) -> pd.DataFrame:
     return frame.astype({"price": float, "size": float})
 
 
-def _pandas_bars(ticks: pd.DataFrame, rule: str) -> pd.DataFrame:
-    indexed = ticks.assign(
-        time=pd.to_datetime(ticks["ts"], unit="ms"), notional=ticks["price"] * ticks["size"]
-    ).set_index("time")
-    grouped = indexed.resample(rule)
-    bars = pd.DataFrame(
-        {
-            "open": grouped["price"].first(),
-            "high": grouped["price"].max(),
-            "low": grouped["price"].min(),
-            "close": grouped["price"].last(),
-            "volume": grouped["size"].sum(),
-            "vwap": grouped["notional"].sum() / grouped["size"].sum(),
-            "trades": grouped["price"].count(),
-        }
-    )
-    bars = bars[bars["trades"] > 0]
-    bars.insert(0, "start", bars.index.as_unit("ms").asi8)
-    return bars.reset_index(drop=True)
-
-
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[History, pd.DataFrame]:
     path = tmp_path_factory.mktemp("history") / "ticks.db"
@@ -61,7 +41,7 @@ def test_bars_equal_pandas_resampling(
 ) -> None:
     history, ticks = stored
     mine = ticks[ticks["symbol"] == symbol]
-    expected = _pandas_bars(mine, rule)
+    expected = pandas_bars(mine, rule)
     bars = history.bars(symbol, tf, 0, 2**62)
     assert len(bars) == len(expected) > 0
     np.testing.assert_array_equal(bars["start"], expected["start"])

@@ -62,6 +62,12 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         ("LOG_LEVEL", "loud", "expected one of DEBUG"),
         ("TIMEFRAMES", "1s,90x", "is not a timeframe"),
         ("WINDOW", "1", "greater than or equal to 3"),
+        ("WRITER_CONSUMER", "two words", "expected letters, digits"),
+        ("WRITER_BATCH_SIZE", "0", "greater than or equal to 1"),
+        ("WRITER_BATCH_DELAY_MS", "-1", "greater than or equal to 0"),
+        ("WRITER_CLAIM_IDLE_MS", "10", "greater than or equal to 100"),
+        ("WRITER_CLAIM_INTERVAL_S", "0", "greater than 0"),
+        ("WRITER_BUSY_TIMEOUT_MS", "soon", "valid integer"),
     ],
 )
 def test_bad_value_is_one_line_naming_variable_and_value(

@@ -1,0 +1,113 @@
+"""Where every source hands its parsed frames: sequence checks, counters, the queue, rejects.
+
+The same path for live, replayed and synthetic trades, so they are treated alike:
+- a tick whose id is the last one plus one is queued;
+- a jump is a gap: counted, reported to `events` with the missing range, and the tick queued;
+- a repeated or older id is dropped and counted;
+- a non-market print is counted (and moves the sequence on when it carries the next id);
+- a frame that is not a well-formed trade goes to the dead letters with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from services.ingestor.binance import NonMarketPrint, TickRow
+from services.ingestor.notices import Notices
+from services.ingestor.state import Sequence, SymbolState, place
+from services.ingestor.tickqueue import TickQueue
+
+
+class Intake:
+    def __init__(self, symbols: Iterable[str], queue_size: int, notices: Notices) -> None:
+        self.states: dict[str, SymbolState] = {s: SymbolState(s) for s in symbols}
+        self.queue = TickQueue(queue_size, self._overflowed)
+        self.notices = notices
+        self.deadlettered = 0
+        self.overflowing = False
+        self._lost: dict[str, tuple[int, int, int]] = {}
+
+    def state(self, symbol: str) -> SymbolState:
+        return self.states[symbol]
+
+    def tick(self, row: TickRow) -> None:
+        """A live tick: queued at once (the oldest waiting tick is dropped if the queue is full)."""
+        if self._admit(row):
+            self.queue.put_nowait(row)
+
+    async def tick_waiting(self, row: TickRow) -> None:
+        """A replayed or synthetic tick: waits for room in the queue rather than drop any."""
+        if self._admit(row):
+            await self.queue.put(row)
+
+    def _admit(self, row: TickRow) -> bool:
+        """Check the tick's id against its symbol's sequence and count it; False to drop it."""
+        state = self.states[row[1]]
+        trade_id = row[4]
+        if trade_id != state.last_id + 1 and not self._out_of_sequence(state, trade_id):
+            return False
+        state.last_id = trade_id
+        state.ticks += 1
+        state.last_ts = row[0]
+        return True
+
+    def non_market(self, print_: NonMarketPrint) -> None:
+        state = self.states[print_.symbol]
+        state.non_market += 1
+        if print_.trade_id == state.last_id + 1:
+            state.last_id = print_.trade_id
+
+    def reject(self, raw: bytes | str, reason: str, symbol: str = "") -> None:
+        """A frame that is not a well-formed trade: to the dead letters, counted."""
+        self.deadlettered += 1
+        if symbol in self.states:
+            self.states[symbol].deadlettered += 1
+        self.notices.dead_letter(raw, f"{symbol}: {reason}" if symbol else reason)
+
+    def _out_of_sequence(self, state: SymbolState, trade_id: int) -> bool:
+        """True to accept a tick whose id is not the next one (the first, or after a gap)."""
+        where = place(state.last_id, trade_id)
+        if where is Sequence.OLD:
+            state.dropped += 1
+            return False
+        if where is Sequence.GAP:
+            first, last = state.last_id + 1, trade_id - 1
+            state.gaps += 1
+            state.missing += last - first + 1
+            self.notices.event(
+                "gap",
+                f"missing trade ids {first}..{last} ({last - first + 1} trades)",
+                state.symbol,
+            )
+        return True
+
+    def _overflowed(self, row: TickRow) -> None:
+        symbol, trade_id = row[1], row[4]
+        self.states[symbol].overflowed += 1
+        count, first, last = self._lost.get(symbol, (0, trade_id, trade_id))
+        self._lost[symbol] = (count + 1, min(first, trade_id), max(last, trade_id))
+        if not self.overflowing:
+            self.overflowing = True
+            self.notices.event(
+                "overflow",
+                f"tick queue full ({self.queue.capacity} ticks): dropping the oldest "
+                "until Redis takes them again",
+            )
+
+    def check_overflow_over(self) -> None:
+        """After a publish: once the queue is back under half full, report what was lost."""
+        if not self.overflowing or len(self.queue) > self.queue.capacity // 2:
+            return
+        self.overflowing = False
+        lost = self._lost
+        self._lost = {}
+        self.notices.event("overflow", f"overflow over: {describe_lost(lost)}")
+
+
+def describe_lost(lost: Mapping[str, tuple[int, int, int]]) -> str:
+    """`lost 1200 ticks: BTCUSDT 700 (ids 5..900), ETHUSDT 500 (ids 7..600)`."""
+    total = sum(count for count, _, _ in lost.values())
+    parts = ", ".join(
+        f"{symbol} {count} (ids {first}..{last})" for symbol, (count, first, last) in lost.items()
+    )
+    return f"lost {total} ticks: {parts}"

@@ -1,0 +1,60 @@
+"""The SQLite side of the writer: one transaction per batch, `INSERT OR IGNORE` on the trade key.
+
+The connection is used from one worker thread at a time (the service hands each batch to
+`asyncio.to_thread`), so the event loop keeps reading Redis while SQLite works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from services.writer.consumer import TickRow
+from shared.tickdb import open_for_writing
+
+INSERT_SQL = """
+INSERT OR IGNORE INTO ticks (symbol, trade_id, ts, price, size, side, recv_ts)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+FROM json_each(?)
+"""
+"""The whole batch goes in as one JSON array in one statement: SQLite then works without the GIL
+for the entire insert (`executemany` takes it back for every row), so the event loop keeps
+reading Redis meanwhile. Measured as fast as `executemany` on its own."""
+
+
+class StoreBusy(RuntimeError):
+    """SQLite could not take the batch now (database locked, disk full, I/O error): nothing was
+    written; the same batch may be retried later."""
+
+
+class TickStore:
+    """The writer's connection to the tick database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout_ms: int) -> TickStore:
+        return cls(open_for_writing(path, busy_timeout_ms=busy_timeout_ms))
+
+    def write(self, rows: Sequence[TickRow]) -> int:
+        """Insert `rows` in one transaction; the number of new rows (the rest were stored
+        already). Raises `StoreBusy` after rolling back when SQLite refuses for now."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            inserted = conn.execute(INSERT_SQL, (orjson.dumps(rows),)).rowcount
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise StoreBusy(str(exc)) from exc
+        return max(inserted, 0)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,261 @@
+"""The writer against a real redis-server and a real SQLite file: groups, pending entries, claims,
+dead letters, SQLite refusing, lag, shutdown."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import redis
+
+from services.writer.consumer import TRIMMED, TickStreams
+from shared import keys
+from shared.schemas import Tick
+from tests.writer_support import (
+    BAD_ENTRIES,
+    Published,
+    count_rows,
+    eventually,
+    group_pending,
+    publish,
+    publish_bad,
+    recorded_ticks,
+    running_writer,
+    stored_ticks,
+    with_replays,
+)
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+def _expected(ticks: list[Tick]) -> pd.DataFrame:
+    return Published(ticks, 0).unique()
+
+
+async def _all_stored(
+    client: redis.Redis, sqlite_path: Path, rows: int, symbols: list[str] = SYMBOLS
+) -> None:
+    """Wait until SQLite holds `rows` ticks and the group has nothing pending."""
+    await eventually(lambda: count_rows(sqlite_path) == rows)
+    await eventually(lambda: group_pending(client, symbols) == 0)
+
+
+async def _crash_after_reading(
+    redis_url: str, consumer: str, count: int, symbols: list[str] = SYMBOLS
+) -> int:
+    """A consumer that reads `count` entries of each stream and dies before acknowledging."""
+    crashed = TickStreams(redis_url, consumer, symbols)
+    await crashed.ensure_groups()
+    taken = await crashed.read(pending=False, count=count, block_ms=None)
+    await crashed.close()
+    return len(taken)
+
+
+async def test_ticks_published_before_the_first_start_are_stored_once(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(6_000)
+    published = list(with_replays(ticks, every=10))
+    publish(sync_redis, published)
+    async with running_writer(redis_url, sqlite_path, writer_batch_size=500) as ctx:
+        await eventually(lambda: ctx.health.counters["entries"] == len(published))
+        await eventually(lambda: ctx.health.counters["lag_entries"] == 0)
+        counters = dict(ctx.health.counters)
+    stored = stored_ticks(sqlite_path)
+    pd.testing.assert_frame_equal(stored, _expected(ticks))
+    assert counters["rows_written"] == len(ticks)
+    assert counters["duplicates"] == len(published) - len(ticks)
+    assert counters["batches"] >= len(published) // 1000
+    assert counters["lag_ms"] == 0
+    assert counters["last_commit"] > 0
+    for symbol in SYMBOLS:
+        (group,) = sync_redis.xinfo_groups(keys.ticks(symbol))
+        assert group["name"] == keys.WRITER_GROUP
+        assert group["pending"] == 0 and group["lag"] == 0
+
+
+async def test_own_pending_entries_are_finished_first_after_a_crash(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(3_000)
+    publish(sync_redis, ticks)
+    taken = await _crash_after_reading(redis_url, "w1", 700)
+    assert taken == 1_400 and group_pending(sync_redis, SYMBOLS) == 1_400
+    async with running_writer(redis_url, sqlite_path, writer_consumer="w1") as ctx:
+        await _all_stored(sync_redis, sqlite_path, len(ticks))
+        assert ctx.health.counters["recovered"] == 1_400
+        assert ctx.health.counters["claimed"] == 0
+    pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
+
+
+async def test_entries_a_crashed_consumer_left_are_claimed_and_it_is_forgotten(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(2_000)
+    publish(sync_redis, ticks)
+    taken = await _crash_after_reading(redis_url, "host-4242", 300)
+    async with running_writer(
+        redis_url, sqlite_path, writer_claim_idle_ms=300, writer_claim_interval_s=0.2
+    ) as ctx:
+        await _all_stored(sync_redis, sqlite_path, len(ticks))
+        assert ctx.health.counters["claimed"] == taken
+        await eventually(
+            lambda: all(
+                "host-4242" not in {c["name"] for c in sync_redis.xinfo_consumers(s, "writer")}
+                for s in map(keys.ticks, SYMBOLS)
+            )
+        )
+    pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
+
+
+async def test_bad_entries_are_dead_lettered_while_good_ones_land(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(4_000)
+    async with running_writer(redis_url, sqlite_path, writer_batch_size=200) as ctx:
+        publish(sync_redis, ticks[:2_000])
+        bad = publish_bad(sync_redis)
+        publish(sync_redis, ticks[2_000:])
+        await _all_stored(sync_redis, sqlite_path, len(ticks))
+        assert ctx.health.counters["deadlettered"] == bad
+        assert ctx.health.counters["entries"] == len(ticks) + bad
+    letters = sync_redis.xrange(keys.deadletter("writer"))
+    assert len(letters) == bad
+    reasons = sorted(fields["reason"] for _, fields in letters)
+    assert reasons == sorted(
+        [
+            "missing field 'side'",
+            "field 'price' is not a plain decimal: '8e4'",
+            "field 'ts' is not an integer: 'soon'",
+            "field 'side' is not buy or sell: 'up'",
+            "field 'symbol' is 'BTCUSDT' on the stream of ETHUSDT",
+        ]
+    )
+    raws = [orjson.loads(fields["raw"]) for _, fields in letters]
+    assert sorted(r["fields"]["ts"] for r in raws) == sorted(f["ts"] for _, f, _ in BAD_ENTRIES)
+    assert {r["stream"] for r in raws} == {"ticks:BTCUSDT", "ticks:ETHUSDT"}
+    pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
+
+
+async def test_pending_entries_trimmed_away_are_counted_lost_and_dead_lettered(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = [t for t in recorded_ticks(400) if t.symbol == "BTCUSDT"]
+    publish(sync_redis, ticks[:100])
+    await _crash_after_reading(redis_url, "w1", 100, ["BTCUSDT"])
+    sync_redis.xtrim(keys.ticks("BTCUSDT"), maxlen=40, approximate=False)
+    publish(sync_redis, ticks[100:])
+    async with running_writer(
+        redis_url, sqlite_path, writer_consumer="w1", symbols=("BTCUSDT",)
+    ) as ctx:
+        await eventually(lambda: count_rows(sqlite_path) == len(ticks) - 60)
+        await eventually(lambda: group_pending(sync_redis, ["BTCUSDT"]) == 0)
+        assert ctx.health.counters["lost"] == 60
+    letters = sync_redis.xrange(keys.deadletter("writer"))
+    assert [fields["reason"] for _, fields in letters] == [TRIMMED] * 60
+    assert set(stored_ticks(sqlite_path)["trade_id"]) == {t.trade_id for t in ticks[60:]}
+
+
+async def test_a_locked_database_is_retried_without_acking_and_reported(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(1_000)
+    async with running_writer(redis_url, sqlite_path, writer_busy_timeout_ms=20) as ctx:
+        await eventually(lambda: ctx.health.status == "ok")
+        other = sqlite3.connect(sqlite_path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        publish(sync_redis, ticks)
+        await eventually(lambda: int(ctx.health.counters["retries"]) >= 2)
+        assert ctx.health.status == "degraded"
+        assert "database is locked" in str(ctx.health.counters["last_error"])
+        assert group_pending(sync_redis, SYMBOLS) > 0
+        other.execute("ROLLBACK")
+        other.close()
+        await _all_stored(sync_redis, sqlite_path, len(ticks))
+        await eventually(lambda: ctx.health.status == "ok")
+    pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
+
+
+async def test_a_full_disk_is_retried_then_the_batch_lands(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    """SQLITE_FULL for real: the writer's connection may not grow the file past its size."""
+    ticks = recorded_ticks(3_000)
+    async with running_writer(redis_url, sqlite_path) as ctx:
+        await eventually(lambda: ctx.health.status == "ok")
+        conn = _writer_connection(ctx)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        publish(sync_redis, ticks)
+        await eventually(lambda: "full" in str(ctx.health.counters["last_error"]))
+        assert ctx.health.status == "degraded"
+        assert count_rows(sqlite_path) == 0 and group_pending(sync_redis, SYMBOLS) > 0
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        await _all_stored(sync_redis, sqlite_path, len(ticks))
+    assert int(ctx.health.counters["retries"]) >= 1
+
+
+def _writer_connection(ctx: object) -> sqlite3.Connection:
+    """The SQLite connection of the writer running in this process (found through the GC, so the
+    service keeps no test hook)."""
+    import gc
+
+    from services.writer.store import TickStore
+
+    (store,) = [o for o in gc.get_objects() if isinstance(o, TickStore)]
+    return store.conn
+
+
+async def test_lag_counts_undelivered_and_pending_entries_and_their_age(
+    redis_url: str, sync_redis: redis.Redis
+) -> None:
+    ticks = recorded_ticks(100)
+    publish(sync_redis, ticks)
+    streams = TickStreams(redis_url, "w1", SYMBOLS)
+    await streams.ensure_groups()
+    first_ms = min(
+        int(sync_redis.xrange(keys.ticks(s), count=1)[0][0].split("-")[0]) for s in SYMBOLS
+    )
+    lag = await streams.lag()
+    assert lag.entries == 100 and lag.ms >= 0
+    batch = await streams.read(pending=False, count=10, block_ms=None)
+    lag = await streams.lag()
+    assert lag.entries == 100
+    assert abs(lag.ms - (time.time_ns() // 1_000_000 - first_ms)) < 1_000
+    await streams.ack(batch.ids)
+    assert (await streams.lag()).entries == 100 - len(batch)
+    rest = await streams.read(pending=False, count=1_000, block_ms=None)
+    await streams.ack(rest.ids)
+    assert await streams.lag() == type(lag)(0, 0)
+    await streams.close()
+
+
+async def test_stop_commits_and_acks_what_was_read(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(20_000)
+    async with running_writer(redis_url, sqlite_path, writer_batch_delay_ms=500) as ctx:
+        publish(sync_redis, ticks[:10_000])
+        await eventually(lambda: int(ctx.health.counters["entries"]) > 0)
+    delivered = sum(
+        int(g["entries-read"]) for s in SYMBOLS for g in sync_redis.xinfo_groups(keys.ticks(s))
+    )
+    assert group_pending(sync_redis, SYMBOLS) == 0
+    assert count_rows(sqlite_path) == delivered > 0
+
+
+async def test_a_stream_deleted_under_the_writer_gets_its_group_back(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    ticks = recorded_ticks(2_000)
+    async with running_writer(redis_url, sqlite_path) as ctx:
+        publish(sync_redis, ticks[:1_000])
+        await eventually(lambda: count_rows(sqlite_path) == 1_000)
+        sync_redis.delete(*(keys.ticks(s) for s in SYMBOLS))
+        await eventually(lambda: ctx.health.status == "degraded", within=5)
+        await eventually(lambda: ctx.health.status == "ok")
+        publish(sync_redis, ticks[1_000:])
+        await eventually(lambda: count_rows(sqlite_path) == len(ticks))

@@ -1,0 +1,85 @@
+"""The synthetic market: seeded, and cointegrated with the configured hedge ratio (checked with
+statsmodels on the generated trades)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from statsmodels.tsa.stattools import adfuller
+
+from services.ingestor.synthetic import Market
+from shared.schemas import DECIMAL_PATTERN
+
+START = 1_765_892_498_698
+
+
+def market(**changes: object) -> Market:
+    values: dict[str, object] = {
+        "symbols": ("BTCUSDT", "ETHUSDT"), "seed": 7, "hedge_ratio": 1.5,
+        "mean_reversion": 0.02, "noise": 0.05, "tick_rate": 20.0,
+    }  # fmt: skip
+    return Market(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def second_closes(trades: list[tuple[int, str, str, str, int, str]]) -> pd.DataFrame:
+    """Last price of each symbol in each second, carried forward: what 1 s bars would close at."""
+    frame = pd.DataFrame(trades, columns=["ts", "symbol", "price", "size", "trade_id", "side"])
+    frame["price"] = frame["price"].astype(float)
+    frame["second"] = frame["ts"] // 1000
+    closes = frame.pivot_table(index="second", columns="symbol", values="price", aggfunc="last")
+    return closes.ffill().dropna()
+
+
+def test_the_same_seed_gives_the_same_trades_and_another_seed_others() -> None:
+    first = list(itertools.islice(market().trades(START), 500))
+    again = list(itertools.islice(market().trades(START), 500))
+    other = list(itertools.islice(market(seed=8).trades(START), 500))
+    assert first == again
+    assert [t[2] for t in first] != [t[2] for t in other]
+
+
+def test_trades_are_well_formed_ticks_with_contiguous_ids_per_symbol() -> None:
+    trades = list(itertools.islice(market().trades(START), 2_000))
+    assert trades[0][0] == START
+    assert [t[0] for t in trades] == sorted(t[0] for t in trades)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        ids = [t[4] for t in trades if t[1] == symbol]
+        assert ids == list(range(START * 1000, START * 1000 + len(ids)))
+        assert 800 < len(ids) < 1_200
+    assert all(DECIMAL_PATTERN.match(t[2]) and DECIMAL_PATTERN.match(t[3]) for t in trades)
+    assert {t[5] for t in trades} == {"buy", "sell"}
+    seconds = (trades[-1][0] - START) / 1000
+    assert 2_000 / seconds == pytest.approx(20, rel=0.1)
+
+
+@pytest.mark.parametrize(("hedge_ratio", "mean_reversion"), [(1.5, 0.02), (0.7, 0.05)])
+def test_the_pair_is_cointegrated_with_the_configured_hedge_ratio(
+    hedge_ratio: float, mean_reversion: float
+) -> None:
+    trades = list(
+        itertools.islice(
+            market(hedge_ratio=hedge_ratio, mean_reversion=mean_reversion).trades(START), 40_000
+        )
+    )
+    closes = second_closes(trades)
+    # The spread is autocorrelated, so the standard error is Newey-West's (HAC), not OLS's.
+    fit = sm.OLS(closes["BTCUSDT"], sm.add_constant(closes["ETHUSDT"])).fit(
+        cov_type="HAC", cov_kwds={"maxlags": 120}
+    )
+    assert abs(fit.params["ETHUSDT"] - hedge_ratio) < 4 * fit.bse["ETHUSDT"]
+    assert fit.params["ETHUSDT"] == pytest.approx(hedge_ratio, rel=0.05)
+    spread = closes["BTCUSDT"] - hedge_ratio * closes["ETHUSDT"]
+    assert abs(spread.mean()) < 0.2
+    assert adfuller(spread, autolag="AIC", result_object=True).pvalue < 0.01
+    # Each leg alone is a random walk: not stationary.
+    assert adfuller(closes["ETHUSDT"], autolag="AIC", result_object=True).pvalue > 0.05
+    # The spread's autocorrelation decays as exp(-speed * lag). The ratio of two lags cancels
+    # the white noise that trades of the two legs at slightly different times add.
+    decay_10s = spread.autocorr(20) / spread.autocorr(10)
+    half_life = -10 * math.log(2) / math.log(decay_10s)
+    # A loose check: some 2,000 s of a 14 to 35 s half-life leave the estimate noisy.
+    assert half_life == pytest.approx(math.log(2) / mean_reversion, rel=0.5)
