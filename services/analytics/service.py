@@ -298,7 +298,7 @@ class Worker:
                 assert entry.stat is not None
                 out.publish(entry.view, entry.stat)
                 entry.view.last, entry.view.published_until = entry.stat, entry.start
-        await out.flush(self.redis)
+        await self._flush_or_keep()
         newest = {entry.view: entry.start for entry in slow}
         for entry in slow:
             stat = complete(entry, self.settings.kalman_delta)
@@ -314,7 +314,16 @@ class Worker:
         health.incr("stats_published", len(step.entries))
         if step.entries:
             self.last_update = now_ms()
-        await out.flush(self.redis)
+        await self._flush_or_keep()
+
+    async def _flush_or_keep(self) -> None:
+        """Send the output; when Redis is away keep it for the next try and carry on, so a
+        close is always completed (its slow entries and alerts computed) before the loop
+        notices the outage."""
+        try:
+            await self.outbox.flush(self.redis)
+        except UNAVAILABLE:
+            self.outbox.trim()
 
     # Views, rules, health.
 
