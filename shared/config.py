@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # Analytics.
     timeframes: Annotated[tuple[str, ...], NoDecode] = ("1s", "1m", "5m")
     window: int = Field(default=60, ge=3, le=100_000)
+    pairs: Annotated[tuple[str, ...], NoDecode] = ()
+    adf_every: int = Field(default=10, ge=1, le=100_000)
+    bar_lateness_ms: int = Field(default=500, ge=10, le=60_000)
+    view_fill_bars: int = Field(default=500, ge=0, le=100_000)
+    max_views: int = Field(default=50, ge=0, le=10_000)
+    kalman_delta: float = Field(default=1e-3, gt=0, lt=1)
 
     # Dashboard.
     dash_host: str = "127.0.0.1"
@@ -173,7 +179,46 @@ class Settings(BaseSettings):
             timeframe_ms(tf)
         if not timeframes:
             raise ValueError("at least one timeframe is needed")
-        return tuple(sorted(set(timeframes), key=timeframe_ms))
+        ordered = tuple(sorted(set(timeframes), key=timeframe_ms))
+        finest = timeframe_ms(ordered[0])
+        for tf in ordered[1:]:
+            if timeframe_ms(tf) % finest:
+                raise ValueError(f"{tf} is not a whole number of {ordered[0]} bars")
+        return ordered
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _parse_pairs(cls, value: Any) -> Any:
+        pairs = []
+        for pair in _split_list(value):
+            legs = pair.split("-")
+            if len(legs) != 2:
+                raise ValueError(f"{pair!r} is not a pair like BTCUSDT-ETHUSDT")
+            a, b = (normalize_symbol(leg) for leg in legs)
+            if a == b:
+                raise ValueError(f"{pair!r} needs two different symbols")
+            pairs.append(f"{a}-{b}")
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("a pair is listed twice")
+        return tuple(pairs)
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> Settings:
+        for pair in self.pairs:
+            unknown = [leg for leg in pair.split("-") if leg not in self.symbols]
+            if unknown:
+                raise ValueError(
+                    f"PAIRS={pair!r}: {', '.join(unknown)} is not in SYMBOLS "
+                    f"({','.join(self.symbols)})"
+                )
+        return self
+
+    @property
+    def pair_legs(self) -> tuple[tuple[str, str], ...]:
+        """The pairs served: `PAIRS`, or every pair of `SYMBOLS` in listed order (A first)."""
+        if self.pairs:
+            return tuple((pair.split("-")[0], pair.split("-")[1]) for pair in self.pairs)
+        return tuple((a, b) for i, a in enumerate(self.symbols) for b in self.symbols[i + 1 :])
 
     @model_validator(mode="after")
     def _check_reconnect(self) -> Settings:

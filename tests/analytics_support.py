@@ -1,0 +1,185 @@
+"""Helpers for the analytics tests: recorded ticks into Redis and SQLite, the bars pandas expects,
+and the real worker run in-process against the private redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+
+from services.analytics import service
+from shared import keys
+from shared.config import load_settings, timeframe_ms
+from shared.health import Health, heartbeat
+from shared.redis_io import connect
+from shared.runtime import ServiceContext
+from shared.schemas import Bar, PairStat, Tick
+from shared.tickdb import open_for_writing
+from tests.recorded import market_trades
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+PANDAS_RULES = {"1s": "1s", "1m": "1min", "5m": "5min"}
+
+
+@cache
+def recorded_ticks() -> tuple[Tick, ...]:
+    """The recorded trades as the ingestor publishes them: trade ids in file order per symbol."""
+    next_id = dict.fromkeys(SYMBOLS, 1)
+    ticks = []
+    for trade in market_trades():
+        ticks.append(
+            Tick(
+                ts=trade.ts, symbol=trade.symbol, price=trade.price, size=trade.size,
+                trade_id=next_id[trade.symbol], side="buy", recv_ts=trade.ts + 7,
+            )
+        )  # fmt: skip
+        next_id[trade.symbol] += 1
+    return tuple(ticks)
+
+
+def first_bar() -> int:
+    """Start of the 1 s bar of the recording's first trade."""
+    first = recorded_ticks()[0].ts
+    return first - first % 1000
+
+
+def recorded_between(start_s: float = 0, end_s: float = float("inf")) -> list[Tick]:
+    """The recorded ticks from `start_s` to `end_s` seconds after `first_bar()` (half-open)."""
+    lo, hi = first_bar() + start_s * 1000, first_bar() + end_s * 1000
+    return [t for t in recorded_ticks() if lo <= t.ts < hi]
+
+
+def publish(client: redis.Redis, ticks: Sequence[Tick], batch: int = 5_000) -> None:
+    """XADD each tick to its `ticks:<SYMBOL>` stream, as the ingestor does."""
+    for lo in range(0, len(ticks), batch):
+        pipe = client.pipeline(transaction=False)
+        for tick in ticks[lo : lo + batch]:
+            pipe.xadd(keys.ticks(tick.symbol), tick.to_fields())
+        pipe.execute()
+
+
+def store(path: Path, ticks: Sequence[Tick]) -> None:
+    """Write ticks to SQLite as the writer does."""
+    conn = open_for_writing(path)
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(t.symbol, t.trade_id, t.ts, t.price, t.size, t.side, t.recv_ts) for t in ticks],
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def tick_frame(ticks: Sequence[Tick]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [(t.symbol, t.ts, float(Decimal(t.price)), float(Decimal(t.size))) for t in ticks],
+        columns=["symbol", "ts", "price", "size"],
+    )
+    return frame
+
+
+def expected_bars(ticks: Sequence[Tick], symbol: str, tf: str, last_start: int) -> pd.DataFrame:
+    """pandas resampling of one symbol's ticks, intervals without trades at the previous close
+    with volume 0, from its first bar to `last_start`."""
+    frame = tick_frame([t for t in ticks if t.symbol == symbol])
+    indexed = frame.assign(
+        time=pd.to_datetime(frame["ts"], unit="ms"), notional=frame["price"] * frame["size"]
+    ).set_index("time")
+    grouped = indexed.resample(PANDAS_RULES[tf])
+    bars = pd.DataFrame(
+        {
+            "open": grouped["price"].first(),
+            "high": grouped["price"].max(),
+            "low": grouped["price"].min(),
+            "close": grouped["price"].last(),
+            "volume": grouped["size"].sum(),
+            "notional": grouped["notional"].sum(),
+            "trades": grouped["price"].count(),
+        }
+    )
+    bars.insert(0, "start", bars.index.as_unit("ms").asi8)
+    bars = bars.reset_index(drop=True)
+    step = timeframe_ms(tf)
+    starts = np.arange(int(bars["start"].iloc[0]), last_start + 1, step, dtype=np.int64)
+    bars = bars.set_index("start").reindex(starts)
+    bars["close"] = bars["close"].ffill()
+    empty = bars["trades"].isna() | (bars["trades"] == 0)
+    for column in ("open", "high", "low"):
+        bars.loc[empty, column] = bars.loc[empty, "close"]
+    bars.loc[empty, ["volume", "notional", "trades"]] = 0
+    bars["vwap"] = np.where(empty, bars["close"], bars["notional"] / bars["volume"])
+    bars["trades"] = bars["trades"].astype(int)
+    return bars.drop(columns="notional").rename_axis("start").reset_index()
+
+
+def aligned_closes(ticks: Sequence[Tick], tf: str, last_start: int) -> pd.DataFrame:
+    """Close of each symbol per interval where both have traded: `start`, one column each."""
+    columns = {
+        symbol: expected_bars(ticks, symbol, tf, last_start).set_index("start")["close"]
+        for symbol in SYMBOLS
+    }
+    return pd.DataFrame(columns).dropna().rename_axis("start").reset_index()
+
+
+def stream_bars(client: redis.Redis, tf: str, symbol: str) -> pd.DataFrame:
+    entries = client.xrange(keys.bars(tf, symbol))
+    bars = [Bar.from_fields(fields) for _, fields in entries]  # type: ignore[misc]
+    return pd.DataFrame([vars_of(bar) for bar in bars])
+
+
+def vars_of(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+def stream_stats(client: redis.Redis, key: str) -> list[PairStat]:
+    return [PairStat.from_fields(fields) for _, fields in client.xrange(key)]  # type: ignore[misc]
+
+
+async def until(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    within: float = 20.0,
+    interval: float = 0.05,
+) -> bool:
+    """Poll `predicate` (sync or async) until it holds or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(redis_url: str, **overrides: Any) -> AsyncIterator[ServiceContext]:
+    """The real analytics service body, in this process, on the test's Redis; stopped on exit."""
+    settings = load_settings(redis_url=redis_url, health_interval_s=0.2, **overrides)
+    client = await connect(redis_url)
+    health = Health("analytics")
+    stop = asyncio.Event()
+    ctx = ServiceContext("analytics", settings, client, health, stop)
+    beating = asyncio.create_task(heartbeat(client, health, settings.health_interval_s, stop))
+    body = asyncio.create_task(service.run(ctx))
+    try:
+        yield ctx
+        if body.done():
+            body.result()
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(body, timeout=15)
+        finally:
+            await beating
+            await client.aclose()

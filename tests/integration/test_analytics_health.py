@@ -1,0 +1,121 @@
+"""Health, bad input and quiet markets: counters in `health:analytics`, bad ticks dead-lettered,
+late ticks counted (not merged), bars closed by wall time when no trade comes at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import redis
+
+from shared import keys
+from shared.schemas import Bar, Tick
+from tests.analytics_support import (
+    SYMBOLS,
+    first_bar,
+    publish,
+    recorded_between,
+    running_worker,
+    stream_stats,
+    until,
+)
+from tests.support import RedisProcess
+
+
+def tick(symbol: str, ts: int, price: str, trade_id: int, size: str = "0.5") -> Tick:
+    return Tick(ts, symbol, price, size, trade_id, "sell", int(time.time() * 1000))
+
+
+def bars(client: redis.Redis, tf: str, symbol: str) -> list[Bar]:
+    return [Bar.from_fields(f) for _, f in client.xrange(keys.bars(tf, symbol))]  # type: ignore[misc]
+
+
+async def test_quiet_market_late_and_bad_ticks_and_health(
+    redis_url: str, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    now = int(time.time() * 1000)
+    base = now - now % 1000 - 6_000
+    live = [
+        tick(symbol, base + offset, price, i + 1)
+        for i, offset in enumerate(range(0, 4_000, 250))
+        for symbol, price in ((SYMBOLS[0], f"{87000 + i}.5"), (SYMBOLS[1], f"{2900 + i % 5}.25"))
+    ]
+    async with running_worker(
+        redis_url, sqlite_path=tmp_path / "none.db", window=5, bar_lateness_ms=300
+    ) as ctx:
+        assert await until(lambda: ctx.health.status == "ok")
+        publish(sync_redis, live)
+        bad = {
+            "ts": str(base + 4_100), "symbol": SYMBOLS[0], "price": "abc", "size": "1",
+            "trade_id": "99", "side": "buy", "recv_ts": str(now),
+        }  # fmt: skip
+        sync_redis.xadd(keys.ticks(SYMBOLS[0]), bad)  # type: ignore[arg-type]
+        sync_redis.xadd(keys.ticks(SYMBOLS[0]), {**bad, "price": "0"})  # type: ignore[arg-type]
+        sync_redis.xadd(keys.ticks(SYMBOLS[0]), {**bad, "price": "1", "symbol": SYMBOLS[1]})  # type: ignore[arg-type]
+        sync_redis.xadd(keys.ticks(SYMBOLS[0]), {"junk": "1"})
+        # No trade comes after base + 3.75 s: the wall clock closes its bar, and the next ones.
+        last_bar = base + 3_000
+        assert await until(
+            lambda: any(b.start >= last_bar + 2_000 for b in bars(sync_redis, "1s", SYMBOLS[0])),
+            within=15,
+        )
+        publish(sync_redis, [tick(SYMBOLS[0], base + 1_500, "1.5", 500)])
+        assert await until(lambda: ctx.health.counters.get("late_ticks") == 1)
+        await asyncio.sleep(0.5)
+    record = sync_redis.hgetall(keys.health("analytics"))
+    series = bars(sync_redis, "1s", SYMBOLS[0])
+    by_start = {b.start: b for b in series}
+    assert by_start[base].trades == 4 and by_start[base].open == 87000.5
+    assert by_start[last_bar].trades == 4 and by_start[last_bar].close == 87015.5
+    quiet = by_start[last_bar + 1_000]
+    assert (quiet.volume, quiet.trades, quiet.close, quiet.open) == (0.0, 0, 87015.5, 87015.5)
+    assert 1.5 not in {b.low for b in series}, "the late tick was not merged"
+    letters = [fields for _, fields in sync_redis.xrange(keys.deadletter("analytics"))]
+    reasons = [fields["reason"] for fields in letters]
+    assert len(reasons) == 4
+    assert "field 'price' is not a plain decimal: 'abc'" in reasons[0]
+    assert "price '0' is not above zero" in reasons[1]
+    assert "symbol 'ETHUSDT' on the stream of BTCUSDT" in reasons[2]
+    assert "missing field" in reasons[3]
+    assert json.loads(letters[0]["raw"])["fields"]["price"] == "abc"
+    assert record["status"] == "stopped"
+    assert int(record["ticks_consumed"]) == len(live) + 1
+    assert int(record["deadlettered"]) == 4
+    assert int(record["late_ticks"]) == 1
+    assert int(record["bars_closed_1s"]) >= 6
+    assert int(record["pairs_served"]) == 1
+    assert int(record["views_served"]) == 3
+    assert int(record["stats_published"]) > 0
+    assert int(record["last_update"]) >= now
+    assert int(record["event_time"]) >= base + 3_750
+    assert int(record["backlog"]) == 0
+    assert 0 <= int(record["lag_ms"]) < 60_000
+
+
+async def test_redis_outage_degrades_then_recovers_without_losing_output(
+    redis_server: RedisProcess, redis_url: str, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    first = first_bar()
+    key = keys.analytics_latest(*SYMBOLS, "1s")
+    async with running_worker(redis_url, sqlite_path=tmp_path / "none.db", window=20) as ctx:
+        assert await until(lambda: ctx.health.status == "ok")
+        publish(sync_redis, recorded_between(0, 30))
+        assert await until(lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 28_000)
+        redis_server.stop()
+        assert await until(lambda: ctx.health.status == "degraded", within=10)
+        await asyncio.sleep(0.5)
+        redis_server.start()
+        # The restarted server has no data (no AOF here): the worker recreates its groups and
+        # goes on with what is published now.
+        assert await until(lambda: ctx.health.status == "ok", within=10)
+        publish(sync_redis, recorded_between(30, 60))
+        assert await until(
+            lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 58_000, within=20
+        )
+        assert ctx.health.counters["redis_errors"] > 0
+    stats = stream_stats(sync_redis, keys.analytics(*SYMBOLS, "1s"))
+    starts = [s.ts for s in stats if s.ts <= first + 58_000]
+    assert starts == list(range(starts[0], first + 59_000, 1000))
+    assert starts[0] <= first + 30_000
