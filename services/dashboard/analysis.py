@@ -7,27 +7,13 @@ hands them over.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from shared import pairstats
 from shared.schemas import Bar, PairStat
-
-
-class AnalysisUnavailable(RuntimeError):
-    """The shared batch statistics module is not installed in this build."""
-
-
-def _pairstats() -> Any:
-    try:
-        return importlib.import_module("shared.pairstats")
-    except ModuleNotFoundError:
-        raise AnalysisUnavailable(
-            "statistics for history and uploads need shared/pairstats.py, which this build "
-            "does not have yet; prices and volume are shown"
-        ) from None
+from shared.views import Method
 
 
 def align_closes(
@@ -68,17 +54,21 @@ def stationarity_rows(length: int, window: int) -> np.ndarray:
 
 
 def pair_stats(
-    times: np.ndarray, close_a: np.ndarray, close_b: np.ndarray, window: int, method: str
+    times: np.ndarray,
+    close_a: np.ndarray,
+    close_b: np.ndarray,
+    window: int,
+    method: Method,
+    kalman_delta: float,
 ) -> list[PairStat]:
-    """One PairStat per aligned bar (from the third) from the shared batch statistics;
-    `ValueError` for series it cannot analyse (say, a price that is not above zero)."""
-    module = _pairstats()
-    stats: list[PairStat] = module.pair_stats(
+    """One PairStat per aligned bar (from the third) from the shared batch statistics, with the
+    worker's Kalman delta; `ValueError` for series it cannot analyse (a price not above zero)."""
+    return pairstats.pair_stats(
         times,
         close_a,
         close_b,
         window=window,
         method=method,
+        kalman_delta=kalman_delta,
         adf_rows=stationarity_rows(len(times), window),
     )
-    return stats

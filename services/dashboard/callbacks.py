@@ -159,11 +159,10 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         except (ValueError, TypeError):
             return no_update, no_update, no_update, no_update
         trigger = ctx.triggered_id
-        if paused:
-            if trigger == ids.PAUSED:
-                return no_update, no_update, no_update, "Paused: press Resume for live updates"
-            if trigger == ids.LIVE_TICK:
-                return no_update, no_update, no_update, no_update
+        if paused and trigger in (ids.PAUSED, ids.LIVE_TICK):
+            # Said on every tick, so an update that was in flight when Pause was pressed
+            # cannot leave the status saying "Live".
+            return no_update, no_update, no_update, "Paused: press Resume for live updates"
         full = trigger in (None, ids.VIEW) or trigger == ids.PAUSED
         try:
             screen = render(client, settings, view, cursor, full=full)

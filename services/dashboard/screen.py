@@ -297,17 +297,22 @@ class Loaded:
 
 
 def _stats_for(
-    bars_a: Sequence[Bar], bars_b: Sequence[Bar], window: int, method: str
+    times: np.ndarray,
+    close_a: np.ndarray,
+    close_b: np.ndarray,
+    view: ViewState,
+    settings: Settings,
 ) -> tuple[list[PairStat], str]:
-    times, close_a, close_b = analysis.align_closes(bars_a, bars_b)
+    """Statistics of aligned closes by `shared.pairstats`, or why there are none."""
     if len(times) == 0:
         return [], ""
     try:
-        return analysis.pair_stats(times, close_a, close_b, window, method), ""
-    except analysis.AnalysisUnavailable as exc:
-        return [], str(exc)
+        stats = analysis.pair_stats(
+            times, close_a, close_b, view.window, view.method, settings.kalman_delta
+        )
     except ValueError as exc:
         return [], f"statistics not computed: {exc}"
+    return stats, ""
 
 
 def load_history(settings: Settings, view: ViewState) -> Loaded:
@@ -335,7 +340,7 @@ def load_history(settings: Settings, view: ViewState) -> Loaded:
     except TickDbError as exc:
         return Loaded(empty, error=str(exc))
     bars_a, bars_b = bars_from_frame(stored.a), bars_from_frame(stored.b)
-    stats, note = _stats_for(bars_a, bars_b, pair.window, pair.method)
+    stats, note = _stats_for(*analysis.align_closes(bars_a, bars_b), view, settings)
     chart = ChartData(
         pair.a,
         pair.b,
@@ -357,22 +362,15 @@ def _leg_bars(leg: Any) -> list[Bar]:
     ]
 
 
-def load_uploaded(client: redis.Redis, view: ViewState) -> Loaded:
+def load_uploaded(client: redis.Redis, settings: Settings, view: ViewState) -> Loaded:
     pair = actions.load_upload(client, view.upload)
     if pair is None:
         empty = ChartData(view.a, view.b, view.tf)
         return Loaded(empty, error="the upload has expired (kept one hour): upload the file again")
     tf = tf_label(pair.tf_ms) if pair.tf_ms else "bar"
     bars_a, bars_b = _leg_bars(pair.a), _leg_bars(pair.b)
-    try:
-        stats = analysis.pair_stats(
-            np.asarray(pair.a.time), pair.a.close, pair.b.close, view.window, view.method
-        )
-        note = ""
-    except analysis.AnalysisUnavailable as exc:
-        stats, note = [], str(exc)
-    except ValueError as exc:
-        stats, note = [], f"statistics not computed: {exc}"
+    times = np.asarray(pair.a.time)
+    stats, note = _stats_for(times, pair.a.close, pair.b.close, view, settings)
     dropped = f", {fmt_count(pair.dropped)} unmatched rows left out" if pair.dropped else ""
     files = ", ".join(pair.files)
     return Loaded(
@@ -385,7 +383,11 @@ def load_uploaded(client: redis.Redis, view: ViewState) -> Loaded:
 
 def static_full(client: redis.Redis, settings: Settings, view: ViewState) -> Screen:
     """A history range or an upload, drawn once (thinned to `DASH_MAX_POINTS` for display)."""
-    loaded = load_history(settings, view) if view.mode == "history" else load_uploaded(client, view)
+    loaded = (
+        load_history(settings, view)
+        if view.mode == "history"
+        else load_uploaded(client, settings, view)
+    )
     chart = loaded.chart
     cap = settings.dash_max_points
     shown = ChartData(
@@ -462,7 +464,9 @@ def export_csv(
         chart = _chart_of(pair, snap)
     else:
         loaded = (
-            load_history(settings, view) if view.mode == "history" else load_uploaded(client, view)
+            load_history(settings, view)
+            if view.mode == "history"
+            else load_uploaded(client, settings, view)
         )
         if loaded.error:
             raise ValueError(loaded.error)

@@ -1,17 +1,16 @@
 """The dashboard in a real headless Chromium, served by `python -m services.dashboard`, reading a
-private Redis filled through the shared schemas (the pipeline itself: test_dashboard_pipeline.py).
+private Redis filled through the shared schemas: what the real pipeline (test_dashboard_pipeline.py)
+does not show on demand, such as invalid rules, alerts of other timeframes and a Redis outage.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from services.dashboard.formatting import iso_utc
 from shared import keys
 from shared.alert_rules import parse_rule
 from shared.schemas import Alert
@@ -53,41 +52,6 @@ def page(browser: Browser, dashboard: DashboardProcess, redis_url: str) -> Itera
 def open_dashboard(page: Browser, dashboard: DashboardProcess) -> None:
     page.open(dashboard.url)
     page.wait_for(lambda: "Live ·" in page.text("#chart-status"), what="the first render")
-
-
-def test_charts_fill_and_keep_updating(
-    page: Browser, dashboard: DashboardProcess, sync_redis: redis.Redis
-) -> None:
-    everything = seed_pair(sync_redis, VIEW, 60)
-    sync_redis.flushdb()
-    first = seed_pair(sync_redis, VIEW, 60, bars=60)
-    stats = len(first.stats)
-    open_dashboard(page, dashboard)
-    page.wait_for(lambda: page.trace_lengths()[0] == 60, what="60 bars of BTCUSDT")
-    assert "Hedge ratio β" in page.text("#stats")
-    pipe = sync_redis.pipeline()
-    for bar in everything.bars_a[60:80]:
-        pipe.xadd(keys.bars("1s", "BTCUSDT"), bar.to_fields())
-    for stat in everything.stats[stats : stats + 20]:
-        pipe.xadd(VIEW.stream_key(60), stat.to_fields())
-    pipe.execute()
-    page.wait_for(lambda: page.trace_lengths()[0] == 80, what="20 more bars drawn")
-    page.wait_for(lambda: page.trace_lengths()[6] == stats + 20, what="20 more z-scores drawn")
-    assert f"80 bars, {stats + 20} statistics on screen" in page.text("#chart-status")
-
-
-def test_changing_the_window_asks_the_worker_and_shows_its_statistics(
-    page: Browser, dashboard: DashboardProcess, sync_redis: redis.Redis
-) -> None:
-    seed_pair(sync_redis, VIEW, 60, bars=40)
-    open_dashboard(page, dashboard)
-    page.type_into("#window", "120")
-    wanted = PairView("BTCUSDT", "ETHUSDT", "1s", 120)
-    page.wait_for(lambda: sync_redis.zscore(keys.ANALYTICS_VIEWS, wanted.id), what="the view")
-    page.wait_for(lambda: "window 120" in page.text("#chart-status"), what="the new view")
-    assert "Waiting for the analytics worker to serve" in page.text("#chart")
-    seed_pair(sync_redis, wanted, 60, bars=40)  # what the worker would publish for the view
-    page.wait_for(lambda: "/ 120" in page.text("#stats"), what="statistics of window 120")
 
 
 def test_alert_rules_are_validated_stored_and_fired_alerts_shown(
@@ -134,54 +98,6 @@ def test_alert_rules_are_validated_stored_and_fired_alerts_shown(
     assert page.trace_lengths()[7] == 1  # alerts of another timeframe are not marked here
     page.click("[id*='rule-delete']")
     page.wait_for(lambda: not sync_redis.hexists(keys.ALERT_RULES, "z-beyond-1.5"))
-
-
-def test_csv_download_has_the_rows_on_screen(
-    page: Browser, dashboard: DashboardProcess, sync_redis: redis.Redis
-) -> None:
-    seeded = seed_pair(sync_redis, VIEW, 60, bars=50)
-    open_dashboard(page, dashboard)
-    page.click("#export-button")
-    path = page.wait_for_download(".csv")
-    with path.open() as file:
-        rows = list(csv.DictReader(file))
-    times = {bar.start for bar in seeded.bars_a} | {bar.start for bar in seeded.bars_b}
-    assert len(rows) == len(times | {s.ts for s in seeded.stats})
-    by_time = {row["time"]: row for row in rows}
-    for bar in seeded.bars_a:
-        assert by_time[iso_utc(bar.start)]["BTCUSDT_close"] == repr(bar.close)
-    for stat in seeded.stats:
-        assert by_time[iso_utc(stat.ts)]["zscore"] == repr(stat.zscore)
-    assert path.name.startswith("BTCUSDT-ETHUSDT_1s_")
-    assert f"{len(rows):,} rows" in page.text("#export-status")
-
-
-def test_uploads_report_row_and_column_or_draw_the_file(
-    page: Browser, dashboard: DashboardProcess, tmp_path: Path
-) -> None:
-    open_dashboard(page, dashboard)
-    bad = tmp_path / "prices.csv"
-    bad.write_text(
-        "time,symbol,open,high,low,close,volume\n"
-        "2025-12-16T13:41:00Z,BTCUSDT,87100,87120,87090,87110,1.5\n"
-        "2025-12-16T13:41:00Z,ETHUSDT,2940,2941,2939,two,12\n"
-    )
-    page.upload("#upload", bad)
-    message = "prices.csv row 2 (line 3), column 'close': 'two' is not a number"
-    page.wait_for(lambda: message in page.text("#upload-status"), what="the upload error")
-    good = tmp_path / "pair.csv"
-    lines = ["time,symbol,open,high,low,close,volume"]
-    for i in range(40):
-        lines += [f"{1_765_892_460 + 60 * i},AAAUSDT,10,13,9,{10 + i % 3},1",
-                  f"{1_765_892_460 + 60 * i},BBBUSDT,20,25,19,{20 + i % 5},2"]  # fmt: skip
-    good.write_text("\n".join(lines) + "\n")
-    page.upload("#upload", good)
-    page.wait_for(
-        lambda: "Loaded AAAUSDT/BBBUSDT: 40 aligned bars" in page.text("#upload-status"),
-        what="the upload to load",
-    )
-    page.wait_for(lambda: page.text("#chart-status").startswith("Upload"), what="upload mode")
-    page.wait_for(lambda: page.trace_lengths()[0] == 40, what="the uploaded bars")
 
 
 def test_a_redis_outage_is_a_banner_not_a_blank_page(page: Browser, tmp_path: Path) -> None:

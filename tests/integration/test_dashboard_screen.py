@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import redis
@@ -14,7 +15,7 @@ import redis
 from services.dashboard import actions, screen
 from services.dashboard.screen import ViewState
 from services.dashboard.upload import UploadedFile, pair_from_files
-from shared import keys
+from shared import keys, pairstats
 from shared.config import Settings, load_settings
 from shared.history import History
 from shared.schemas import Alert
@@ -175,6 +176,16 @@ def test_history_range_reads_sqlite_bars_of_any_timeframe(
         expected["volume"].tolist()
     )
     assert shown.status is not None and shown.status.startswith("History")
+    # The statistics are shared/pairstats' on both legs' closes (carried over empty bars).
+    other = History(sqlite_path).bars("ETHUSDT", "1m", span[0] - 60 * 60_000, span[1] + 1)
+    a = expected.set_index("start")["close"]
+    b = other.set_index("start")["close"]
+    aligned = pd.concat([a, b], axis=1).sort_index().ffill().dropna()
+    reference = pairstats.pair_stats(aligned.index.to_numpy(), aligned.iloc[:, 0].to_numpy(),
+                                     aligned.iloc[:, 1].to_numpy(), window=60)  # fmt: skip
+    drawn = go.Figure(shown.figure).data[6]
+    assert list(drawn.x) == [s.ts for s in reference]
+    assert list(drawn.y) == pytest.approx([s.zscore for s in reference], nan_ok=True)
 
 
 def test_history_says_what_is_wrong_instead_of_going_blank(
@@ -209,6 +220,10 @@ def test_an_upload_is_kept_in_redis_and_drawn(sync_redis: redis.Redis, settings:
     )
     _, text, count = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
     assert count == 30 and "AAAUSDT_vwap" not in text.splitlines()[0]
+    reference = pairstats.pair_stats(pair.a.time, pair.a.close, pair.b.close, window=60,
+                                     method="ols")  # fmt: skip
+    exported = read_csv(text)
+    assert [r["beta"] for r in exported[2:]] == [repr(s.beta) for s in reference]
     sync_redis.delete(keys.dashboard_upload(token))
     gone = screen.render(sync_redis, settings, view, None, full=True)
     assert any("upload has expired" in a.text for a in go.Figure(gone.figure).layout.annotations)
