@@ -226,6 +226,15 @@ class Browser:
         self.console.extend(self.driver.get_log("browser"))
         return self.console
 
+    @contextlib.contextmanager
+    def no_console_errors(self) -> Iterator[Browser]:
+        """Forget the console so far; fail if the page logs an error before the block ends."""
+        self.collect_console()
+        self.console.clear()
+        yield self
+        errors = self.console_errors()
+        assert not errors, f"console errors: {errors}"
+
     def console_errors(self) -> list[str]:
         return [e["message"] for e in self.collect_console() if e.get("level") == "SEVERE"]
 

@@ -42,11 +42,8 @@ def page(browser: Browser, dashboard: DashboardProcess, redis_url: str) -> Itera
     browser.open(dashboard.url + "/healthz")
     browser.driver.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
     browser.clear_downloads()
-    browser.collect_console()
-    browser.console.clear()
-    yield browser
-    errors = browser.console_errors()
-    assert not errors, f"console errors: {errors}"
+    with browser.no_console_errors():
+        yield browser
 
 
 def open_dashboard(page: Browser, dashboard: DashboardProcess) -> None:

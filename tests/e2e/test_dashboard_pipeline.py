@@ -82,11 +82,8 @@ def page(pipeline: Pipeline) -> Iterator[Browser]:
     if "Pairs monitor" not in browser.driver.title:
         browser.open(pipeline.dashboard.url)
     browser.wait_for(lambda: "Live ·" in browser.text("#chart-status"), what="the first render")
-    browser.collect_console()
-    browser.console.clear()
-    yield browser
-    errors = browser.console_errors()
-    assert not errors, f"console errors: {errors}"
+    with browser.no_console_errors():
+        yield browser
 
 
 def stat_value(page: Browser, label: str) -> str:
