@@ -8,7 +8,7 @@ DEMO_FILE ?= sample_data/binance-futures-btcusdt-ethusdt-2025-12-16.ndjson.gz
 DEMO_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up demo down test test-unit lint bench all clean
+.PHONY: help setup up demo down test test-unit lint bench all clean screenshot
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: setup  ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+screenshot: setup  ## refresh docs/dashboard.png from the browser test on the real pipeline
+	UPDATE_SCREENSHOT=1 $(PY) -m pytest tests/e2e/test_dashboard_pipeline.py -k alert_rule
 
 bench: setup  ## benchmarks; results in bench/results/
 	$(PY) -m bench

@@ -287,7 +287,12 @@ async def test_renewal_before_the_24h_cut_off_loses_and_repeats_nothing(
     async with running_ingestor(settings) as run:
         await server.wait_for(stream("BTCUSDT"))
         sender = asyncio.create_task(keep_sending())
-        assert await eventually(lambda: len(server.connects) >= 3, within=20)
+
+        async def renewed_twice() -> bool:
+            return len(await events(redis_client, "renewed")) >= 2
+
+        # A renewal completes (and says so) only once the new connection has caught up.
+        assert await eventually(renewed_twice, within=20)
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
         assert await eventually(lambda: run.state("BTCUSDT").published == sent)
