@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Literal, TypeVar
+from functools import cache
+from typing import Any, Literal, TypeVar, cast
 
 from redis.typing import EncodableT, FieldT
 
@@ -77,22 +78,37 @@ def _encode(record: Any) -> StreamFields:
     }
 
 
-_PARSERS: dict[str, Callable[[Mapping[str, str], str], Any]] = {
-    "int": _int,
-    "float": _float,
-    "str": _field,
-    "float | None": _float,
-}
 R = TypeVar("R")
+
+
+@cache
+def _plan(cls: type) -> tuple[tuple[str, Callable[[str], Any], str, bool], ...]:
+    """Per record class: (field, converter, kind for errors, required), worked out once."""
+    converters: dict[str, tuple[Callable[[str], Any], str]] = {
+        "int": (int, "an integer"),
+        "float": (float, "a number"),
+        "float | None": (float, "a number"),
+        "str": (str, "text"),
+    }
+    return tuple(
+        (field.name, *converters[str(field.type)], field.default is MISSING)
+        for field in fields(cls)
+    )
 
 
 def _decode(cls: type[R], data: Mapping[str, str]) -> R:
     """Parse a record of plain `int`, `float`, `str` fields; those with defaults may be absent."""
-    values = {
-        field.name: _PARSERS[str(field.type)](data, field.name)
-        for field in fields(cls)  # type: ignore[arg-type]
-        if field.name in data or field.default is MISSING
-    }
+    values: dict[str, Any] = {}
+    for name, convert, kind, required in _plan(cast(type, cls)):
+        raw = data.get(name)
+        if raw is None:
+            if required:
+                raise SchemaError(f"missing field {name!r}")
+            continue
+        try:
+            values[name] = convert(raw)
+        except ValueError:
+            raise SchemaError(f"field {name!r} is not {kind}: {raw!r}") from None
     return cls(**values)
 
 
