@@ -21,6 +21,7 @@ from shared.health import now_ms
 from shared.history import History
 from shared.redis_io import decoded
 from shared.schemas import Alert, Bar, Event, PairStat, SchemaError
+from shared.streamids import id_ms
 from shared.tickdb import TickDbError
 from shared.views import PairView
 
@@ -95,9 +96,10 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _id_ms(entry_id: str | None) -> int | None:
-    if not entry_id:
+    try:
+        return id_ms(entry_id) if entry_id else None
+    except ValueError:
         return None
-    return _int_or_none(entry_id.split("-")[0])
 
 
 def _feed_state(events: Sequence[Event], symbol: str) -> tuple[str, str, int | None]:

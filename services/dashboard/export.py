@@ -11,8 +11,8 @@ import io
 import math
 from collections.abc import Sequence
 
-from services.dashboard.formatting import iso_utc
 from shared.schemas import Bar, PairStat
+from shared.times import iso_ms
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "trades")
 STAT_COLUMNS = (
@@ -86,7 +86,7 @@ def to_csv(
     writer.writerow(columns)
     for ts in sorted(rows):
         row = rows[ts]
-        writer.writerow([iso_utc(ts), *(_cell(row.get(c)) for c in columns[1:])])
+        writer.writerow([iso_ms(ts), *(_cell(row.get(c)) for c in columns[1:])])
     return out.getvalue()
 
 
@@ -96,6 +96,6 @@ def filename(a: str, b: str, tf: str, start_ms: int | None, end_ms: int | None) 
     def stamp(ms: int | None) -> str:
         if ms is None:
             return "open"
-        return iso_utc(ms)[:19].replace("-", "").replace(":", "") + "Z"
+        return iso_ms(ms)[:19].replace("-", "").replace(":", "") + "Z"
 
     return f"{a}-{b}_{tf}_{stamp(start_ms)}_{stamp(end_ms)}.csv"

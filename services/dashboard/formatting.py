@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shared.config import TIMEFRAME_PATTERN
+from shared.times import epoch_ms, strftime_ms
 
 DASH = "—"
 _SPACE_OR_T = re.compile(
@@ -87,20 +88,14 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f} d"
 
 
-def iso_utc(ms: int) -> str:
-    """ISO-8601 UTC with milliseconds: `2025-12-16T13:41:38.698Z` (the export's time format)."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 def clock_utc(ms: int) -> str:
     """`13:41:38` (UTC), for feeds and status lines."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S")
+    return strftime_ms(ms, "%H:%M:%S")
 
 
 def short_utc(ms: int) -> str:
     """`2025-12-16 13:41:38` (UTC), as the time-range inputs show it."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return strftime_ms(ms, "%Y-%m-%d %H:%M:%S")
 
 
 def parse_utc(text: str) -> int:
@@ -116,7 +111,7 @@ def parse_utc(text: str) -> int:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
         raise ValueError(f"{text!r} is not a valid date and time") from None
-    return int(moment.replace(tzinfo=UTC).timestamp() * 1000)
+    return epoch_ms(moment)
 
 
 def plotly_time_ms(value: object) -> int | None:
@@ -130,9 +125,7 @@ def plotly_time_ms(value: object) -> int | None:
             moment = datetime.fromisoformat(value.strip().replace("T", " "))
         except ValueError:
             return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1000)
+        return epoch_ms(moment)
     return None
 
 

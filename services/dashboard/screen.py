@@ -27,6 +27,7 @@ from services.dashboard.figures import ChartData, Theme, build_figure, extend_pa
 from services.dashboard.formatting import fmt_count, short_utc, tf_label
 from shared.config import Settings, timeframe_ms
 from shared.schemas import Alert, Bar, PairStat
+from shared.streamids import id_parts
 from shared.tickdb import TickDbError
 from shared.views import METHODS, Method, PairView
 
@@ -116,11 +117,6 @@ class Screen:
 
 
 # Helpers --------------------------------------------------------------------------------------
-
-
-def id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms or 0), int(seq or 0)
 
 
 def _digest(latest: dict[str, str]) -> str:
@@ -248,7 +244,7 @@ def live_step(
         "stats": snap.stats,
         "alerts": snap.alerts,
     }
-    reset = any(id_tuple(snap.tails[role]) < id_tuple(seen.get(role, "0-0")) for role in new)
+    reset = any(id_parts(snap.tails[role]) < id_parts(seen.get(role, data.START)) for role in new)
     first_data = any(counts.get(role, 0) == 0 and new[role] for role in ("a", "b", "stats"))
     flood = any(len(rows) >= LIVE_BATCH for rows in new.values())
     if reset or first_data or flood:

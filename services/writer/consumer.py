@@ -18,6 +18,7 @@ import orjson
 from shared import keys
 from shared.redis_io import Redis, client, ensure_group
 from shared.schemas import TICK_FIELDS, SchemaError, Tick
+from shared.streamids import id_ms
 
 TickRow = tuple[str, int, int, str, str, str, int]
 """A `ticks` table row: symbol, trade_id, ts, price, size, side, recv_ts."""
@@ -37,11 +38,6 @@ def _raw_reply(response: Any, **_options: Any) -> Any:
 
 async def _command(redis: Redis, *args: Any) -> Any:
     return await redis.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def entry_ms(entry_id: str) -> int:
-    """The time part of a stream entry id (`1765892498698-3` -> 1765892498698)."""
-    return int(entry_id.partition("-")[0])
 
 
 def tick_row(symbol: str, values: list[str]) -> TickRow:
@@ -129,7 +125,7 @@ class Batch:
                 rows.append(tick_row(symbol, values))
             except (SchemaError, ValueError, IndexError) as exc:
                 rejects.append(Reject(stream, entry_id, values, str(exc)))
-        first = entry_ms(entries[0][0])
+        first = id_ms(entries[0][0])
         if self.oldest_ms is None or first < self.oldest_ms:
             self.oldest_ms = first
 
@@ -235,13 +231,13 @@ class TickStreams:
             if pending:
                 summary = await self.redis.xpending(stream, keys.WRITER_GROUP)
                 if summary["min"] is not None:
-                    candidates.append(entry_ms(str(summary["min"])))
+                    candidates.append(id_ms(str(summary["min"])))
             if int(undelivered):
                 first = await self.redis.xrange(
                     stream, f"({group['last-delivered-id']}", "+", count=1
                 )
                 if first:
-                    candidates.append(entry_ms(str(first[0][0])))
+                    candidates.append(id_ms(str(first[0][0])))
             if candidates:
                 oldest = min(candidates) if oldest is None else min(oldest, *candidates)
         age = 0 if oldest is None else max(0, time.time_ns() // 1_000_000 - oldest)

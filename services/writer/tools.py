@@ -6,12 +6,10 @@ import argparse
 import contextlib
 import csv
 import os
-import re
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -20,12 +18,11 @@ from tqdm import tqdm
 from shared.config import normalize_symbol, timeframe_ms
 from shared.history import EXPORT_TICK_COLUMNS, History
 from shared.tickdb import TickDbError
+from shared.times import iso_ms, parse_time
 
 MAX_TF_MS = 86_400_000
 BARS_PER_WINDOW = 100_000
 """Bars are computed one time window of at most this many bars at a time (bounded memory)."""
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-EPOCH_MS = re.compile(r"^[0-9]{1,16}$")
 TICK_HEADER = ["time", *EXPORT_TICK_COLUMNS]
 BAR_HEADER = ["time", "start", "open", "high", "low", "close", "volume", "vwap", "trades"]
 
@@ -36,29 +33,6 @@ class ToolError(Exception):
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(message)
         self.code = code
-
-
-def parse_time(text: str) -> int:
-    """Epoch milliseconds from ISO-8601 (naive means UTC) or from epoch milliseconds."""
-    text = text.strip()
-    if EPOCH_MS.match(text):
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not an ISO-8601 time (like 2025-12-16T13:00:00Z) or epoch milliseconds"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    since = parsed - EPOCH
-    return since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
-
-
-def format_time(ms: int) -> str:
-    """ISO-8601 UTC with milliseconds: `2025-12-16T13:41:38.698Z`."""
-    seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
 
 
 def format_duration(ms: int) -> str:
@@ -150,7 +124,7 @@ def export(args: argparse.Namespace, db: Path) -> int:
     start = _time_argument("start", args.start, span[0])
     end = _time_argument("end", args.end, span[1] + 1)
     if start >= end:
-        raise ToolError(f"--start ({format_time(start)}) must be before --end ({format_time(end)})")
+        raise ToolError(f"--start ({iso_ms(start)}) must be before --end ({iso_ms(end)})")
     with _output(args.out) as stream:
         if tf_ms is None:
             written = _export_ticks(history, stream, symbol, start, end, quiet=args.quiet)
@@ -174,7 +148,7 @@ def _export_ticks(
     written = 0
     with tqdm(total=total, unit=" ticks", unit_scale=True, disable=quiet, file=sys.stderr) as bar:
         for rows in history.tick_rows(symbol, start, end):
-            writer.writerows((format_time(row[0]), *row) for row in rows)
+            writer.writerows((iso_ms(row[0]), *row) for row in rows)
             written += len(rows)
             bar.update(len(rows))
     return written
@@ -203,7 +177,7 @@ def _export_bars(
             low, high = max(start, window_start), min(end, window_start + window)
             frame = history.bars(symbol, tf, low, high)
             columns = [frame[name].tolist() for name in BAR_HEADER[1:]]
-            writer.writerows((format_time(row[0]), *row) for row in zip(*columns, strict=True))
+            writer.writerows((iso_ms(row[0]), *row) for row in zip(*columns, strict=True))
             written += len(frame)
     return written
 
@@ -231,14 +205,14 @@ def stats(args: argparse.Namespace, db: Path) -> int:
         assert summary is not None
         gaps = history.gaps(symbol, gap_ms)
         table.append([
-            symbol, f"{summary.rows:,}", format_time(summary.first_ts),
-            format_time(summary.last_ts), format_duration(summary.last_ts - summary.first_ts),
+            symbol, f"{summary.rows:,}", iso_ms(summary.first_ts),
+            iso_ms(summary.last_ts), format_duration(summary.last_ts - summary.first_ts),
             f"{summary.missing_trade_ids:,}", f"{len(gaps):,}",
         ])  # fmt: skip
         longest = sorted(gaps, key=lambda gap: gap.length_ms, reverse=True)[: args.top]
         for gap in sorted(longest, key=lambda gap: gap.after_ts):
             details.append(
-                f"  {symbol} quiet {format_time(gap.after_ts)} -> {format_time(gap.before_ts)}"
+                f"  {symbol} quiet {iso_ms(gap.after_ts)} -> {iso_ms(gap.before_ts)}"
                 f"  ({format_duration(gap.length_ms)})"
             )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

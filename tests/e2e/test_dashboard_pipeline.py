@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import redis
 
-from services.dashboard.formatting import iso_utc, short_utc
+from services.dashboard.formatting import short_utc
 from shared import keys, pairstats
 from shared.alert_rules import parse_rule
 from shared.history import History
 from shared.schemas import Alert, Bar, PairStat
+from shared.times import iso_ms
 from shared.views import PairView
 from tests.dashboard_support import Browser, DashboardProcess, dashboard_process
 from tests.recorded import RECORDED
@@ -169,16 +170,16 @@ def test_the_csv_download_has_the_rows_on_screen(page: Browser, pipeline: Pipeli
     assert len([row for row in rows if row["ETHUSDT_close"]]) == lengths[1]
     # The newest bars up to the last one on screen (the pipeline went on meanwhile).
     last_a = max(row["time"] for row in shown_a)
-    on_screen_a = [bar for bar in bars_a if iso_utc(bar.start) <= last_a][-lengths[0] :]
-    assert [iso_utc(bar.start) for bar in on_screen_a] == [row["time"] for row in shown_a]
+    on_screen_a = [bar for bar in bars_a if iso_ms(bar.start) <= last_a][-lengths[0] :]
+    assert [iso_ms(bar.start) for bar in on_screen_a] == [row["time"] for row in shown_a]
     for bar in on_screen_a:
-        row = by_time[iso_utc(bar.start)]
+        row = by_time[iso_ms(bar.start)]
         assert (row["BTCUSDT_close"], row["BTCUSDT_volume"]) == (repr(bar.close), repr(bar.volume))
     last_stat = max(row["time"] for row in shown_stats)
-    on_screen_stats = [s for s in stats if iso_utc(s.ts) <= last_stat][-lengths[6] :]
-    assert [iso_utc(s.ts) for s in on_screen_stats] == [row["time"] for row in shown_stats]
+    on_screen_stats = [s for s in stats if iso_ms(s.ts) <= last_stat][-lengths[6] :]
+    assert [iso_ms(s.ts) for s in on_screen_stats] == [row["time"] for row in shown_stats]
     for stat in on_screen_stats:
-        assert by_time[iso_utc(stat.ts)]["zscore"] == repr(stat.zscore)
+        assert by_time[iso_ms(stat.ts)]["zscore"] == repr(stat.zscore)
     assert [row["time"] for row in rows] == sorted(row["time"] for row in rows)
 
 
@@ -219,7 +220,7 @@ def test_uploads_use_the_same_statistics_and_name_a_bad_cell(page: Browser, tmp_
     a = 30 * b + rng.normal(0, 20, 120) + 500
     lines = ["time,symbol,open,high,low,close,volume"]
     for i in range(120):
-        t = iso_utc(1_765_892_460_000 + 60_000 * i)
+        t = iso_ms(1_765_892_460_000 + 60_000 * i)
         lines += [f"{t},AAAUSDT,{a[i]},{a[i] + 5},{a[i] - 5},{a[i]},1",
                   f"{t},BBBUSDT,{b[i]},{b[i] + 1},{b[i] - 1},{b[i]},2"]  # fmt: skip
     good = tmp_path / "pair.csv"

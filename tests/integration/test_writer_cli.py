@@ -14,8 +14,8 @@ import pytest
 
 from services.writer.cli import main
 from services.writer.store import TickStore
-from services.writer.tools import format_time
 from shared.history import History
+from shared.times import iso_ms
 from tests.support import REPO
 from tests.writer_support import pandas_bars, recorded_ticks
 
@@ -47,7 +47,7 @@ def test_export_ticks_writes_exact_rows_with_iso_times(
     out = tmp_path / "btc.csv"
     code, _, err = _run(
         capsys, "export", "--db", str(db), "--symbol", "btcusdt",
-        "--start", format_time(start), "--end", str(end), "--out", str(out),
+        "--start", iso_ms(start), "--end", str(end), "--out", str(out),
     )  # fmt: skip
     assert code == 0, err
     with out.open() as stream:
@@ -61,7 +61,7 @@ def test_export_ticks_writes_exact_rows_with_iso_times(
     ).fetchall()
     assert len(rows) - 1 == len(expected) > 500
     for row, (ts, trade_id, price, size, side, recv_ts) in zip(rows[1:], expected, strict=True):
-        assert row == [format_time(ts), str(ts), str(trade_id), price, size, side, str(recv_ts)]
+        assert row == [iso_ms(ts), str(ts), str(trade_id), price, size, side, str(recv_ts)]
     assert "100%" in err and "ticks" in err
     assert err.strip().splitlines()[-1] == f"{len(expected):,} ticks of BTCUSDT written to {out}"
     history.close()
@@ -81,7 +81,7 @@ def test_export_bars_equal_pandas_and_default_to_the_whole_history(
     ]  # fmt: skip
     ticks = History(db).ticks("ETHUSDT", 0, 2**62)
     expected = pandas_bars(ticks, "1min")
-    assert list(bars["time"]) == [format_time(s) for s in expected["start"]]
+    assert list(bars["time"]) == [iso_ms(s) for s in expected["start"]]
     for column in ("start", "trades", "open", "high", "low", "close"):
         np.testing.assert_array_equal(bars[column], expected[column], err_msg=column)
     np.testing.assert_allclose(bars["vwap"], expected["vwap"], rtol=1e-12)
@@ -103,6 +103,8 @@ def test_export_to_stdout(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["--start", "2025-13-01"], "--start '2025-13-01' is not an ISO-8601 time"),
         (["--end", "noon"], "--end 'noon' is not an ISO-8601 time"),
         (["--start", "2025-12-17", "--end", "2025-12-16"], "must be before --end"),
+        (["--start", "9999999999999999", "--end", "1"], "'9999999999999999' is after the year"),
+        (["--end", "1969-07-20T20:17:40Z"], "--end '1969-07-20T20:17:40Z' is before 1970"),
         (["--symbol", "btc usdt"], "--symbol 'btc usdt' is not a symbol"),
         (["--symbol", "SOLUSDT"], "no ticks of SOLUSDT in"),
         (["--tf", "90x"], "--tf '90x' is not a timeframe"),
@@ -155,8 +157,8 @@ def test_stats_prints_rows_span_and_gaps(db: Path, capsys: pytest.CaptureFixture
         assert cells[:4] == [
             symbol,
             f"{summary.rows:,}",
-            format_time(summary.first_ts),
-            format_time(summary.last_ts),
+            iso_ms(summary.first_ts),
+            iso_ms(summary.last_ts),
         ]
         assert cells[5:] == [
             f"{summary.missing_trade_ids:,}",
@@ -166,7 +168,32 @@ def test_stats_prints_rows_span_and_gaps(db: Path, capsys: pytest.CaptureFixture
     gaps = {symbol: history.gaps(symbol, 2_000) for symbol in ("BTCUSDT", "ETHUSDT")}
     assert len(listed) == sum(min(3, len(found)) for found in gaps.values()) > 0
     longest = max(gaps["ETHUSDT"] + gaps["BTCUSDT"], key=lambda gap: gap.length_ms)
-    assert any(format_time(longest.after_ts) in line for line in listed)
+    assert any(iso_ms(longest.after_ts) in line for line in listed)
+
+
+def test_a_stored_tick_beyond_the_year_9999_is_listed_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "future.db"
+    store = TickStore.open(db, busy_timeout_ms=1_000)
+    store.write([
+        ("BTCUSDT", 1, 1765892498698, "87162.1", "0.002", "buy", 1765892498705),
+        ("BTCUSDT", 2, 9_000_000_000_000_000, "87162.2", "0.001", "sell", 1765892498706),
+    ])  # fmt: skip
+    store.close()
+    code, out, err = _run(capsys, "stats", "--db", str(db))
+    assert (code, err) == (0, "")
+    row = out.splitlines()[2]
+    assert "2025-12-16T13:41:38.698Z" in row and "9000000000000000 ms (after the year 9999)" in row
+    out_file = tmp_path / "all.csv"
+    code, _, err = _run(
+        capsys, "export", "--db", str(db), "--symbol", "BTCUSDT", "--out", str(out_file), "--quiet"
+    )
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out_file.read_text())))
+    assert [r[0] for r in rows[1:]] == [
+        "2025-12-16T13:41:38.698Z", "9000000000000000 ms (after the year 9999)",
+    ]  # fmt: skip
 
 
 def test_the_real_command_line(db: Path, tmp_path: Path) -> None:

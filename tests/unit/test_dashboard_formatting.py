@@ -14,13 +14,13 @@ from services.dashboard.formatting import (
     fmt_number,
     fmt_price,
     fmt_pvalue,
-    iso_utc,
     parse_utc,
     plotly_time_ms,
     price_decimals,
     short_utc,
     tf_label,
 )
+from shared.times import iso_ms
 
 T0 = 1_765_892_498_698  # 2025-12-16T13:41:38.698Z, the first recorded trade
 
@@ -71,8 +71,8 @@ def test_ages_and_durations() -> None:
 
 
 def test_times_are_iso_8601_utc_with_milliseconds() -> None:
-    assert iso_utc(T0) == "2025-12-16T13:41:38.698Z"
-    assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_ms(T0) == "2025-12-16T13:41:38.698Z"
+    assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
     assert clock_utc(T0) == "13:41:38"
     assert short_utc(T0) == "2025-12-16 13:41:38"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.writer.consumer import TRIMMED, Batch, entry_ms, tick_row
+from services.writer.consumer import TRIMMED, Batch, tick_row
 from shared.schemas import TICK_FIELDS, SchemaError, Tick
 from tests.writer_support import BAD_ENTRIES, recorded_ticks
 
@@ -107,7 +107,3 @@ def test_batch_keeps_every_id_and_sorts_rows_from_rejects() -> None:
     batch.merge(other)
     assert (len(batch), batch.trimmed, batch.oldest_ms) == (len(entries) + 1, 2, 1765892400000)
     assert batch.rejects[0].raw().startswith('{"stream":"ticks:BTCUSDT","id":"1765892499000-0"')
-
-
-def test_entry_time_is_the_id_milliseconds() -> None:
-    assert entry_ms("1765892498698-3") == 1765892498698
