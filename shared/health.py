@@ -7,6 +7,7 @@ long it has been silent. A service that stops cleanly writes `status=stopped`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -56,8 +57,13 @@ class Health:
             return False
 
 
+FINAL_PUBLISH_S = 0.5
+"""The `stopped` record is given this long: a hanging Redis must not hold up the exit."""
+
+
 async def heartbeat(redis: Redis, health: Health, interval_s: float, stop: asyncio.Event) -> None:
-    """Publish `health` every `interval_s` until `stop`, then once more as `stopped`.
+    """Publish `health` every `interval_s` until `stop`, then once more as `stopped` (given at
+    most `FINAL_PUBLISH_S`).
 
     The runtime sets `stop` only when the service body has finished (its drain included), so the
     final record carries the final counters.
@@ -73,7 +79,8 @@ async def heartbeat(redis: Redis, health: Health, interval_s: float, stop: async
         except TimeoutError:
             pass
     health.status = "stopped"
-    await health.publish(redis)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(health.publish(redis), timeout=FINAL_PUBLISH_S)
 
 
 def is_fresh(record: Mapping[str, str], max_age_ms: int, at_ms: int | None = None) -> bool:

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 Redis = aioredis.Redis
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 """Errors that mean "Redis is not reachable right now", as opposed to a bad command."""
+SOCKET_TIMEOUT_S = 5.0
+"""Longest wait for any reply on a `client()` connection; then the call fails with a timeout (one
+of `UNAVAILABLE`), so a Redis that hangs cannot hold a service past its shutdown grace. Above the
+longest XREADGROUP BLOCK any service uses (the writer's, 1 s)."""
 
 
 def decoded(reply: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
@@ -60,6 +64,7 @@ def client(url: str) -> Redis:
         socket_connect_timeout=2.0,
         socket_keepalive=True,
         health_check_interval=10,
+        socket_timeout=SOCKET_TIMEOUT_S,
     )
 
 

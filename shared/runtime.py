@@ -3,8 +3,9 @@
 Shutdown is a sequence. SIGTERM or SIGINT sets `ctx.stop`; the service body notices it between
 iterations (every blocking call it makes is bounded, about a second), finishes or hands back its
 in-flight work and returns. A body still running after `SHUTDOWN_GRACE_S` is cancelled, and a
-second signal cancels it at once. The health record is then marked `stopped` and the process
-exits 0, well inside Docker Compose's 10 s `stop_grace_period`.
+second signal cancels it at once. The health record is then marked `stopped` (given at most
+`FINAL_RECORD_S`) and the process exits 0 inside Docker Compose's 10 s `stop_grace_period`, even
+when Redis hangs: every Redis reply is awaited at most `redis_io.SOCKET_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,9 @@ from shared.redis_io import UNAVAILABLE, Redis, RedisUnavailable, client, connec
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 8.0
+SHUTDOWN_GRACE_S = 7.0
+FINAL_RECORD_S = 1.0
+"""How long the last health record (`stopped`) and closing the connection may take, each."""
 REPEAT_WINDOW_S = 2.0
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -165,11 +168,21 @@ async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
     finally:
         stop.set()
         finished.set()
-        with contextlib.suppress(*UNAVAILABLE):
-            await beating
-        await redis.aclose()
+        if not await _within(beating, FINAL_RECORD_S):
+            log.warning("final health record not published, redis did not answer in time")
+        await _within(redis.aclose(), FINAL_RECORD_S)
     log.info("stopped", extra={"exit": code})
     return code
+
+
+async def _within(work: Awaitable[None], seconds: float) -> bool:
+    """Await `work` for at most `seconds` (cancelled after that); False when it did not finish
+    in time or Redis failed it."""
+    try:
+        await asyncio.wait_for(work, timeout=seconds)
+        return True
+    except (TimeoutError, *UNAVAILABLE):
+        return False
 
 
 def run_service(name: str, settings: Settings, body: ServiceBody) -> int:

@@ -31,7 +31,8 @@ from shared.tickdb import TickDbError
 log = logging.getLogger(__name__)
 
 BLOCK_MS = 1_000
-"""Longest XREADGROUP wait, so a stop request or a due claim is noticed within a second."""
+"""Longest XREADGROUP wait, so a stop request or a due claim is noticed within a second (and
+well inside `shared.redis_io.SOCKET_TIMEOUT_S`, the longest any reply is awaited)."""
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
 COUNTERS = (
     "rows_written", "duplicates", "entries", "batches", "deadlettered", "lost", "claimed",
@@ -116,8 +117,12 @@ class Writer:
                     recovering = True
                     await self.ctx.sleep(backoff)
                     backoff = min(backoff * 2, RETRY_MAX_S)
+        except asyncio.CancelledError:
+            if flushing is not None:
+                flushing.cancel()
+            raise
         finally:
-            await _settled(flushing)
+            await _last_flush(flushing)
 
     async def _finish_own_pending(self) -> None:
         """Re-read this consumer's unacknowledged entries (left by a crash) and store them."""
@@ -161,10 +166,10 @@ class Writer:
             if remaining_ms <= 0:
                 break
             more = await self.streams.read(
-                pending=False, count=self.batch_size - len(batch), block_ms=remaining_ms
+                pending=False,
+                count=self.batch_size - len(batch),
+                block_ms=min(remaining_ms, BLOCK_MS),
             )
-            if not len(more):
-                break
             batch.merge(more)
         return batch
 
@@ -256,6 +261,23 @@ async def _settled(task: asyncio.Task[bool] | None) -> None:
     """Wait for an in-flight flush to finish; its failure is raised here."""
     if task is not None:
         await task
+
+
+async def _last_flush(task: asyncio.Task[bool] | None) -> None:
+    """Wait for the flush in flight when the loop ends. Redis failing it now (its XACK lost) is
+    no failure of the stop: its rows are committed and its entries stay pending, re-read and
+    ignored as duplicates on the next start."""
+    if task is None:
+        return
+    try:
+        await task
+    except (*UNAVAILABLE, ResponseError) as exc:
+        log.warning(
+            "last batch not acknowledged, its entries stay pending", extra={"error": str(exc)}
+        )
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
 
 
 async def run(ctx: ServiceContext) -> None:
