@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
 from services.analytics.engine import Analytics
 from services.analytics.pairs import TimeframePairs, ViewState
 from services.analytics.publisher import Outbox
+from shared.bargrid import carried_closes
 from shared.history import History
 from shared.pairstats import MIN_BARS, Stationarity, adf_due, pair_stats
 from shared.redis_io import Redis
@@ -32,25 +32,6 @@ log = logging.getLogger(__name__)
 SLICE_S = 0.005
 XADD_BATCH = 1_000
 ROWS_PER_SLICE = {"ols": 2_000, "kalman": 20, "huber": 1}
-
-
-def carried_closes(bars: pd.DataFrame, first: int, end: int, tf_ms: int) -> list[float]:
-    """Closes of every interval from the first bar with trades at or after `first` up to `end`
-    (exclusive), carrying the previous close over intervals without trades."""
-    closes: list[float] = []
-    if bars.empty:
-        return closes
-    starts = bars["start"].to_numpy(dtype=np.int64)
-    values = bars["close"].to_numpy(dtype=np.float64)
-    position = 0
-    previous: float | None = None
-    for start in range(max(first, int(starts[0])), end, tf_ms):
-        while position < len(starts) and starts[position] <= start:
-            previous = float(values[position])
-            position += 1
-        if previous is not None:
-            closes.append(previous)
-    return closes
 
 
 async def extend_from_history(

@@ -1,8 +1,8 @@
 """Pair statistics for data the analytics worker did not serve (history, uploads), computed by
 the shared batch implementation `shared.pairstats`, the same statistics the worker publishes.
 
-The dashboard has no statistics code of its own: this module only aligns the two legs' closes and
-hands them over.
+The dashboard has no statistics code of its own: this module only puts the two legs' closes on the
+worker's bar grid (`shared.bargrid`) and hands them over.
 """
 
 from __future__ import annotations
@@ -11,31 +11,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shared import pairstats
+from shared import bargrid, pairstats
 from shared.schemas import Bar, PairStat
 from shared.views import Method
 
 
 def align_closes(
-    bars_a: Sequence[Bar], bars_b: Sequence[Bar]
+    bars_a: Sequence[Bar], bars_b: Sequence[Bar], tf_ms: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times, close A, close B) on the union of both legs' bar times, each close carried forward
-    over bars without trades (as the worker's bars do); times before both legs traded are left
-    out."""
-    times = np.union1d(
-        np.fromiter((bar.start for bar in bars_a), dtype=np.int64, count=len(bars_a)),
-        np.fromiter((bar.start for bar in bars_b), dtype=np.int64, count=len(bars_b)),
-    )
-    closes = []
-    for bars in (bars_a, bars_b):
-        column = np.full(len(times), np.nan)
-        if bars:
-            starts = np.fromiter((bar.start for bar in bars), dtype=np.int64, count=len(bars))
-            column[np.searchsorted(times, starts)] = [bar.close for bar in bars]
-        filled = np.maximum.accumulate(np.where(np.isnan(column), -1, np.arange(len(times))))
-        closes.append(np.where(filled >= 0, column[np.maximum(filled, 0)], np.nan))
-    usable = ~(np.isnan(closes[0]) | np.isnan(closes[1]))
-    return times[usable], closes[0][usable], closes[1][usable]
+    """(times, close A, close B) on the analytics worker's grid (`shared.bargrid`): every interval
+    from the first in which both legs traded to the last bar of either, closes carried over
+    intervals without trades, whether one leg or neither traded in them."""
+
+    def leg(bars: Sequence[Bar]) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.fromiter((bar.start for bar in bars), dtype=np.int64, count=len(bars))
+        closes = np.fromiter((bar.close for bar in bars), dtype=np.float64, count=len(bars))
+        return starts, closes
+
+    return bargrid.aligned_closes(*leg(bars_a), *leg(bars_b), tf_ms)
 
 
 MAX_STATIONARITY_ROWS = 200

@@ -336,7 +336,7 @@ def load_history(settings: Settings, view: ViewState) -> Loaded:
     except TickDbError as exc:
         return Loaded(empty, error=str(exc))
     bars_a, bars_b = bars_from_frame(stored.a), bars_from_frame(stored.b)
-    stats, note = _stats_for(*analysis.align_closes(bars_a, bars_b), view, settings)
+    stats, note = _stats_for(*analysis.align_closes(bars_a, bars_b, tf_ms), view, settings)
     chart = ChartData(
         pair.a,
         pair.b,

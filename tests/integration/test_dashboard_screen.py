@@ -176,11 +176,14 @@ def test_history_range_reads_sqlite_bars_of_any_timeframe(
         expected["volume"].tolist()
     )
     assert shown.status is not None and shown.status.startswith("History")
-    # The statistics are shared/pairstats' on both legs' closes (carried over empty bars).
+    # The statistics are shared/pairstats' on both legs' closes on the worker's grid: a bar for
+    # every minute, closes carried over minutes without trades.
     other = History(sqlite_path).bars("ETHUSDT", "1m", span[0] - 60 * 60_000, span[1] + 1)
     a = expected.set_index("start")["close"]
     b = other.set_index("start")["close"]
-    aligned = pd.concat([a, b], axis=1).sort_index().ffill().dropna()
+    joined = pd.concat([a, b], axis=1).sort_index()
+    grid = range(int(joined.index[0]), int(joined.index[-1]) + 60_000, 60_000)
+    aligned = joined.reindex(grid).ffill().dropna()
     reference = pairstats.pair_stats(aligned.index.to_numpy(), aligned.iloc[:, 0].to_numpy(),
                                      aligned.iloc[:, 1].to_numpy(), window=60)  # fmt: skip
     drawn = go.Figure(shown.figure).data[6]
