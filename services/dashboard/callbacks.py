@@ -331,14 +331,15 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
                 enable = not (row and row.rule and row.rule.enabled)
                 actions.set_rule_enabled(client, trigger["rule"], enable)
                 message = _message(f"Rule {trigger['rule']} {'enabled' if enable else 'disabled'}")
-            else:
-                actions.delete_rule(client, trigger["rule"])
+            elif actions.delete_rule(client, trigger["rule"]):
                 message = _message(f"Deleted rule {trigger['rule']}")
+            else:
+                message = _message(f"Rule {trigger['rule']} was already deleted")
+            rows = data.read_rules(client)
         except (RuleError, ValueError) as exc:
             return no_update, no_update, _message(f"Not saved: {exc}", "error")
         except redis.RedisError as exc:
             return no_update, no_update, _message(f"Redis unreachable: {exc}", "error")
-        rows = data.read_rules(client)
         return panels.rules_table(rows, settings.window), _rules_digest(rows), message
 
     @app.callback(
@@ -364,17 +365,23 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
                 "enabled": ["on"],
             }
             return (*(blank.get(name, no_update) for name in form_names), "")
-        raw = client.hget(keys.ALERT_RULES, trigger["rule"])
+        rule_id = str(trigger["rule"])
+        unchanged = tuple(no_update for _ in form_names)
+        try:
+            raw = client.hget(keys.ALERT_RULES, rule_id)
+        except redis.RedisError as exc:
+            return (*unchanged, _message(f"Not loaded, Redis unreachable: {exc}", "error"))
         if raw is None:
-            return (
-                *(no_update for _ in form_names),
-                _message("That rule no longer exists", "error"),
-            )
-        values = forms.form_from_rule(trigger["rule"], orjson.loads(str(raw)))
-        values["enabled"] = ["on"] if values["enabled"] else []
-        for name in ("threshold", "cooldown_s", "window"):
-            values[name] = "" if values[name] is None else f"{values[name]:g}"
-        return (*(values[name] for name in form_names), _message(f"Editing {trigger['rule']}"))
+            return (*unchanged, _message("That rule no longer exists", "error"))
+        try:
+            values, problem = forms.form_from_stored(rule_id, str(raw))
+        except RuleError as exc:
+            return (*unchanged, _message(str(exc), "error"))
+        if problem:
+            note = _message(f"Editing {rule_id}, which is invalid: {problem}", "error")
+        else:
+            note = _message(f"Editing {rule_id}")
+        return (*(values[name] for name in form_names), note)
 
     @app.callback(
         Output(ids.ADF_STATUS, "children"),
@@ -455,6 +462,10 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
                 no_update,
                 None,
             )
+        except Exception as exc:  # the status must not stay at "Reading ..."
+            log.exception("upload not read")
+            message = f"The upload could not be read ({type(exc).__name__}: {exc})"
+            return no_update, _message(message, "error"), no_update, None
         dropped = f"; {pair.dropped:,} rows without a partner bar left out" if pair.dropped else ""
         text = (
             f"Loaded {pair.a.symbol}/{pair.b.symbol}: {pair.rows:,} aligned bars from "

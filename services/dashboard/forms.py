@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from shared.alert_rules import RULE_ID, RuleError
+from shared.alert_rules import RULE_ID, RuleError, parse_rule
 from shared.views import DEFAULT_METHOD
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -111,3 +111,50 @@ def form_from_rule(rule_id: str, data: dict[str, Any]) -> dict[str, Any]:
         "conditions": orjson.dumps(conditions).decode() if conditions else "",
         "enabled": bool(data.get("enabled", True)),
     }
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {list: "array", str: "string"}.get(type(value), type(value).__name__)
+
+
+def form_from_stored(rule_id: str, raw: str) -> tuple[dict[str, Any], str]:
+    """The form's inputs for the rule stored under `rule_id` (numbers as text, `enabled` as the
+    checklist value), and what is wrong with it ("" for a valid rule): an invalid rule is loaded
+    as far as it goes so it can be corrected. `RuleError` when it is not a JSON object at all."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RuleError(
+            f"rule {rule_id} is not valid JSON ({exc}); delete it, or save a rule with its id"
+        ) from None
+    if not isinstance(data, dict):
+        raise RuleError(
+            f"rule {rule_id} is a JSON {_json_kind(data)}, not an object; delete it, or save a "
+            "rule with its id"
+        )
+    values = form_from_rule(rule_id, data)
+    for name in ("name", "threshold", "cooldown_s", "window"):
+        values[name] = _field_text(values[name])
+    for name in ("pair", "tf", "metric", "op", "method"):
+        if not isinstance(values[name], str):
+            values[name] = None
+    values["enabled"] = ["on"] if values["enabled"] else []
+    try:
+        parse_rule(raw)
+    except RuleError as exc:
+        return values, str(exc)
+    return values, ""

@@ -4,7 +4,8 @@ Accepted: one file with columns `time, symbol, open, high, low, close, volume` h
 or one file per symbol (the `symbol` column may then be left out: the file name gives it, as in
 `BTCUSDT.csv` or `ethusdt_1m.csv`). Column names are matched case-insensitively; `timestamp`,
 `ts`, `date`, `datetime` and `open_time` are read as `time`. Times are ISO-8601 (UTC unless an
-offset is given) or epoch seconds, milliseconds or microseconds. Rows may come in any order.
+offset is given) or epoch seconds, milliseconds, microseconds or nanoseconds (the first row's size
+tells which), from 1970 up to 2100. Rows may come in any order, blank lines anywhere.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ ALIASES = {
 MIN_ALIGNED = 3
 _SYMBOL_IN_NAME = re.compile(r"^([A-Za-z0-9]{2,30})")
 _LINE = re.compile(r"line (\d+)")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_NOT_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
+TIME_RANGE_MS = (0, 4_102_444_800_000)
+"""Bar times accepted: from 1970-01-01 up to (not including) 2100-01-01 UTC."""
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -132,12 +137,37 @@ def decode_contents(name: str, contents: str, max_bytes: int) -> UploadedFile:
     return UploadedFile(name, data)
 
 
-def _where(name: str, index: int, column: str) -> str:
-    """`a.csv row 12 (line 13), column 'close'`: rows count data rows, lines count the header."""
-    return f"{name} row {index + 1} (line {index + 2}), column '{column}'"
+@dataclass(frozen=True)
+class _Table:
+    """A file's rows as text, and the line each data row is on (None when that cannot be told,
+    as with a quoted field spanning lines)."""
+
+    name: str
+    frame: pd.DataFrame
+    lines: list[int] | None
+
+    def where(self, index: int, column: str) -> str:
+        """`a.csv row 12 (line 13), column 'close'`: rows count data rows, lines the file's."""
+        line = f" (line {self.lines[index]})" if self.lines is not None else ""
+        return f"{self.name} row {index + 1}{line}, column '{column}'"
 
 
-def _read_table(file: UploadedFile) -> pd.DataFrame:
+def _row_lines(text: str, rows: int) -> list[int] | None:
+    """The line of each data row: pandas skips blank (or all-space) lines, header included."""
+    filled = [
+        number for number, line in enumerate(_LINE_BREAK.split(text), start=1) if line.strip(" \t")
+    ]
+    return filled[1:] if len(filled) == rows + 1 else None
+
+
+def _header(text: str, found: list[str]) -> list[str]:
+    """The header's names as written (pandas renames a repeated `close` to `close.1`)."""
+    first = next((line for line in _LINE_BREAK.split(text) if line.strip(" \t")), "")
+    written = next(csv.reader([first], skipinitialspace=True), [])
+    return written if len(written) == len(found) else found
+
+
+def _read_table(file: UploadedFile) -> _Table:
     if not file.data.strip():
         raise UploadError(f"{file.name} is empty")
     try:
@@ -162,12 +192,12 @@ def _read_table(file: UploadedFile) -> pd.DataFrame:
         raise UploadError(f"{file.name}{where}: not a readable CSV ({message})") from None
     except pd.errors.EmptyDataError:
         raise UploadError(f"{file.name} is empty") from None
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    header = _header(text, [str(c) for c in frame.columns])
     names = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in header]
     duplicated = sorted({c for c in names if names.count(c) > 1})
     if duplicated:
         raise UploadError(f"{file.name}: column(s) {', '.join(duplicated)} appear twice")
-    frame.columns = names
+    frame.columns = pd.Index(names)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise UploadError(
@@ -177,61 +207,90 @@ def _read_table(file: UploadedFile) -> pd.DataFrame:
         )
     if frame.empty:
         raise UploadError(f"{file.name} has a header but no rows")
-    return frame
+    return _Table(file.name, frame, _row_lines(text, len(frame)))
 
 
-def _numbers(frame: pd.DataFrame, name: str, column: str) -> np.ndarray:
-    raw = frame[column].str.strip()
+def _numbers(table: _Table, column: str) -> np.ndarray:
+    raw = table.frame[column].str.strip()
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
         index = int(np.argmax(bad))
         shown = raw.iloc[index]
         reason = "is empty" if shown == "" else f"{shown!r} is not a number"
-        raise UploadError(f"{_where(name, index, column)}: {reason}")
+        raise UploadError(f"{table.where(index, column)}: {reason}")
     return values
 
 
-def _times(frame: pd.DataFrame, name: str) -> np.ndarray:
-    raw = frame["time"].str.strip()
-    numeric = pd.to_numeric(raw, errors="coerce")
-    if numeric.notna().all():
-        values = numeric.to_numpy(dtype=float)
-        first = abs(values[0])
-        scale = 1_000.0 if first < 1e11 else 1.0 if first < 1e14 else 0.001
-        return np.round(values * scale).astype(np.int64)
-    if numeric.notna().any():
-        odd = numeric.isna() if numeric.notna().iloc[0] else numeric.notna()
-        index = int(np.argmax(odd.to_numpy()))
+def _epoch_unit(first: float) -> tuple[str, float]:
+    """The unit of epoch times, told by the first row's size: a time after 1973 has 11 digits
+    or more in milliseconds, 14 in microseconds, 17 in nanoseconds."""
+    magnitude = abs(first)
+    if magnitude < 1e11:
+        return "seconds", 1_000.0
+    if magnitude < 1e14:
+        return "milliseconds", 1.0
+    if magnitude < 1e17:
+        return "microseconds", 1e-3
+    return "nanoseconds", 1e-6
+
+
+def _times(table: _Table) -> np.ndarray:
+    raw = table.frame["time"].str.strip()
+    not_finite = raw.str.fullmatch(_NOT_FINITE).to_numpy(dtype=bool)
+    if not_finite.any():
+        index = int(np.argmax(not_finite))
+        raise UploadError(f"{table.where(index, 'time')}: {raw.iloc[index]!r} is not a time")
+    numeric = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    numbers = ~np.isnan(numeric)
+    if numbers.any() and not numbers.all():
+        odd = ~numbers if numbers[0] else numbers
+        index = int(np.argmax(odd))
         raise UploadError(
-            f"{_where(name, index, 'time')}: {raw.iloc[index]!r} is not in the time format of "
+            f"{table.where(index, 'time')}: {raw.iloc[index]!r} is not in the time format of "
             "the first row; use one format (ISO-8601 or epoch) throughout"
         )
+    if numbers.all():
+        unit, scale = _epoch_unit(float(numeric[0]))
+        millis = np.round(numeric * scale)
+        _check_range(table, raw, millis, f" (read as epoch {unit}, like the first row)")
+        return millis.astype(np.int64)
     parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna().to_numpy()
     if bad.any():
         index = int(np.argmax(bad))
         raise UploadError(
-            f"{_where(name, index, 'time')}: {raw.iloc[index]!r} is not a time "
-            "(ISO-8601 like 2025-12-16T13:41:00Z, or epoch seconds/milliseconds)"
+            f"{table.where(index, 'time')}: {raw.iloc[index]!r} is not a time (ISO-8601 like "
+            "2025-12-16T13:41:00Z, or epoch seconds, milliseconds, microseconds or nanoseconds)"
         )
-    return parsed.dt.as_unit("ms").astype("int64").to_numpy().astype(np.int64)
+    times = parsed.dt.as_unit("ms").astype("int64").to_numpy().astype(np.int64)
+    _check_range(table, raw, times, "")
+    return times
 
 
-def _check_bars(name: str, values: dict[str, np.ndarray]) -> None:
+def _check_range(table: _Table, raw: pd.Series, millis: np.ndarray, how: str) -> None:
+    """Refuse a time outside `TIME_RANGE_MS` (a misread unit, a typo), naming its row."""
+    bad = ~((millis >= TIME_RANGE_MS[0]) & (millis < TIME_RANGE_MS[1]))
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise UploadError(
+            f"{table.where(index, 'time')}: {raw.iloc[index]!r} is not between "
+            f"1970-01-01 and 2100-01-01{how}"
+        )
+
+
+def _check_bars(table: _Table, values: dict[str, np.ndarray]) -> None:
     for column in PRICES:
         bad = values[column] <= 0
         if bad.any():
             index = int(np.argmax(bad))
             raise UploadError(
-                f"{_where(name, index, column)}: {values[column][index]:g} is not a positive price"
+                f"{table.where(index, column)}: {values[column][index]:g} is not a positive price"
             )
     bad = values["volume"] < 0
     if bad.any():
         index = int(np.argmax(bad))
-        raise UploadError(
-            f"{_where(name, index, 'volume')}: {values['volume'][index]:g} is below 0"
-        )
+        raise UploadError(f"{table.where(index, 'volume')}: {values['volume'][index]:g} is below 0")
     checks = (
         ("high", values["high"] < values["low"], "is below the low"),
         (
@@ -248,10 +307,11 @@ def _check_bars(name: str, values: dict[str, np.ndarray]) -> None:
     for column, bad, reason in checks:
         if bad.any():
             index = int(np.argmax(bad))
-            raise UploadError(f"{_where(name, index, column)}: {values[column][index]:g} {reason}")
+            raise UploadError(f"{table.where(index, column)}: {values[column][index]:g} {reason}")
 
 
-def _symbols_of(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _symbols_of(table: _Table) -> np.ndarray:
+    frame, name = table.frame, table.name
     if "symbol" in frame.columns:
         raw = frame["symbol"].str.strip()
         normalized = {}
@@ -260,7 +320,7 @@ def _symbols_of(frame: pd.DataFrame, name: str) -> np.ndarray:
                 normalized[value] = normalize_symbol(value)
             except ValueError as exc:
                 index = int(np.argmax((raw == value).to_numpy()))
-                raise UploadError(f"{_where(name, index, 'symbol')}: {exc}") from None
+                raise UploadError(f"{table.where(index, 'symbol')}: {exc}") from None
         return raw.map(normalized).to_numpy(dtype=object)
     match = _SYMBOL_IN_NAME.match(name.rsplit("/", 1)[-1])
     try:
@@ -277,11 +337,11 @@ def _symbols_of(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 def parse_file(file: UploadedFile) -> dict[str, Leg]:
     """Each symbol's validated bars from one CSV file; `UploadError` naming row and column."""
-    frame = _read_table(file)
-    values = {column: _numbers(frame, file.name, column) for column in REQUIRED[1:]}
-    _check_bars(file.name, values)
-    times = _times(frame, file.name)
-    symbols = _symbols_of(frame, file.name)
+    table = _read_table(file)
+    values = {column: _numbers(table, column) for column in REQUIRED[1:]}
+    _check_bars(table, values)
+    times = _times(table)
+    symbols = _symbols_of(table)
     legs: dict[str, Leg] = {}
     for symbol in dict.fromkeys(symbols.tolist()):
         rows = np.flatnonzero(symbols == symbol)
@@ -291,7 +351,7 @@ def parse_file(file: UploadedFile) -> dict[str, Leg]:
         if repeated.size:
             first, second = sorted((int(order[repeated[0]]), int(order[repeated[0] + 1])))
             raise UploadError(
-                f"{_where(file.name, second, 'time')}: {symbol} already has a bar at this time "
+                f"{table.where(second, 'time')}: {symbol} already has a bar at this time "
                 f"(row {first + 1})"
             )
         legs[symbol] = Leg(

@@ -115,3 +115,56 @@ def test_a_redis_outage_is_a_banner_not_a_blank_page(page: Browser, tmp_path: Pa
             page.open("about:blank")  # before this dashboard process stops
     finally:
         own.stop()
+
+
+def _rule_button(page: Browser, kind: str, rule_id: str) -> str:
+    """The CSS selector of a rule's button (Dash writes pattern ids as sorted JSON)."""
+    for element in page.find_all(f"[id*='{kind}']"):
+        if f'"rule":"{rule_id}"' in str(element.get_attribute("id")):
+            return f"[id='{element.get_attribute('id')}']"
+    raise AssertionError(f"no {kind} button for {rule_id!r}")
+
+
+def test_stored_rules_that_are_invalid_can_be_edited_and_deleted(
+    page: Browser, dashboard: DashboardProcess, sync_redis: redis.Redis
+) -> None:
+    """Rules put in `alert-rules` by hand (redis-cli) that the form would never write: each is
+    listed, Edit says what is wrong instead of failing, and Delete removes it."""
+    sync_redis.hset(keys.ALERT_RULES, mapping={
+        "not-json": "{oops",
+        "a-list": "[1, 2]",
+        "half": '{"name": "half a rule", "tf": "1m", "threshold": "abc"}',
+        "bad id!": '{"name": "x"}',
+    })  # fmt: skip
+    open_dashboard(page, dashboard)
+    page.wait_for(lambda: "bad id!" in page.text("#rules-table"), what="the rules listed")
+    page.click(_rule_button(page, "rule-edit", "not-json"))
+    page.wait_for(lambda: "rule not-json is not valid JSON" in page.text("#rule-status"))
+    page.click(_rule_button(page, "rule-edit", "a-list"))
+    page.wait_for(lambda: "rule a-list is a JSON array, not an object" in page.text("#rule-status"))
+    page.click(_rule_button(page, "rule-edit", "half"))
+    page.wait_for(lambda: "Editing half, which is invalid" in page.text("#rule-status"))
+    assert page.find("#rule-name").get_attribute("value") == "half a rule"
+    assert page.find("#rule-threshold").get_attribute("value") == "abc"
+    for rule_id in ("bad id!", "not-json", "a-list", "half"):
+        page.click(_rule_button(page, "rule-delete", rule_id))
+        page.wait_for(lambda r=rule_id: not sync_redis.hexists(keys.ALERT_RULES, r), what=rule_id)
+        page.wait_for(lambda r=rule_id: f"Deleted rule {r}" in page.text("#rule-status"))
+    page.wait_for(lambda: "No alert rules yet" in page.text("#rules-table"))
+
+
+def test_an_upload_with_blank_lines_before_its_header_is_read(
+    page: Browser, dashboard: DashboardProcess, tmp_path: Path
+) -> None:
+    lines = ["", "  ", "time,symbol,open,high,low,close,volume"]
+    for i in range(30):
+        ns = (1_765_892_460 + 60 * i) * 1_000_000_000
+        lines.append(f"{ns},AAAUSDT,10,13,9,{10 + i % 3},1")
+        lines.append(f"{ns},BBBUSDT,20,25,19,{20 + i % 5},2")
+    file = tmp_path / "pair.csv"
+    file.write_text("\n".join(lines) + "\n")
+    open_dashboard(page, dashboard)
+    page.upload("#upload", file)
+    page.wait_for(lambda: "Loaded AAAUSDT/BBBUSDT: 30 aligned bars" in page.text("#upload-status"))
+    page.wait_for(lambda: page.text("#chart-status").startswith("Upload"), what="upload mode")
+    assert page.trace_lengths()[0] == 30

@@ -90,6 +90,17 @@ def test_rules_are_read_with_the_reason_a_stored_one_is_invalid(sync_redis: redi
     assert actions.delete_rule(sync_redis, "z2") and not actions.delete_rule(sync_redis, "z2")
 
 
+def test_a_rule_stored_under_an_id_the_form_refuses_can_still_be_deleted(
+    sync_redis: redis.Redis,
+) -> None:
+    sync_redis.hset(keys.ALERT_RULES, "my rule!", "{not json")
+    sync_redis.hset(keys.ALERT_RULES, "x" * 80, "[]")
+    assert {row.rule_id for row in data.read_rules(sync_redis)} == {"my rule!", "x" * 80}
+    assert actions.delete_rule(sync_redis, "my rule!")
+    assert actions.delete_rule(sync_redis, "x" * 80)
+    assert sync_redis.hlen(keys.ALERT_RULES) == 0
+
+
 def test_views_requests_and_uploads_follow_the_contract(sync_redis: redis.Redis) -> None:
     view = PairView("BTCUSDT", "ETHUSDT", "1m", 120, "kalman")
     before = now_ms()

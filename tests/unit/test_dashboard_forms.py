@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from services.dashboard.forms import form_from_rule, rule_from_form, rule_id_for, threshold_rule
+from services.dashboard.forms import (
+    form_from_rule,
+    form_from_stored,
+    rule_from_form,
+    rule_id_for,
+    threshold_rule,
+)
 from shared.alert_rules import RuleError, rule_from_dict, validate_rule_id
 
 
@@ -81,3 +87,41 @@ def test_edit_fills_the_form_with_the_stored_rule() -> None:
     again_id, again = rule_from_form(values)
     assert again_id == rule_id
     assert rule_from_dict(again) == rule_from_dict(data)
+
+
+def test_edit_of_a_valid_stored_rule_gives_the_form_inputs() -> None:
+    rule_id, data = rule_from_form(form(window="120", method="kalman", cooldown_s="30"))
+    values, problem = form_from_stored(rule_id, rule_from_dict(data).to_json())
+    assert problem == ""
+    assert (values["threshold"], values["cooldown_s"], values["window"]) == ("2", "30", "120")
+    assert values["enabled"] == ["on"] and values["method"] == "kalman"
+    again_id, again = rule_from_form({**values, "enabled": bool(values["enabled"])})
+    assert (again_id, rule_from_dict(again)) == (rule_id, rule_from_dict(data))
+
+
+def test_edit_of_an_invalid_stored_rule_loads_what_it_can_and_says_why() -> None:
+    raw = '{"name": ["z"], "pair": 5, "tf": "1m", "threshold": "abc", "window": 2.5}'
+    values, problem = form_from_stored("odd", raw)
+    assert (values["id"], values["name"], values["pair"], values["tf"]) == (
+        "odd",
+        "['z']",
+        None,
+        "1m",
+    )
+    assert (values["threshold"], values["window"], values["enabled"]) == ("abc", "2.5", ["on"])
+    assert problem.startswith("name must be")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{not json", "rule odd is not valid JSON"),
+        ("[1, 2]", "rule odd is a JSON array, not an object"),
+        ('"text"', "rule odd is a JSON string, not an object"),
+        ("null", "rule odd is a JSON null, not an object"),
+        ("7", "rule odd is a JSON number, not an object"),
+    ],
+)
+def test_edit_of_a_stored_rule_that_is_no_json_object_says_so(raw: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        form_from_stored("odd", raw)

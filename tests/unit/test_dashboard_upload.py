@@ -59,8 +59,8 @@ def test_one_file_per_symbol_takes_the_symbol_from_the_file_name() -> None:
     assert pair.files == ("btcusdt_1m.csv", "ETHUSDT.csv")
 
 
-def test_epoch_times_in_seconds_or_milliseconds() -> None:
-    for scale in (1, 1000):
+def test_epoch_times_in_seconds_milliseconds_microseconds_or_nanoseconds() -> None:
+    for scale in (1, 1000, 1_000_000, 1_000_000_000):
         rows = [
             f"{(1_765_892_460 + 60 * (i // 2)) * scale},{'BTCUSDT' if i % 2 == 0 else 'ETHUSDT'},"
             "10,11,9,10.5,1"
@@ -134,6 +134,58 @@ def test_file_level_faults() -> None:
     apart = [r.replace("2025-12-16", "2025-12-17") if "ETH" in r else r for r in ROWS]
     fails(csv(apart), "have only 0 bar time(s) in common")
     fails([], "no file was uploaded")
+
+
+def test_blank_lines_before_the_header_and_between_rows_are_skipped() -> None:
+    pair = pair_from_files([csv(ROWS, header="\n  \n" + HEADER)])
+    assert (pair.a.symbol, pair.b.symbol, pair.rows) == ("BTCUSDT", "ETHUSDT", 4)
+    text = "\r\n" + HEADER + "\n".join(ROWS[:4]) + "\n\n" + "\n".join(ROWS[4:]) + "\n"
+    assert pair_from_files([UploadedFile("gaps.csv", text.encode())]).rows == 4
+    # Messages still name the row, and the line it is really on.
+    bad = [*ROWS[:4], "", ROWS[4].replace("87140,87160", "87140,x")]
+    fails(csv(bad, header="\n" + HEADER), "pair.csv row 5 (line 8), column 'high': 'x' is not")
+    fails(
+        csv([*ROWS, "2025-12-16T13:45:00Z,BTCUSDT,1,1,1,1,1,7"], header="\n" + HEADER),
+        "pair.csv line 11: 8 fields where the header has 7",
+    )
+
+
+@pytest.mark.parametrize(
+    ("time", "message"),
+    [
+        ("inf", "row 9 (line 10), column 'time': 'inf' is not a time"),
+        ("-Infinity", "row 9 (line 10), column 'time': '-Infinity' is not a time"),
+        ("nan", "row 9 (line 10), column 'time': 'nan' is not a time"),
+        ("1e400", "row 9 (line 10), column 'time': '1e400' is not between 1970-01-01 and 2100"),
+        ("-1765892760", "'-1765892760' is not between 1970-01-01 and 2100-01-01 (read as epoch s"),
+        ("9999999999", "'9999999999' is not between 1970-01-01 and 2100-01-01 (read as epoch s"),
+        ("1765892760000", "'1765892760000' is not between 1970-01-01 and 2100-01-01 (read as"),
+    ],
+)  # fmt: skip
+def test_epoch_times_must_be_finite_and_between_1970_and_2100(time: str, message: str) -> None:
+    rows = [
+        f"{1_765_892_460 + 60 * (i // 2)},{'BTCUSDT' if i % 2 == 0 else 'ETHUSDT'},10,11,9,10.5,1"
+        for i in range(8)
+    ]
+    fails(csv([*rows, f"{time},BTCUSDT,10,11,9,10.5,1"]), message)
+
+
+@pytest.mark.parametrize("time", ["2100-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "0001-01-01"])
+def test_iso_times_must_be_between_1970_and_2100(time: str) -> None:
+    fails(
+        csv([*ROWS, f"{time},BTCUSDT,87100,87120,87090,87110,1"]),
+        f"row 9 (line 10), column 'time': '{time}' is not between 1970-01-01 and 2100-01-01",
+    )
+
+
+def test_nanosecond_times_are_not_taken_for_microseconds() -> None:
+    rows = [
+        f"{(1_765_892_460_000 + 60_000 * (i // 2)) * 1_000_000 + 123_456},"
+        f"{'BTCUSDT' if i % 2 == 0 else 'ETHUSDT'},10,11,9,10.5,1"
+        for i in range(6)
+    ]
+    pair = pair_from_files([csv(rows)])
+    assert pair.a.time.tolist() == [1_765_892_460_000, 1_765_892_520_000, 1_765_892_580_000]
 
 
 def test_mixed_time_formats_are_refused() -> None:
