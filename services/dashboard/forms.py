@@ -128,7 +128,9 @@ def _json_kind(value: Any) -> str:
         return "boolean"
     if isinstance(value, int | float):
         return "number"
-    return {list: "array", str: "string"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else type(value).__name__
 
 
 def form_from_stored(rule_id: str, raw: str) -> tuple[dict[str, Any], str]:
