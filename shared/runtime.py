@@ -36,6 +36,16 @@ REPEAT_WINDOW_S = 2.0
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
+class ServiceFailed(RuntimeError):
+    """The service body cannot go on, for a reason its message tells in full (a port in use, a
+    database that cannot be opened): logged as one line, no traceback, and the process exits
+    with `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass
 class ServiceContext:
     """What a service body gets: its settings, a Redis client, its health record, the stop flag."""
@@ -162,6 +172,9 @@ async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
                 body_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await body_task
+    except ServiceFailed as exc:
+        log.error("%s", exc)
+        code = exc.code
     except Exception:
         log.exception("service failed")
         code = EXIT_FAILED

@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import threading
 
 from waitress.server import create_server
 
 from services.dashboard.app import build_app
-from shared.runtime import ServiceContext
+from shared.runtime import EXIT_CONFIG, EXIT_FAILED, ServiceContext, ServiceFailed
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 3.0
+
+
+def listen_failure(host: str, port: int, exc: Exception) -> tuple[str, int]:
+    """Why the dashboard cannot listen on `host:port`, as one line, and the exit status: 2 for a
+    setting that can never work (fix DASH_HOST), 1 for a conflict of the moment.
+
+    waitress reports a host it cannot resolve as `ValueError("Invalid host/port specified.")`
+    raised while handling the resolver's `socket.gaierror`.
+    """
+    where = f"cannot listen on DASH_HOST={host!r} DASH_PORT={port}"
+    cause = exc.__context__ if isinstance(exc, ValueError) else exc
+    if isinstance(cause, socket.gaierror):
+        return f"{where}: {host!r} is not a host name or address ({cause.strerror})", EXIT_CONFIG
+    if not isinstance(cause, OSError):
+        return f"{where}: {exc}", EXIT_CONFIG
+    if cause.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: {host!r} is no address of this machine ({cause.strerror})", EXIT_CONFIG
+    if cause.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use (another dashboard? set DASH_PORT)", EXIT_FAILED
+    if cause.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges)", EXIT_FAILED
+    return f"{where}: {cause.strerror or cause}", EXIT_FAILED
 
 
 async def run(ctx: ServiceContext) -> None:
@@ -22,7 +46,12 @@ async def run(ctx: ServiceContext) -> None:
     app = build_app(settings)
     if settings.dash_debug:
         app.enable_dev_tools(debug=True)
-    server = create_server(app.server, host=settings.dash_host, port=settings.dash_port, threads=8)
+    try:
+        server = create_server(
+            app.server, host=settings.dash_host, port=settings.dash_port, threads=8
+        )
+    except (OSError, ValueError) as exc:
+        raise ServiceFailed(*listen_failure(settings.dash_host, settings.dash_port, exc)) from None
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     log.info("serving", extra={"url": f"http://{settings.dash_host}:{settings.dash_port}/"})

@@ -25,7 +25,7 @@ from shared.config import Settings
 from shared.events import deadletter_fields
 from shared.health import now_ms
 from shared.redis_io import UNAVAILABLE
-from shared.runtime import ServiceContext
+from shared.runtime import ServiceContext, ServiceFailed
 from shared.tickdb import TickDbError
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ COUNTERS = (
 )  # fmt: skip
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(ServiceFailed):
     """The tick database cannot be opened or created (path, permissions, newer schema)."""
 
 

@@ -157,5 +157,6 @@ def test_a_database_that_cannot_be_opened_stops_the_writer_with_a_clear_line(
         env=env, cwd=REPO, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
     line = next(x for x in result.stderr.splitlines() if "cannot open the tick database" in x)
     assert f"path={tmp_path / 'file' / 'ticks.db'}" in line and "error=" in line
