@@ -24,15 +24,14 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 up: setup  ## Redis if none answers, then the four services (Ctrl-C stops them)
 	$(PY) -m scripts.local_redis start
-	PATH="$(BIN):$$PATH" $(BIN)/honcho -f Procfile start || [ $$? -eq 130 ]
+	PATH="$(BIN):$$PATH" $(PY) -m scripts.local_services run || [ $$? -eq 130 ]
 
 demo: setup  ## the same on the recorded data shipped in sample_data/, offline
 	$(MAKE) up SOURCE=replay REPLAY_FILE=$(DEMO_FILE) REPLAY_SHIFT=1 REPLAY_LOOP=1 \
 		REDIS_URL=$(DEMO_REDIS_URL) SQLITE_PATH=data/demo.db
 
-down:  ## stop services left running and the Redis that `make up` started
-	-pkill -TERM -f '[h]oncho.* -f Procfile start' || true
-	-pkill -TERM -f '[p]ython -m services\.(ingestor|writer|analytics|dashboard)' || true
+down:  ## stop the services and the Redis that `make up` started (nothing else)
+	$(PY) -m scripts.local_services stop
 	$(PY) -m scripts.local_redis stop
 
 test: setup  ## every tier: unit, integration (real Redis + SQLite), e2e

@@ -1,7 +1,8 @@
 """`make up` / `make down` helper: start a local redis-server when none answers at REDIS_URL.
 
 The server it starts keeps its AOF under `data/redis/` (so a restart loses nothing acknowledged
-more than a second before) and its pid in `data/redis/redis.pid`; `stop` shuts down only that one.
+more than a second before) and its pid in `data/redis/redis.pid`; `stop` shuts down only that one
+(the server answering must report that pid in `INFO server`).
 """
 
 from __future__ import annotations
@@ -70,11 +71,31 @@ def start(url: str) -> int:
 
 
 def stop(url: str) -> int:
+    """SHUTDOWN the server `start` started, identified by its pid: a pid file left by a server
+    that is gone must not stop whatever Redis answers at the URL now."""
     if not PID_FILE.exists():
         print("redis: not started by `make up`; left alone")
         return 0
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).shutdown()
+        recorded: int | None = int(PID_FILE.read_text().strip())
+    except ValueError:
+        recorded = None
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+    try:
+        running = int(client.info("server")["process_id"])
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        PID_FILE.unlink(missing_ok=True)
+        print("redis: the server `make up` started is not running any more")
+        return 0
+    if running != recorded:
+        PID_FILE.unlink(missing_ok=True)
+        print(
+            f"redis: the server answering at {url} (pid {running}) is not the one `make up` "
+            f"started (pid {recorded}); left alone"
+        )
+        return 0
+    try:
+        client.shutdown()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         pass
     PID_FILE.unlink(missing_ok=True)
