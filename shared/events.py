@@ -6,11 +6,12 @@ Both are best effort: when Redis is away the record is logged instead and the ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from shared import keys
 from shared.health import now_ms
 from shared.redis_io import UNAVAILABLE, Redis
-from shared.schemas import Event, StreamFields
+from shared.schemas import DEADLETTER_FIELDS, Event, StreamFields
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,24 @@ async def emit_event(
 
 
 def deadletter_fields(raw: str | bytes, reason: str) -> StreamFields:
-    """The entry kept for an input that could not be processed: the raw input and why."""
+    """The entry kept for an input that could not be processed: why, the raw input, and when."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     if len(text) > MAX_RAW_BYTES:
         text = text[:MAX_RAW_BYTES] + f"...[cut, {len(text)} chars in all]"
-    return {"reason": reason, "raw": text, "ts": str(now_ms())}
+    return dict(zip(DEADLETTER_FIELDS, (reason, text, str(now_ms())), strict=True))
+
+
+async def store_dead_letters(
+    redis: Redis, service: str, letters: Iterable[tuple[str | bytes, str]], *, maxlen: int
+) -> None:
+    """Append each (raw input, reason) to `deadletter:<service>` in one round trip, trimmed
+    like every stream (`MAXLEN ~`). Raises when Redis is away: a caller that acknowledges the
+    inputs afterwards must not do so for letters that were not kept."""
+    stream = keys.deadletter(service)
+    pipe = redis.pipeline(transaction=False)
+    for raw, reason in letters:
+        pipe.xadd(stream, deadletter_fields(raw, reason), maxlen=maxlen, approximate=True)
+    await pipe.execute()
 
 
 async def dead_letter(
@@ -44,8 +58,7 @@ async def dead_letter(
 ) -> bool:
     """Append an unprocessable input to `deadletter:<service>`; True when it reached Redis."""
     try:
-        fields = deadletter_fields(raw, reason)
-        await redis.xadd(keys.deadletter(service), fields, maxlen=maxlen, approximate=True)
+        await store_dead_letters(redis, service, [(raw, reason)], maxlen=maxlen)
         return True
     except UNAVAILABLE:
         log.warning("dead letter not stored, redis away", extra={"reason": reason})

@@ -22,6 +22,18 @@ log = logging.getLogger(__name__)
 Status = Literal["starting", "ok", "degraded", "stopping", "stopped"]
 Counter = int | float | str
 
+# Fields of the health records that the dashboard reads, spelled once for writers and reader.
+TICKS = "ticks"
+"""ingestor: trades received, all symbols."""
+PROBLEM = "problem"
+"""ingestor: why it is degraded ("" when it is not)."""
+LAG_ENTRIES = "lag_entries"
+"""writer: stream entries not yet committed to SQLite."""
+LAST_ERROR = "last_error"
+"""writer: the error that made it degraded ("" once it is ok again)."""
+ALERTS_FIRED = "alerts_fired"
+"""analytics: alerts fired since it started (absent until the first)."""
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

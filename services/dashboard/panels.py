@@ -23,6 +23,7 @@ from services.dashboard.formatting import (
 )
 from shared.alert_rules import AlertRule
 from shared.config import timeframe_ms
+from shared.health import ALERTS_FIRED, LAG_ENTRIES, LAST_ERROR, PROBLEM, TICKS
 from shared.schemas import Alert, Event, PairStat
 
 SIGNIFICANCE = 0.05
@@ -31,9 +32,9 @@ TICK_SILENCE_MS = 15_000
 """No tick for this long while the feed says connected is worth a warning."""
 
 KEY_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "ingestor": (("ticks", "ticks"),),
-    "writer": (("lag_entries", "lag"),),
-    "analytics": (("alerts_fired", "alerts"),),
+    "ingestor": ((TICKS, "ticks"),),
+    "writer": ((LAG_ENTRIES, "lag"),),
+    "analytics": ((ALERTS_FIRED, "alerts"),),
     "dashboard": (),
 }
 """(counter, label) shown on each service's chip where present; all are in its tooltip."""
@@ -134,7 +135,8 @@ def banners(health: PipelineHealth) -> list[str]:
         elif service.stale:
             out.append(f"{service.service} is stale: no heartbeat for {fmt_age(service.age_ms)}.")
         elif service.status == "degraded":
-            why = service.counters.get("problem") or service.counters.get("last_error") or ""
+            counters = service.counters
+            why = counters.get(PROBLEM) or counters.get(LAST_ERROR) or ""
             out.append(f"{service.service} reports degraded service{': ' + why if why else ''}.")
     for feed in health.feeds:
         if feed.state in DOWN_STATES:

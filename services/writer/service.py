@@ -20,10 +20,9 @@ from redis.exceptions import ResponseError
 
 from services.writer.consumer import TRIMMED, Batch, Reject, TickStreams
 from services.writer.store import StoreBusy, TickStore
-from shared import keys
 from shared.config import Settings
-from shared.events import deadletter_fields
-from shared.health import now_ms
+from shared.events import store_dead_letters
+from shared.health import LAG_ENTRIES, LAST_ERROR, now_ms
 from shared.redis_io import UNAVAILABLE
 from shared.runtime import ServiceContext, ServiceFailed
 from shared.tickdb import TickDbError
@@ -36,7 +35,7 @@ well inside `shared.redis_io.SOCKET_TIMEOUT_S`, the longest any reply is awaited
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
 COUNTERS = (
     "rows_written", "duplicates", "entries", "batches", "deadlettered", "lost", "claimed",
-    "recovered", "retries", "lag_entries", "lag_ms", "commit_lag_ms", "last_commit",
+    "recovered", "retries", LAG_ENTRIES, "lag_ms", "commit_lag_ms", "last_commit",
 )  # fmt: skip
 
 
@@ -66,7 +65,7 @@ class Writer:
         for name in COUNTERS:
             self.health.set(name, 0)
         self.health.set("consumer", streams.consumer)
-        self.health.set("last_error", "")
+        self.health.set(LAST_ERROR, "")
 
     async def run(self) -> None:
         """Until stopped: finish own pending entries, then read, commit and ack in batches."""
@@ -215,12 +214,12 @@ class Writer:
             return inserted
 
     async def _dead_letter(self, rejects: list[Reject]) -> None:
-        stream = keys.deadletter(self.ctx.name)
-        maxlen = self.ctx.settings.maxlen_deadletter
-        pipe = self.streams.redis.pipeline(transaction=False)
-        for reject in rejects:
-            pipe.xadd(stream, deadletter_fields(reject.raw(), reject.reason), maxlen=maxlen)
-        await pipe.execute()
+        await store_dead_letters(
+            self.streams.redis,
+            self.ctx.name,
+            [(reject.raw(), reject.reason) for reject in rejects],
+            maxlen=self.ctx.settings.maxlen_deadletter,
+        )
         self.health.incr("deadlettered", len(rejects))
         first = rejects[0]
         log.warning(
@@ -232,7 +231,7 @@ class Writer:
         while not self.ctx.stop.is_set():
             try:
                 lag = await self.streams.lag()
-                self.health.set("lag_entries", lag.entries)
+                self.health.set(LAG_ENTRIES, lag.entries)
                 self.health.set("lag_ms", lag.ms)
             except (*UNAVAILABLE, ResponseError):
                 pass
@@ -244,11 +243,11 @@ class Writer:
     def _ok(self) -> None:
         if self.health.status != "ok":
             self.health.status = "ok"
-            self.health.set("last_error", "")
+            self.health.set(LAST_ERROR, "")
 
     def _degraded(self, error: str) -> None:
         self.health.status = "degraded"
-        self.health.set("last_error", error[:200])
+        self.health.set(LAST_ERROR, error[:200])
 
 
 def _recoverable(exc: ResponseError) -> bool:

@@ -16,10 +16,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared import keys
+from shared import health, keys
 from tests.support import REPO, RedisProcess, free_port, service_env, start_service, wait_until
 
 STOP_WITHIN_S = 10.0
+READ_BY_DASHBOARD = {
+    "ingestor": (health.TICKS, health.PROBLEM),
+    "writer": (health.LAG_ENTRIES, health.LAST_ERROR),
+    "analytics": (),  # health.ALERTS_FIRED appears with the first alert
+    "dashboard": (),
+}
+"""Fields of each record that the dashboard's health bar reads, named in `shared.health`."""
 OFFLINE = {"SOURCE": "synthetic"}
 """Binance cannot be reached here, and an ingestor that cannot reach its source is `degraded`,
 not `ok`: these tests about the service life run it on the synthetic source."""
@@ -46,6 +53,7 @@ def test_service_reports_health_and_stops_on_signal(
         assert wait_until(lambda: _health(redis_url, service).get("status") == "ok", 20), (
             tmp_path / "log"
         ).read_text()
+        assert set(READ_BY_DASHBOARD[service]) <= set(_health(redis_url, service))
         check = subprocess.run(
             [sys.executable, "-m", f"services.{service}", "--check"], env=env, cwd=REPO
         )

@@ -13,7 +13,7 @@ import redis
 
 from services.writer.consumer import TRIMMED, TickStreams
 from shared import keys
-from shared.schemas import Tick
+from shared.schemas import DEADLETTER_FIELDS, Tick
 from tests.writer_support import (
     BAD_ENTRIES,
     Published,
@@ -139,6 +139,23 @@ async def test_bad_entries_are_dead_lettered_while_good_ones_land(
     assert sorted(r["fields"]["ts"] for r in raws) == sorted(f["ts"] for _, f, _ in BAD_ENTRIES)
     assert {r["stream"] for r in raws} == {"ticks:BTCUSDT", "ticks:ETHUSDT"}
     pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
+
+
+async def test_dead_letters_are_trimmed_approximately_like_every_other_stream(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    """XADD ... MAXLEN ~ 100: Redis drops whole nodes (100 entries each) only, so a stream kept
+    approximately holds between 100 and 200 entries; exact trimming would keep exactly 100.
+    (redis-py's `xadd` trims approximately unless told otherwise; the writer now says so.)"""
+    pipe = sync_redis.pipeline(transaction=False)
+    for n in range(250):
+        pipe.xadd(keys.ticks("BTCUSDT"), {"junk": str(n)})
+    pipe.execute()
+    async with running_writer(redis_url, sqlite_path, maxlen_deadletter=100) as ctx:
+        await eventually(lambda: ctx.health.counters.get("deadlettered") == 250)
+    assert 100 < sync_redis.xlen(keys.deadletter("writer")) < 200
+    [(_, newest)] = sync_redis.xrevrange(keys.deadletter("writer"), count=1)
+    assert list(newest) == list(DEADLETTER_FIELDS) and newest["reason"].startswith("missing field")
 
 
 async def test_pending_entries_trimmed_away_are_counted_lost_and_dead_lettered(
