@@ -5,7 +5,7 @@ iterations (every blocking call it makes is bounded, about a second), finishes o
 in-flight work and returns. A body still running after `SHUTDOWN_GRACE_S` is cancelled, and a
 second signal cancels it at once. The health record is then marked `stopped` (given at most
 `FINAL_RECORD_S`) and the process exits 0 inside Docker Compose's 10 s `stop_grace_period`, even
-when Redis hangs: every Redis reply is awaited at most `redis_io.SOCKET_TIMEOUT_S`.
+when Redis hangs: a `redis_io.client()` connection awaits a reply at most `SOCKET_TIMEOUT_S`.
 """
 
 from __future__ import annotations
