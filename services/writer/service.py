@@ -263,14 +263,16 @@ async def _settled(task: asyncio.Task[bool] | None) -> None:
 
 
 async def _last_flush(task: asyncio.Task[bool] | None) -> None:
-    """Wait for the flush in flight when the loop ends. Redis failing it now (its XACK lost) is
-    no failure of the stop: its rows are committed and its entries stay pending, re-read and
-    ignored as duplicates on the next start."""
+    """Wait for the flush in flight when the loop ends. Redis failing it now is no failure of
+    the stop: its entries stay pending and are stored at the next start (as duplicates, ignored,
+    when the rows were committed before the XACK was lost)."""
     if task is None:
         return
     try:
         await task
     except (*UNAVAILABLE, ResponseError) as exc:
+        if isinstance(exc, ResponseError) and not _recoverable(exc):
+            raise
         log.warning(
             "last batch not acknowledged, its entries stay pending", extra={"error": str(exc)}
         )
