@@ -245,10 +245,30 @@ class Browser:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def text(self, css: str) -> str:
+        """The element's visible text, read in one step in the page (no stale handles), or ""."""
         try:
-            return str(self.find(css).text)
+            found = self.driver.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css
+            )
         except WebDriverException:
             return ""
+        return str(found or "")
+
+    def texts(self, css: str) -> list[str]:
+        """The visible text of every match, read in one step (a re-render cannot interleave)."""
+        found = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);", css
+        )
+        return [str(text) for text in found or []]
+
+    def stats(self) -> dict[str, str]:
+        """The statistics panel as label -> value, read in one step."""
+        pairs = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#stats .stat'), t => ["
+            "t.querySelector('.stat-label')?.innerText ?? '',"
+            "t.querySelector('.stat-value')?.innerText ?? ''])"
+        )
+        return {str(label): str(value) for label, value in pairs or []}
 
     def wait_for(self, predicate: Any, timeout: float = 20.0, what: str = "") -> None:
         def check() -> bool:
@@ -258,7 +278,23 @@ class Browser:
                 return False
 
         if not wait_until(check, timeout=timeout, interval=0.2):
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate}; {self.diagnose()}"
+            )
+
+    def diagnose(self) -> str:
+        """What the page showed when a wait failed: a screenshot beside the downloads folder,
+        and the status line, banner and statistics as text."""
+        shot = self.downloads.parent / f"failure-{time.monotonic_ns()}.png"
+        parts = [f"screenshot {shot}"]
+        with contextlib.suppress(WebDriverException):
+            self.driver.save_screenshot(str(shot))
+            for css in ("#chart-status", "#banner", "#stats", "#window"):
+                found = self.driver.find_elements("css selector", css)
+                value = found[0].get_attribute("value") if css == "#window" and found else None
+                text = value if value is not None else (found[0].text if found else "(absent)")
+                parts.append(f"{css}: {' | '.join(text.split(chr(10)))[:400]}")
+        return "; ".join(parts)
 
     def type_into(self, css: str, text: str, *, enter: bool = True) -> None:
         """Replace the field's text as a user would (select all, delete, type): React sees

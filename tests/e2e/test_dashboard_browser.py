@@ -87,9 +87,9 @@ def test_alert_rules_are_validated_stored_and_fired_alerts_shown(
     for name in ("second", "third"):
         later = Alert(name, "BTCUSDT-ETHUSDT", "1m", "corr", 0.1, 0.5, stat.ts, "corr low")
         sync_redis.xadd(keys.ALERTS, later.to_fields())
-    page.wait_for(lambda: page.find_all("#alerts-feed tr")[0].text.split()[1] == "third",
+    page.wait_for(lambda: page.texts("#alerts-feed tr")[0].split()[1] == "third",
                   what="the newest alert first")  # fmt: skip
-    assert [row.text.split()[1] for row in page.find_all("#alerts-feed tr")] == [
+    assert [row.split()[1] for row in page.texts("#alerts-feed tr")] == [
         "third", "second", "z-beyond-1.5"
     ]  # fmt: skip
     assert page.trace_lengths()[7] == 1  # alerts of another timeframe are not marked here

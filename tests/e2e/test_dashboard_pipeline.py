@@ -90,10 +90,7 @@ def page(pipeline: Pipeline) -> Iterator[Browser]:
 
 
 def stat_value(page: Browser, label: str) -> str:
-    for tile in page.find_all("#stats .stat"):
-        if tile.find_element("css selector", ".stat-label").text == label:
-            return str(tile.find_element("css selector", ".stat-value").text)
-    return ""
+    return page.stats().get(label, "")
 
 
 def test_charts_fill_and_keep_updating(page: Browser) -> None:
