@@ -42,7 +42,7 @@ class RedisProcess:
     so tests can take Redis away mid-stream and bring it back.
     """
 
-    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = False, fsync: str = "always") -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -52,6 +52,9 @@ class RedisProcess:
         self.binary = binary
         self.directory = directory
         self.appendonly = appendonly
+        self.fsync = fsync
+        """`appendfsync` with AOF on: `always` (tests that must lose nothing) or `everysec` (the
+        compose file's policy)."""
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -65,7 +68,7 @@ class RedisProcess:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always" if self.appendonly else "everysec",
+            "--appendfsync", self.fsync if self.appendonly else "everysec",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -85,6 +88,9 @@ class RedisProcess:
         self.process.send_signal(sig)
         self.process.wait(timeout=10)
         self.process = None
+
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
