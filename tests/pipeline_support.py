@@ -69,6 +69,7 @@ class Pipeline:
         self.extra_env = dict(env or {})
         self.feed: Feed | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.started_ms: dict[str, int] = {}
 
     def __enter__(self) -> Pipeline:
         self.redis.start()
@@ -100,6 +101,7 @@ class Pipeline:
         return self.directory / f"{name}.log"
 
     def start(self, name: str) -> None:
+        self.started_ms[name] = now_ms()
         self.processes[name] = start_service(name, self.env, log=self.log(name))
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -151,21 +153,29 @@ class Pipeline:
         with self.client() as client:
             return cast(dict[str, str], client.hgetall(keys.health(name)))
 
-    def healthy(self, name: str) -> bool:
+    def healthy(self, name: str, since_ms: int = 0) -> bool:
+        """`ok` with a fresh heartbeat, written after `since_ms` by a process started after
+        the last `start(name)` (a killed service's last record says `ok` for a while)."""
         try:
             record = self.health(name)
         except redis.RedisError:
             return False
-        fresh = now_ms() - int(record.get("updated", 0)) < FRESH_MS
-        return record.get("status") == "ok" and fresh
+        updated, started = int(record.get("updated", 0)), int(record.get("started", 0))
+        return (
+            record.get("status") == "ok"
+            and now_ms() - updated < FRESH_MS
+            and updated >= since_ms
+            and started >= self.started_ms.get(name, 0)
+        )
 
     def wait_healthy(
         self, names: Iterable[str] | None = None, within: float = HEALTHY_WITHIN_S
     ) -> float:
-        """Seconds until every service (or `names`) is `ok` with a fresh heartbeat."""
+        """Seconds until every service (or `names`) is `ok` with a heartbeat sent from now on."""
         wanted = list(names or self.services)
+        since = now_ms()
         started = time.monotonic()
-        if not wait_until(lambda: all(self.healthy(n) for n in wanted), within, 0.05):
+        if not wait_until(lambda: all(self.healthy(n, since) for n in wanted), within, 0.05):
             states = {n: self._status(n) for n in wanted}
             raise AssertionError(
                 f"not healthy within {within:g} s: {states}\n{self.log_tails(wanted)}"

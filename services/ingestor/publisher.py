@@ -14,6 +14,7 @@ ingestor feeding the same streams adds nothing twice either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -140,6 +141,18 @@ class Publisher:
     async def load(self) -> None:
         """Load (or replace) the function library; `UNAVAILABLE` errors propagate."""
         await self._redis.function_load(LIBRARY, replace=True)
+
+    async def newest_trade_ids(self) -> dict[str, int]:
+        """The newest trade id on each symbol's stream (symbols with an empty stream left out);
+        `UNAVAILABLE` errors propagate."""
+        found: dict[str, int] = {}
+        for symbol, stream in zip(self._symbols, self._streams, strict=True):
+            newest = await self._redis.xrevrange(stream, count=1)
+            fields = newest[0][1] if newest else None
+            if fields:
+                with contextlib.suppress(KeyError, ValueError):
+                    found[symbol] = int(fields["trade_id"])
+        return found
 
     async def run(self) -> None:
         """Publish batches until the queue is closed and empty."""

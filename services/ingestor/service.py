@@ -91,6 +91,8 @@ class Ingestor:
         """Run until `stop` is set, then stop in order. Raises if the source failed."""
         with contextlib.suppress(*UNAVAILABLE):
             await self.publisher.load()
+            if self.settings.source == "binance":
+                await self._resume_sequences()
         background = [
             asyncio.create_task(self.notices.run(), name="notices"),
             asyncio.create_task(self._report(health), name="health"),
@@ -110,6 +112,16 @@ class Ingestor:
             await self.redis.aclose()
         if sourcing.done() and not sourcing.cancelled() and sourcing.exception() is not None:
             raise RuntimeError("the source failed") from sourcing.exception()
+
+    async def _resume_sequences(self) -> None:
+        """Continue each symbol's id sequence from its stream, so that the trades a restart
+        missed (the exchange does not send them again) are reported as a gap, not unnoticed."""
+        for symbol, newest in (await self.publisher.newest_trade_ids()).items():
+            self.intake.state(symbol).last_id = newest
+            log.info(
+                "resuming after the stream's newest trade",
+                extra={"symbol": symbol, "trade_id": newest},
+            )
 
     async def _shut_down(
         self, sourcing: asyncio.Task[None], publishing: asyncio.Task[None]
