@@ -59,7 +59,9 @@ def _ws_base(value: str) -> str:
 class Settings(BaseSettings):
     """All services' configuration. Field `x_y` is read from the variable `X_Y`."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=False, allow_inf_nan=False
+    )
 
     # Shared by every service.
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -100,8 +100,8 @@ class Ingestor:
         publishing = asyncio.create_task(self.publisher.run(), name="publisher")
         sourcing = asyncio.create_task(self.source.run(), name="source")
         try:
-            await _first(sourcing, self.stop)
-            if not sourcing.done() or sourcing.exception() is None:
+            await _first((sourcing, publishing), self.stop)
+            if not _failed(sourcing) and not _failed(publishing):
                 await self.stop.wait()
             await self._shut_down(sourcing, publishing)
             self._update(health)
@@ -110,8 +110,9 @@ class Ingestor:
                 task.cancel()
             await asyncio.gather(*background, sourcing, publishing, return_exceptions=True)
             await self.redis.aclose()
-        if sourcing.done() and not sourcing.cancelled() and sourcing.exception() is not None:
-            raise RuntimeError("the source failed") from sourcing.exception()
+        for task, what in ((sourcing, "source"), (publishing, "publisher")):
+            if _failed(task):
+                raise RuntimeError(f"the {what} failed") from task.exception()
 
     async def _resume_sequences(self) -> None:
         """Continue each symbol's id sequence from its stream, so that the trades a restart
@@ -132,6 +133,9 @@ class Ingestor:
         queue = self.intake.queue
         queue.close()
         waiting = len(queue)
+        if publishing.done():
+            log.error("the publisher failed: ticks queued are lost", extra={"lost": waiting})
+            return
         try:
             await asyncio.wait_for(publishing, DRAIN_S)
             log.info("queue drained", extra={"ticks": waiting})
@@ -159,7 +163,9 @@ class Ingestor:
             problems.append(f"ticks wait in the queue: {self.publisher.failure}")
         if intake.overflowing:
             problems.append("tick queue overflowing")
-        if not self.source.started:
+        if health.status == "stopping":
+            pass
+        elif not self.source.started:
             health.status = "starting"
         else:
             health.status = "degraded" if problems else "ok"
@@ -182,13 +188,17 @@ class Ingestor:
             health.set(name, value)
 
 
-async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """Wait until `task` ends or `stop` is set."""
+async def _first(tasks: Sequence[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Wait until one of `tasks` ends or `stop` is set."""
     stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 async def run(ctx: ServiceContext, record: Path | None = None) -> None:

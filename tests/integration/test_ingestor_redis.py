@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,7 +11,9 @@ import orjson
 import pytest
 
 from services.ingestor.publisher import LIBRARY, encode_batch
+from services.ingestor.service import Ingestor
 from shared import keys
+from shared.health import Health
 from shared.redis_io import Redis, client
 from tests.ingestor_support import (
     BinanceServer,
@@ -149,3 +152,28 @@ async def test_a_full_queue_drops_the_oldest_and_says_how_many(
         assert await events(redis, "gap") == []  # the loss is reported as overflow, not a gap
     finally:
         await redis.aclose()
+
+
+async def test_a_publisher_that_fails_stops_the_ingestor_with_the_reason(redis_url: str) -> None:
+    def explode(rows: object) -> None:
+        raise ValueError("publisher bug")
+
+    async with BinanceServer() as server:
+        settings = ingestor_settings(redis_url, server, symbols="btcusdt")
+        ingestor = Ingestor(settings, asyncio.Event(), on_published=explode)
+        serving = asyncio.create_task(ingestor.serve(Health("ingestor")))
+        await server.wait_for("btcusdt@trade")
+        await server.send("btcusdt@trade", trades(range(1, 4)))
+        with pytest.raises(RuntimeError, match="the publisher failed") as failure:
+            await asyncio.wait_for(serving, 10)
+        assert isinstance(failure.value.__cause__, ValueError)
+
+
+async def test_a_stopping_ingestor_keeps_saying_so(redis_url: str) -> None:
+    async with BinanceServer() as server:
+        settings = ingestor_settings(redis_url, server, symbols="btcusdt")
+        async with running_ingestor(settings) as running:
+            await server.wait_for("btcusdt@trade")
+            running.health.status = "stopping"
+            running.ingestor._update(running.health)
+            assert running.health.status == "stopping"
