@@ -258,3 +258,20 @@ class PairStat:
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> PairStat:
         return _decode(cls, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsRequest:
+    """A one-off request to the analytics worker on `analytics-requests`: `kind` `adf` runs the
+    stationarity tests of the view `view` (a `shared.views` id) now; `ts` is when it was asked."""
+
+    kind: str
+    view: str
+    ts: int
+
+    def to_fields(self) -> StreamFields:
+        return _encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> AnalyticsRequest:
+        return _decode(cls, fields)

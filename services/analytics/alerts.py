@@ -87,6 +87,7 @@ class RuleBook:
         """Take the rules as stored now; the problems not reported before (one line each)."""
         problems: list[str] = []
         kept: dict[str, RuleState] = {}
+        self._reported &= set(stored.items())
         for rule_id, raw in stored.items():
             current = self.rules.get(rule_id)
             if current is not None and current.raw == raw:

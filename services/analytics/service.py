@@ -40,7 +40,7 @@ from shared.history import History
 from shared.pairstats import MIN_BARS, stationarity
 from shared.redis_io import UNAVAILABLE, Redis, decoded, ensure_group
 from shared.runtime import ServiceContext
-from shared.schemas import Alert, SchemaError
+from shared.schemas import Alert, AnalyticsRequest, SchemaError
 from shared.views import PairView
 
 log = logging.getLogger(__name__)
@@ -248,15 +248,18 @@ class Worker:
     async def requests(self, entries: list[tuple[str, list[str]]]) -> None:
         """`analytics-requests`: `kind=adf view=<id>` computes the stationarity now."""
         for entry_id, flat in entries:
-            request = as_mapping(flat)
-            kind, view_id = request.get("kind"), request.get("view", "")
-            state = self.analytics.view(view_id)
-            if kind != "adf":
-                await self._report([f"request {entry_id}: unknown kind {kind!r}"], "bad-request")
+            try:
+                request = AnalyticsRequest.from_fields(as_mapping(flat))
+            except SchemaError as exc:
+                await self._report([f"request {entry_id}: {exc}"], "bad-request")
+                continue
+            state = self.analytics.view(request.view)
+            if request.kind != "adf":
+                problem = f"request {entry_id}: unknown kind {request.kind!r}"
+                await self._report([problem], "bad-request")
             elif state is None or not state.ready:
-                await self._report(
-                    [f"request {entry_id}: view {view_id!r} is not served"], "bad-request"
-                )
+                problem = f"request {entry_id}: view {request.view!r} is not served"
+                await self._report([problem], "bad-request")
             else:
                 self.adf_now(state)
 

@@ -33,6 +33,7 @@ class ViewRegistry:
         self.defaults = {view.id: view for view in defaults}
         self.max_views = max_views
         self._reported: set[str] = set()
+        """Members reported as not served; forgotten when they leave the set (bounded)."""
 
     def _problem(self, member: str, problem: str, problems: list[str]) -> None:
         if member not in self._reported:
@@ -44,6 +45,8 @@ class ViewRegistry:
         views: list[PairView] = []
         problems: list[str] = []
         seen: set[str] = set()
+        members = list(members)
+        self._reported &= set(members)
         for member in members:
             try:
                 view = PairView.parse(member)

@@ -17,6 +17,7 @@ from services.dashboard.upload import UploadedPair
 from shared import keys
 from shared.alert_rules import AlertRule, RuleError, parse_rule, rule_from_dict, validate_rule_id
 from shared.health import now_ms
+from shared.schemas import AnalyticsRequest
 from shared.views import VIEW_TTL_MS
 
 REQUESTS_MAXLEN = 1_000
@@ -32,7 +33,7 @@ def request_adf(client: redis.Redis, view_id: str) -> str:
     """ "Run ADF now": a request on `analytics-requests`; the id of the request entry."""
     entry = client.xadd(
         keys.ANALYTICS_REQUESTS,
-        {"kind": "adf", "view": view_id, "ts": str(now_ms())},
+        AnalyticsRequest(kind="adf", view=view_id, ts=now_ms()).to_fields(),
         maxlen=REQUESTS_MAXLEN,
         approximate=True,
     )

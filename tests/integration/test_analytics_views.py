@@ -77,7 +77,7 @@ async def test_views_are_served_live_filled_from_history_and_independent(
         now = int(time.time() * 1000)
         sync_redis.zadd(
             keys.ANALYTICS_VIEWS,
-            {kalman.id: now + 60_000, huber.id: now + 60_000, short_lived.id: now + 2_000,
+            {kalman.id: now + 60_000, huber.id: now + 60_000, short_lived.id: now + 4_000,
              "BTCUSDT-SOLUSDT:1s:w20:ols": now + 60_000, "garbage": now + 60_000},
         )  # fmt: skip
         for view in (kalman, huber, short_lived):

@@ -95,6 +95,14 @@ def test_bad_rules_are_reported_once_per_version_and_ignored() -> None:
     assert len(rules.load({**stored, "broken": "{still nope"})) == 1
 
 
+def test_a_bad_rule_deleted_is_forgotten_and_reported_again_if_it_comes_back() -> None:
+    rules = book()
+    assert len(rules.load({"broken": "{nope"})) == 1
+    assert rules.load({"broken": "{nope"}) == []
+    assert rules.load({}) == []
+    assert len(rules.load({"broken": "{nope"})) == 1
+
+
 def test_view_registry_validates_and_caps() -> None:
     defaults = default_views([SYMBOLS], ("1s", "1m"), 60)
     assert [v.id for v in defaults] == [f"{'-'.join(SYMBOLS)}:{tf}:w60:ols" for tf in ("1s", "1m")]
@@ -116,6 +124,8 @@ def test_view_registry_validates_and_caps() -> None:
     assert any("window 2 is outside" in p for p in problems)
     assert any("MAX_VIEWS=2" in p for p in problems)
     assert registry.requested(members)[1] == []
+    assert registry.requested(members[:3])[1] == []
+    assert len(registry.requested(members)[1]) == 4, "problems of members gone are forgotten"
 
 
 def flat(tick: Tick) -> list[str]:
