@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, Self, TypeVar, cast
 
 from redis.typing import EncodableT, FieldT
 
@@ -112,6 +112,19 @@ def _decode(cls: type[R], data: Mapping[str, str]) -> R:
     return cls(**values)
 
 
+class Record:
+    """A stream entry's record: `to_fields()` for XADD/HSET, `from_fields()` to read one back."""
+
+    __slots__ = ()
+
+    def to_fields(self) -> StreamFields:
+        return _encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> Self:
+        return _decode(cls, fields)
+
+
 @dataclass(frozen=True, slots=True)
 class Tick:
     """One normalized trade, as published on `ticks:<SYMBOL>`.
@@ -159,7 +172,7 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
-class Bar:
+class Bar(Record):
     """One closed bar of one symbol at one timeframe, as published on `bars:<tf>:<SYMBOL>`.
 
     `start` is the bar's opening time (epoch ms, a multiple of the timeframe). A bar with no
@@ -175,16 +188,9 @@ class Bar:
     vwap: float
     trades: int
 
-    def to_fields(self) -> StreamFields:
-        return _encode(self)
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> Bar:
-        return _decode(cls, fields)
-
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(Record):
     """An operational event on the `events` stream (connected, disconnected, stale, gap, ...)."""
 
     service: str
@@ -193,16 +199,9 @@ class Event:
     ts: int
     symbol: str = ""
 
-    def to_fields(self) -> StreamFields:
-        return _encode(self)
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> Event:
-        return _decode(cls, fields)
-
 
 @dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(Record):
     """A fired alert on the `alerts` stream (and published on the `alerts` channel)."""
 
     rule: str
@@ -214,16 +213,9 @@ class Alert:
     ts: int
     message: str = ""
 
-    def to_fields(self) -> StreamFields:
-        return _encode(self)
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> Alert:
-        return _decode(cls, fields)
-
 
 @dataclass(frozen=True, slots=True)
-class PairStat:
+class PairStat(Record):
     """The statistics of one pair at one closed bar, as on `analytics:<A>-<B>:<tf>[...]`.
 
     Over the last `n` aligned bars (at most `window`) of close prices A and B:
@@ -252,26 +244,12 @@ class PairStat:
     half_life: float | None = None
     coint_pvalue: float | None = None
 
-    def to_fields(self) -> StreamFields:
-        return _encode(self)
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> PairStat:
-        return _decode(cls, fields)
-
 
 @dataclass(frozen=True, slots=True)
-class AnalyticsRequest:
+class AnalyticsRequest(Record):
     """A one-off request to the analytics worker on `analytics-requests`: `kind` `adf` runs the
     stationarity tests of the view `view` (a `shared.views` id) now; `ts` is when it was asked."""
 
     kind: str
     view: str
     ts: int
-
-    def to_fields(self) -> StreamFields:
-        return _encode(self)
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> AnalyticsRequest:
-        return _decode(cls, fields)
