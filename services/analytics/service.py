@@ -107,6 +107,9 @@ class Worker:
         empty = [state for state in self.analytics.views() if state.published_until is None]
         for state in empty:
             state.ready = False
+        await self._restore_fired()
+        for state in self.analytics.views():
+            self.rules.prime(state.id, state.last, state.stationarity)
         self.analytics.clock.resume(report.event_ts, monotonic_ms())
         horizon = self.analytics.clock.horizon(monotonic_ms())
         if horizon is not None:
@@ -117,9 +120,6 @@ class Worker:
             else:
                 state.ready = True
         await set_groups(self.redis, report.tails)
-        await self._restore_fired()
-        for state in self.analytics.views():
-            self.rules.prime(state.id, state.last, state.stationarity)
         health.set("rebuilt_history_bars", report.history_bars)
         health.set("rebuilt_stream_ticks", report.stream_ticks)
         log.info(

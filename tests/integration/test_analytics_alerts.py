@@ -123,3 +123,28 @@ async def test_rules_fire_once_per_crossing_with_cooldown_and_survive_bad_rules(
     assert any("'broken'" in d and "not valid JSON" in d for d in reported)
     assert any("'bad-op'" in d and "op must be one of" in d for d in reported)
     assert any("'other-pair'" in d and "SOLUSDT is not in SYMBOLS" in d for d in reported)
+
+
+async def test_a_restarted_worker_does_not_fire_a_rule_again_because_it_still_holds(
+    redis_url: str, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """The rule holds on almost every bar: it fires on its first bar, then only on a crossing,
+    before and after a restart (whose first act closes the bars due while it was down)."""
+    ticks = recorded_ticks()[:20_000]
+    sync_redis.hset(keys.ALERT_RULES, "always", rule("nearly always", op="abs>", threshold=0.0))
+
+    def firings() -> list[int]:
+        return [int(f["ts"]) for _, f in sync_redis.xrange(keys.ALERTS)]  # type: ignore[misc]
+
+    settings = {"sqlite_path": tmp_path / "none.db", "window": WINDOW}
+    async with running_worker(redis_url, **settings) as ctx:
+        assert await until(lambda: ctx.health.status == "ok")
+        publish(sync_redis, ticks)
+        assert await until(lambda: len(firings()) > 0)
+        await asyncio.sleep(1.5)
+    before = firings()
+    async with running_worker(redis_url, **settings) as ctx:
+        assert await until(lambda: ctx.health.status == "ok")
+        await asyncio.sleep(1.5)
+        assert int(ctx.health.counters.get("stats_published", 0)) > 0, "nothing was evaluated"
+    assert firings() == before
