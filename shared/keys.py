@@ -9,6 +9,8 @@ from shared.config import normalize_symbol, timeframe_ms
 
 ALERTS = "alerts"
 """Stream of fired alerts; also the pub/sub channel on which each firing is published."""
+ALERT_SENT_PREFIX = "alert-sent:"
+ALERT_SENT_TTL_MS = 86_400_000
 ALERT_RULES = "alert-rules"
 """Hash: rule id -> rule as JSON."""
 EVENTS = "events"
@@ -62,6 +64,13 @@ def analytics(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -> str:
 def analytics_latest(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -> str:
     """Hash holding the newest entry of `analytics(a, b, tf, variant)`."""
     return f"{analytics(symbol_a, symbol_b, tf, variant)}:latest"
+
+
+def alert_sent(rule_id: str, tf: str, ts: int) -> str:
+    """Marker (kept `ALERT_SENT_TTL_MS`) that the alert of a rule at one bar went out:
+    `alert-sent:z2:1m:1765892520000`. Sending an alert again (a batch resent after a broken
+    connection, a restart) finds it and adds nothing."""
+    return f"{ALERT_SENT_PREFIX}{rule_id}:{tf}:{ts}"
 
 
 def health(service: str) -> str:

@@ -8,7 +8,9 @@ first, so they are up to date before the stream entries are appended.
 
 When Redis is away the batch is kept and sent again once it answers (bounded by
 `MAX_PENDING_COMMANDS`; the oldest are dropped and counted beyond that), so a short outage
-loses nothing. An entry may then be appended twice if the connection broke mid-batch.
+loses nothing. A bar or statistics entry may then be appended twice if the connection broke
+mid-batch; an alert never is: it goes out through `SEND_ALERT`, which adds it (and publishes it)
+only if the alert's `keys.alert_sent` marker was not there yet.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ from shared.schemas import Alert, Bar, PairStat
 log = logging.getLogger(__name__)
 
 MAX_PENDING_COMMANDS = 1_000_000
+SEND_ALERT = b"""
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))
+  redis.call('PUBLISH', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+"""KEYS: the alerts stream, the alert's sent marker. ARGV: marker TTL, MAXLEN, the JSON to
+publish, then the entry's field/value pairs."""
 
 
 _STAT_NAMES = tuple((field.name, bulk(field.name.encode())) for field in fields(PairStat))
@@ -104,10 +116,20 @@ class Outbox:
     def alert(self, alert: Alert) -> None:
         values = alert.to_fields()
         flat: list[Arg] = [str(x) for pair in values.items() for x in pair]
+        marker = keys.alert_sent(alert.rule, alert.tf, alert.ts)
         self.commands.append(
-            command("XADD", keys.ALERTS, "MAXLEN", "~", self.settings.maxlen_alerts, "*", *flat)
+            command(
+                "EVAL",
+                SEND_ALERT,
+                2,
+                keys.ALERTS,
+                marker,
+                keys.ALERT_SENT_TTL_MS,
+                self.settings.maxlen_alerts,
+                orjson.dumps(values),
+                *flat,
+            )
         )
-        self.commands.append(command("PUBLISH", keys.ALERTS, orjson.dumps(values)))
 
     def hset(self, key: str, values: Mapping[str, str]) -> None:
         flat: list[Arg] = [str(x) for pair in values.items() for x in pair]

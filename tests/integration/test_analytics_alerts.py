@@ -11,8 +11,11 @@ from pathlib import Path
 
 import redis
 
+from services.analytics.publisher import Outbox
 from shared import keys
+from shared.config import load_settings
 from shared.pairstats import pair_stats
+from shared.redis_io import Redis
 from shared.schemas import Alert, PairStat
 from shared.views import PairView
 from tests.analytics_support import (
@@ -141,10 +144,33 @@ async def test_a_restarted_worker_does_not_fire_a_rule_again_because_it_still_ho
         assert await until(lambda: ctx.health.status == "ok")
         publish(sync_redis, ticks)
         assert await until(lambda: len(firings()) > 0)
-        await asyncio.sleep(1.5)
     before = firings()
     async with running_worker(redis_url, **settings) as ctx:
         assert await until(lambda: ctx.health.status == "ok")
         await asyncio.sleep(1.5)
         assert int(ctx.health.counters.get("stats_published", 0)) > 0, "nothing was evaluated"
     assert firings() == before
+
+
+async def test_an_alert_sent_again_is_added_and_published_once(
+    redis_client: Redis, sync_redis: redis.Redis
+) -> None:
+    """A batch resent after a broken connection (or a worker restarted) repeats its commands."""
+    outbox = Outbox(load_settings(redis_url="redis://127.0.0.1:1/0"))
+    alert = Alert("z2", PAIR, "1m", "zscore", 2.5, 2.0, 1_765_892_520_000, "z above 2")
+    later = Alert("z2", PAIR, "1m", "zscore", 2.6, 2.0, 1_765_892_580_000, "z above 2")
+    pubsub = sync_redis.pubsub()
+    pubsub.subscribe(keys.ALERTS)
+    for sent in (alert, alert, later, alert):
+        outbox.alert(sent)
+        await outbox.flush(redis_client)
+    stored = [Alert.from_fields(f) for _, f in sync_redis.xrange(keys.ALERTS)]  # type: ignore[misc]
+    assert stored == [alert, later]
+    published = []
+    while (message := pubsub.get_message(timeout=0.2)) is not None:
+        if message["type"] == "message":
+            published.append(Alert.from_fields(json.loads(message["data"])))
+    pubsub.close()
+    assert published == [alert, later]
+    ttl = sync_redis.pttl(keys.alert_sent("z2", "1m", alert.ts))
+    assert 0 < ttl <= keys.ALERT_SENT_TTL_MS
