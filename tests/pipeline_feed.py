@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from tests.ingestor_support import BinanceServer, wire_frame
 from tests.recorded import market_trades
@@ -114,7 +116,7 @@ class Sender:
                 continue
             first = self.next_id[symbol]
             self.next_id[symbol] = first + n
-            listeners = [] if stalled else self.server.listeners(f"{symbol.lower()}@trade")
+            listeners = [] if stalled else self._open(symbol)
             if not listeners:
                 continue
             prices = self.prices[symbol]
@@ -126,6 +128,12 @@ class Sender:
                 connection.transport.write(payload)
             self.delivered[symbol].add(time.perf_counter(), first, first + n - 1)
             self.sent += n
+
+    def _open(self, symbol: str) -> list[ServerConnection]:
+        """The connections a trade sent now reaches: not those closing (a frame after the
+        close frame is never read)."""
+        stream = f"{symbol.lower()}@trade"
+        return [c for c in self.server.listeners(stream) if c.state is State.OPEN]
 
     async def drain(self) -> None:
         """Back off while a client's socket buffer is full, as a real server's would fill."""

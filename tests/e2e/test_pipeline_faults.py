@@ -105,7 +105,12 @@ def reconcile(pipe: Pipeline, *, may_lose: bool = False) -> dict[str, int]:
         gaps = expand(pipe.gap_ranges(symbol))
         unpublished = delivered[symbol] - set(published)
         assert not gaps & set(published), f"{symbol}: a gap event names published ticks"
-        assert unpublished <= gaps, f"{symbol}: {len(unpublished - gaps)} trades lost unreported"
+        ranges = pipe.feed.report()["delivered"][symbol]["ranges"]
+        assert unpublished <= gaps, (
+            f"{symbol}: {sorted(unpublished - gaps)[:20]} lost unreported; gaps reported "
+            f"{pipe.gap_ranges(symbol)}; delivered {ranges}\n"
+            + pipe.log_tails(["ingestor"], chars=6_000)
+        )
         reported[symbol] = len(unpublished)
         if not may_lose:
             assert not unpublished, f"{symbol}: {len(unpublished)} delivered trades not published"
