@@ -404,6 +404,8 @@ class Worker:
         health.set("views_requested", len(self.requested))
         health.set("views_filling", sum(1 for s in states if not s.ready))
         health.set("rules_active", len(self.rules.rules))
+        health.set("rules_disabled", len(self.rules.disabled))
+        health.set("rules_invalid", len(self.rules.invalid))
         health.set("late_ticks", analytics.bars.late)
         health.set("intervals_skipped", sum(book.skipped for book in analytics.bars.books))
         health.set("last_update", self.last_update)
