@@ -11,29 +11,37 @@ on the change it made to the counters and to Redis.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 
 from services.ingestor.feed import LiveSource
 from shared import keys
 from shared.events import MAX_RAW_BYTES
 from shared.redis_io import Redis
+from shared.runtime import ServiceContext
 from shared.schemas import Tick
+from tests.analytics_support import running_worker
 from tests.bad_input_support import (
     BASE_TS,
+    DUPLICATE,
+    ENTRY_BATCHES,
     FRAME_BATCHES,
     NON_MARKET,
     REPLAY,
     SYMBOLS,
     VALID,
+    EntryPlan,
     FramePlan,
+    Pairs,
     acceptable,
     sweep,
 )
@@ -44,6 +52,7 @@ from tests.ingestor_support import (
     ingestor_settings,
     running_ingestor,
 )
+from tests.writer_support import running_writer
 
 FRAME_EXAMPLES = 25
 FIRST_IDS = {"BTCUSDT": 1_000, "ETHUSDT": 2**62}
@@ -164,8 +173,8 @@ async def _frame_example(
     assert await eventually(lambda: run.ingestor.notices.pending == 0)
     assert await eventually(
         lambda: all(
-            _counts(run, s)["ticks"] == _counts(run, s)["published"] + before[s]["ticks"]
-            - before[s]["published"]
+            _counts(run, s)["ticks"]
+            == _counts(run, s)["published"] + before[s]["ticks"] - before[s]["published"]
             for s in SYMBOLS
         )
     )
@@ -222,3 +231,185 @@ async def _frame_example(
     )
     assert run.ingestor.notices.lost == 0
     tally.examples += 1
+
+
+ENTRY_EXAMPLES = 25
+
+
+@dataclass
+class EntryTally:
+    examples: int = 0
+    sent: Counter[str] = field(default_factory=Counter)
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class EntrySweep:
+    """State carried across examples: the next trade id per symbol, the (symbol, trade id)
+    keys stored so far, and the valid entries sent (to send again as duplicates)."""
+
+    next_id: dict[str, int] = field(default_factory=lambda: dict(FIRST_IDS))
+    clock: int = BASE_TS
+    stored: set[tuple[str, int]] = field(default_factory=set)
+    valid: dict[str, Pairs] = field(default_factory=dict)
+    tally: EntryTally = field(default_factory=EntryTally)
+
+
+def _decoded(pairs: Pairs) -> dict[str, str]:
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in pairs}
+
+
+async def _letters(redis: Redis, service: str, after: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The dead letters of `service` since `after`, by (stream, entry id) of the entry."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, letter in await _entries(redis, keys.deadletter(service), after):
+        raw = orjson.loads(letter["raw"])
+        key = (raw["stream"], raw["id"])
+        assert key not in found, f"{service} dead-lettered {key} twice"
+        found[key] = {"reason": letter["reason"], "fields": raw["fields"]}
+    return found
+
+
+def _counters(ctx: ServiceContext, names: tuple[str, ...]) -> dict[str, int]:
+    return {name: int(ctx.health.counters.get(name, 0)) for name in names}
+
+
+WRITER_COUNTS = ("entries", "rows_written", "duplicates", "deadlettered")
+WORKER_COUNTS = ("ticks_consumed", "deadlettered")
+
+
+async def test_random_tick_entries_are_stored_or_dead_lettered_alike_by_writer_and_worker(
+    redis_url: str, redis_client: Redis, sqlite_path: Path
+) -> None:
+    symbols = ",".join(SYMBOLS)
+    state = EntrySweep()
+    raw = aioredis.Redis.from_url(redis_url)
+    started = time.monotonic()
+    try:
+        async with (
+            running_writer(
+                redis_url, sqlite_path, symbols=symbols, writer_batch_delay_ms=5
+            ) as writer,
+            running_worker(redis_url, sqlite_path=sqlite_path, symbols=symbols) as worker,
+        ):
+            assert await eventually(lambda: worker.health.status == "ok")
+
+            async def example(plans: list[EntryPlan]) -> None:
+                await _entry_example(raw, redis_client, sqlite_path, writer, worker, plans, state)
+
+            await sweep(ENTRY_BATCHES, example, ENTRY_EXAMPLES)
+    finally:
+        await raw.aclose()
+    tally = state.tally
+    print(
+        f"\ntick entry sweep: {tally.examples} examples, {sum(tally.sent.values())} entries "
+        f"({dict(tally.sent)}) -> {tally.accepted} accepted ({tally.duplicates} duplicates), "
+        f"{tally.rejected} dead-lettered by both, in {time.monotonic() - started:.1f} s"
+    )
+
+
+async def _entry_example(
+    raw: aioredis.Redis,
+    redis: Redis,
+    sqlite_path: Path,
+    writer: ServiceContext,
+    worker: ServiceContext,
+    plans: list[EntryPlan],
+    state: EntrySweep,
+) -> None:
+    writer_before = _counters(writer, WRITER_COUNTS)
+    worker_before = _counters(worker, WORKER_COUNTS)
+    tails = {s: await _last_id(redis, keys.deadletter(s)) for s in ("writer", "analytics")}
+    sent: dict[tuple[str, str], tuple[EntryPlan, Pairs]] = {}
+    for plan in plans:
+        trade_id = state.next_id[plan.symbol]
+        state.next_id[plan.symbol] += 1
+        state.clock += 7
+        pairs = plan.make(trade_id, state.clock)
+        if plan.kind == DUPLICATE:
+            if plan.symbol not in state.valid:
+                continue
+            pairs = state.valid[plan.symbol]
+        if plan.kind == VALID:
+            state.valid[plan.symbol] = pairs
+        stream_key = keys.ticks(plan.symbol)
+        entry_id = await raw.execute_command("XADD", stream_key, "*", *sum(pairs, ()))
+        sent[(stream_key, entry_id.decode())] = (plan, pairs)
+    count = len(sent)
+
+    def handled() -> bool:
+        done_writer = _counters(writer, WRITER_COUNTS)["entries"] - writer_before["entries"]
+        now = _counters(worker, WORKER_COUNTS)
+        done_worker = sum(now.values()) - sum(worker_before.values())
+        return done_writer == count and done_worker == count
+
+    assert await eventually(handled, within=15), "an entry was neither accepted nor rejected"
+    writer_delta = {k: v - writer_before[k] for k, v in _counters(writer, WRITER_COUNTS).items()}
+    worker_delta = {k: v - worker_before[k] for k, v in _counters(worker, WORKER_COUNTS).items()}
+    good = {key for key, (plan, pairs) in sent.items() if acceptable(pairs, plan.symbol)}
+    bad = set(sent) - good
+    for kind in (VALID, DUPLICATE):
+        assert all(key in good for key, (plan, _) in sent.items() if plan.kind == kind)
+    # Rejections: each entry the contract refuses is in both dead-letter streams, with a reason
+    # and its fields; none other is.
+    for service in ("writer", "analytics"):
+        letters = await _letters(redis, service, tails[service])
+        assert set(letters) == bad, (service, set(letters) ^ bad)
+        for key, letter in letters.items():
+            assert letter["reason"], letter
+            assert letter["fields"] == _decoded(sent[key][1]), letter
+    assert writer_delta["deadlettered"] == worker_delta["deadlettered"] == len(bad)
+    # Accepted: every valid entry once in SQLite, equal to what was sent; again, a duplicate.
+    new_keys: dict[tuple[str, int], dict[str, str]] = {}
+    for key in sorted(good):
+        fields = _decoded(sent[key][1])
+        row_key = (fields["symbol"], int(fields["trade_id"]))
+        if row_key not in state.stored and row_key not in new_keys:
+            new_keys[row_key] = fields
+    assert writer_delta["rows_written"] == len(new_keys), writer_delta
+    assert writer_delta["duplicates"] == len(good) - len(new_keys), writer_delta
+    assert worker_delta["ticks_consumed"] == len(good), worker_delta
+    stored = stored_rows(sqlite_path, list(new_keys))
+    for row_key, fields in new_keys.items():
+        expected = (
+            fields["ts"],
+            fields["price"],
+            fields["size"],
+            fields["side"],
+            fields["recv_ts"],
+        )
+        assert stored[row_key] == tuple(
+            int(v) if n in ("ts", "recv_ts") else v
+            for n, v in zip(TIME_AND_TEXT, expected, strict=True)
+        ), (row_key, fields)
+    state.stored.update(new_keys)
+    tally = state.tally
+    tally.examples += 1
+    tally.sent.update(plan.kind for plan, _ in sent.values())
+    tally.accepted += len(good)
+    tally.rejected += len(bad)
+    tally.duplicates += len(good) - len(new_keys)
+
+
+TIME_AND_TEXT = ("ts", "price", "size", "side", "recv_ts")
+
+
+def stored_rows(
+    path: Path, wanted: list[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """The rows of `ticks` for (symbol, trade id) keys: (ts, price, size, side, recv_ts)."""
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        found = {}
+        for symbol, trade_id in wanted:
+            row = conn.execute(
+                "SELECT ts, price, size, side, recv_ts FROM ticks "
+                "WHERE symbol = ? AND trade_id = ?",
+                (symbol, trade_id),
+            ).fetchone()
+            found[(symbol, trade_id)] = row
+        return found
+    finally:
+        conn.close()
