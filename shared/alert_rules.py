@@ -133,8 +133,9 @@ def _condition(data: Any, index: int) -> Condition:
 
 
 def _names(unknown: set[Any]) -> str:
-    """Unknown keys as a message lists them (a dict built in Python may have any keys)."""
-    return ", ".join(sorted(shown(key) if not isinstance(key, str) else key for key in unknown))
+    """Unknown keys as a message lists them, quoted (a key may be any text, or, in a dict built
+    in Python, any value)."""
+    return ", ".join(sorted(shown(key) for key in unknown))
 
 
 def validate_rule_id(rule_id: str) -> str:

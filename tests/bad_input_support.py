@@ -459,30 +459,41 @@ RULE_PLANS = st.one_of(
 )
 
 
+ACTIVE, DISABLED, INVALID, UNKNOWN = "active", "disabled", "invalid", "unknown"
+
+
 @st.composite
-def stored_rules(draw: st.DrawFn) -> tuple[bytes, bytes, bool]:
-    """(rule id, stored value, whether it is a valid rule for the worker): valid rules under
-    valid ids, and invalid ones: bad ids (empty, spaces, too long, not UTF-8), mutated rules,
-    values that are not JSON, not UTF-8, or over the size limit."""
-    rule_id = draw(st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True))
+def stored_rules(draw: st.DrawFn) -> tuple[bytes, bytes, str]:
+    """(rule id, stored value, what the worker must make of it): valid rules under valid ids,
+    active or disabled; invalid ones: bad ids (empty, spaces, too long, a newline, not UTF-8,
+    two that decode alike), values that are not JSON, not UTF-8, or over the size limit; and
+    mutated rules or random JSON, whose outcome the pure sweep checks (`UNKNOWN` here)."""
+    rule_id = draw(st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True)).encode()
     plan = draw(RULE_PLANS)
     if plan.touched is None and draw(st.integers(0, 3)) > 0:
-        return rule_id.encode(), orjson.dumps(plan.value), True
+        return (
+            rule_id,
+            orjson.dumps(plan.value),
+            DISABLED if not plan.value.get("enabled", True) else ACTIVE,
+        )
     how = draw(st.sampled_from(["id", "value", "value", "text", "bytes", "huge"]))
     valid_value = orjson.dumps(draw(valid_rules()))
     if how == "id":
-        bad_id = draw(st.sampled_from([b"", b"a b", b"x" * 65, b"r\xff", b"r\n", b"\xc3("]))
-        return bad_id, valid_value, False
+        bad_ids = [b"", b"a b", b"x" * 65, b"r\n", b"r\xff", b"r\xfe", b"\xc3("]
+        return draw(st.sampled_from(bad_ids)), valid_value, INVALID
     if how == "value":
         try:
-            return rule_id.encode(), orjson.dumps(plan.value), False
+            return rule_id, orjson.dumps(plan.value), UNKNOWN
         except orjson.JSONEncodeError:
-            return rule_id.encode(), repr(plan.value).encode(), False
+            return rule_id, repr(plan.value).encode(), UNKNOWN
     if how == "text":
-        return rule_id.encode(), valid_value[: draw(st.integers(0, len(valid_value) - 1))], False
+        return rule_id, valid_value[: draw(st.integers(0, len(valid_value) - 1))], INVALID
     if how == "bytes":
-        return rule_id.encode(), draw(st.binary(min_size=1, max_size=30)) + b"\xff", False
-    return rule_id.encode(), b'{"name": "' + b"x" * 5_000 + b'"}', False
+        return rule_id, draw(st.binary(max_size=30)) + b"\xff", INVALID
+    return rule_id, b'{"name": "' + b"x" * 5_000 + b'"}', INVALID
+
+
+RULE_SETS = st.lists(stored_rules(), min_size=1, max_size=25)
 
 
 # CSV uploads.

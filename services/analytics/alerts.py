@@ -70,6 +70,8 @@ class RuleBook:
         """Stored rules refused, with the reason (`rules_invalid`)."""
         self.disabled: set[str] = set()
         """Stored valid rules with `enabled: false` (`rules_disabled`)."""
+        self.unreadable = 0
+        """Stored rules whose id (not UTF-8) decodes like another's, so they cannot be read."""
         self._reported: set[tuple[str, str]] = set()
         self.last_fired: dict[str, int] = {}
 
@@ -88,12 +90,20 @@ class RuleBook:
             raise RuleError(f"tf {rule.tf} is not in TIMEFRAMES ({served})")
         return rule
 
-    def load(self, stored: Mapping[str, str]) -> list[str]:
+    def load(self, stored: Mapping[str, str], count: int | None = None) -> list[str]:
         """Take the rules as stored now; the problems not reported before (one line each).
 
-        Every stored rule ends up in exactly one of `rules`, `disabled` and `invalid`.
+        Every stored rule ends up in exactly one of `rules`, `disabled` and `invalid`, or is
+        counted `unreadable` when the hash holds `count` rules but fewer could be read.
         """
         problems: list[str] = []
+        unreadable = max(0, (count or 0) - len(stored))
+        if unreadable and unreadable != self.unreadable:
+            problems.append(
+                f"{unreadable} rule(s) ignored: their ids are not UTF-8 text and read like "
+                "another rule's id"
+            )
+        self.unreadable = unreadable
         kept: dict[str, RuleState] = {}
         invalid: dict[str, str] = {}
         disabled: set[str] = set()

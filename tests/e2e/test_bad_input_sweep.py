@@ -11,6 +11,7 @@ on the change it made to the counters and to Redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
@@ -22,26 +23,37 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from services.analytics import service as analytics_service
 from services.ingestor.feed import LiveSource
 from shared import keys
+from shared.alert_rules import RuleError, parse_rule, rule_from_dict
 from shared.events import MAX_RAW_BYTES
 from shared.redis_io import Redis
 from shared.runtime import ServiceContext
 from shared.schemas import Tick
 from tests.analytics_support import running_worker
 from tests.bad_input_support import (
+    ACTIVE,
     BASE_TS,
+    DISABLED,
     DUPLICATE,
     ENTRY_BATCHES,
     FRAME_BATCHES,
+    INVALID,
     NON_MARKET,
+    PURE_SWEEP,
     REPLAY,
+    RULE_PLANS,
+    RULE_SETS,
     SYMBOLS,
     VALID,
     EntryPlan,
     FramePlan,
     Pairs,
+    RulePlan,
     acceptable,
     sweep,
 )
@@ -413,3 +425,109 @@ def stored_rows(
         return found
     finally:
         conn.close()
+
+
+@settings(PURE_SWEEP, max_examples=400)
+@given(RULE_PLANS)
+def test_a_random_rule_is_valid_or_refused_naming_the_field(plan: RulePlan) -> None:
+    try:
+        rule = rule_from_dict(plan.value)
+    except RuleError as exc:
+        message = str(exc)
+        assert plan.touched is not None, f"a valid rule was refused: {message}"
+        assert message and "\n" not in message and len(message) < 500, message
+        named = any(key in message or repr(key) in message for key in plan.touched)
+        assert named, (plan.touched, message)
+        if not isinstance(plan.value, dict):
+            assert message == "a rule must be a JSON object"
+        return
+    assert rule_from_dict(orjson.loads(rule.to_json())) == rule
+    assert parse_rule(rule.to_json()) == rule
+
+
+@settings(PURE_SWEEP, max_examples=300)
+@given(st.one_of(st.binary(max_size=64), RULE_PLANS.map(lambda p: _json_or_repr(p.value))))
+def test_any_stored_rule_text_parses_or_is_refused_with_a_reason(text: bytes) -> None:
+    try:
+        parse_rule(text)
+    except RuleError as exc:
+        assert str(exc)
+
+
+def _json_or_repr(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return repr(value).encode()
+
+
+RULE_EXAMPLES = 12
+
+
+async def test_random_rules_in_redis_are_each_active_disabled_or_reported_invalid(
+    redis_url: str, redis_client: Redis, sqlite_path: Path
+) -> None:
+    raw = aioredis.Redis.from_url(redis_url)
+    stored_total = 0
+    reported: set[str] = set()
+    started = time.monotonic()
+    try:
+        async with running_worker(
+            redis_url, sqlite_path=sqlite_path, symbols=",".join(SYMBOLS), timeframes="1s,1m"
+        ) as worker:
+            assert await eventually(lambda: worker.health.status == "ok")
+
+            async def example(rules: list[tuple[bytes, bytes, str]]) -> None:
+                nonlocal stored_total
+                stored_total += await _rules_example(raw, redis_client, worker, rules, reported)
+
+            await sweep(RULE_SETS, example, RULE_EXAMPLES)
+            assert worker.health.status == "ok"
+    finally:
+        await raw.aclose()
+    print(
+        f"\nstored rule sweep: {RULE_EXAMPLES} examples, {stored_total} rules stored, "
+        f"{len(reported)} reported invalid, in {time.monotonic() - started:.1f} s"
+    )
+
+
+async def _rules_example(
+    raw: aioredis.Redis,
+    redis: Redis,
+    worker: ServiceContext,
+    rules: list[tuple[bytes, bytes, str]],
+    reported: set[str],
+) -> int:
+    expected = {rule_id: (value, outcome) for rule_id, value, outcome in rules}
+    events_tail = await _last_id(redis, keys.EVENTS)
+    await raw.delete(keys.ALERT_RULES)
+    await raw.hset(keys.ALERT_RULES, mapping={k: v for k, (v, _) in expected.items()})
+    outcomes = Counter(outcome for _, outcome in expected.values())
+    await asyncio.sleep(analytics_service.POLL_S * 1.5)
+
+    def counts() -> dict[str, int]:
+        names = ("rules_active", "rules_disabled", "rules_invalid")
+        return {name: int(worker.health.counters.get(name, -1)) for name in names}
+
+    def settled() -> bool:
+        now = counts()
+        return (
+            sum(now.values()) == len(expected)
+            and now["rules_active"] >= outcomes[ACTIVE]
+            and now["rules_disabled"] >= outcomes[DISABLED]
+            and now["rules_invalid"] >= outcomes[INVALID]
+        )
+
+    assert await eventually(settled, within=5), (counts(), outcomes)
+    # Every rule refused is reported, naming its id, the first time this version is seen.
+    for _, event in await _entries(redis, keys.EVENTS, events_tail):
+        if event["kind"] == "bad-rule":
+            reported.add(event["detail"])
+    details = "\n".join(reported)
+    for rule_id, (_, outcome) in expected.items():
+        text = repr(rule_id.decode("utf-8", "replace"))
+        if outcome == INVALID and b"\xff" not in rule_id and b"\xfe" not in rule_id:
+            assert f"rule {text[:25]}" in details, (rule_id, details)  # long ids are cut
+        if outcome in (ACTIVE, DISABLED):
+            assert f"rule {text} ignored" not in details
+    return len(expected)
