@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import orjson
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import example as hypothesis_example
 from hypothesis import strategies as st
 
 from shared.schemas import Tick
@@ -49,19 +50,22 @@ PURE_SWEEP = settings(
 
 
 async def sweep(
-    strategy: st.SearchStrategy[T], example: Callable[[T], Awaitable[None]], examples: int
+    strategy: st.SearchStrategy[T],
+    example: Callable[[T], Awaitable[None]],
+    examples: int,
+    explicit: Sequence[T] = (),
 ) -> None:
-    """Run `example` on `examples` values of `strategy`, each in this event loop, where the
-    services under test keep running between examples. Hypothesis drives from a worker thread,
-    so the loop (and the services) never stop while it draws."""
+    """Run `example` on the `explicit` values, then on `examples` values of `strategy`, each in
+    this event loop, where the services under test keep running between examples. Hypothesis
+    drives from a worker thread, so the loop (and the services) never stop while it draws."""
     loop = asyncio.get_running_loop()
 
-    @settings(SERVICE_SWEEP, max_examples=examples)
-    @given(strategy)
     def check(value: T) -> None:
         asyncio.run_coroutine_threadsafe(example(value), loop).result(timeout=60)
 
-    await asyncio.to_thread(check)
+    for value in explicit:
+        check = hypothesis_example(value)(check)
+    await asyncio.to_thread(settings(SERVICE_SWEEP, max_examples=examples)(given(strategy)(check)))
 
 
 # Values a mutation puts into a field: wrong types, signs, spacing, digits of other scripts,
@@ -380,6 +384,18 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 """Any JSON-like value (floats include NaN and infinities, which JSON text cannot hold)."""
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+RULE_JUNK: tuple[Any, ...] = (10**400, -(10**400), 10**5000, nested(1_200), "x" * 10_000)
+"""Values only a rule built in Python can hold: beyond a double, beyond Python's int-to-text
+limit, nested past the recursion limit."""
 RULE_KEYS = (
     "name", "pair", "tf", "metric", "op", "threshold", "cooldown_s", "enabled", "conditions",
     "window", "method",
@@ -431,7 +447,7 @@ def mutated_rules(draw: st.DrawFn) -> RulePlan:
         how = draw(st.sampled_from(["set", "set", "drop", "add", "condition"]))
         key = draw(st.sampled_from(RULE_KEYS))
         if how == "set":
-            rule[key] = draw(st.sampled_from(JSON_JUNK) | JSON_VALUES)
+            rule[key] = draw(st.sampled_from(JSON_JUNK) | st.sampled_from(RULE_JUNK) | JSON_VALUES)
         elif how == "drop":
             rule.pop(key, None)
         elif how == "add":
@@ -476,24 +492,43 @@ def stored_rules(draw: st.DrawFn) -> tuple[bytes, bytes, str]:
             orjson.dumps(plan.value),
             DISABLED if not plan.value.get("enabled", True) else ACTIVE,
         )
-    how = draw(st.sampled_from(["id", "value", "value", "text", "bytes", "huge"]))
+    how = draw(st.sampled_from(["id", "value", "value", "text", "bytes", "huge", "deep"]))
     valid_value = orjson.dumps(draw(valid_rules()))
     if how == "id":
         bad_ids = [b"", b"a b", b"x" * 65, b"r\n", b"r\xff", b"r\xfe", b"\xc3("]
         return draw(st.sampled_from(bad_ids)), valid_value, INVALID
     if how == "value":
-        try:
-            return rule_id, orjson.dumps(plan.value), UNKNOWN
-        except orjson.JSONEncodeError:
-            return rule_id, repr(plan.value).encode(), UNKNOWN
+        return rule_id, json_or_junk(plan.value), UNKNOWN
     if how == "text":
         return rule_id, valid_value[: draw(st.integers(0, len(valid_value) - 1))], INVALID
     if how == "bytes":
         return rule_id, draw(st.binary(max_size=30)) + b"\xff", INVALID
+    if how == "deep":
+        return rule_id, b'{"name":"n","pair":' + b"[" * 1_000 + b"]" * 1_000 + b"}", INVALID
     return rule_id, b'{"name": "' + b"x" * 5_000 + b'"}', INVALID
 
 
+def json_or_junk(value: Any) -> bytes:
+    """The JSON text of a value, or text that is not JSON when the value has no JSON form."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError among them: NaN is fine, 10**400 is not
+        return b"{not JSON"
+
+
 RULE_SETS = st.lists(stored_rules(), min_size=1, max_size=25)
+HARD_RULES: list[tuple[bytes, bytes, str]] = [
+    (b"deep", b'{"name":"n","pair":' + b"[" * 1_000 + b"]" * 1_000 + b"}", INVALID),
+    (b"r\xff", b"{}", INVALID),
+    (b"r\xfe", b"{}", INVALID),
+    (b"r\n", orjson.dumps({"name": "n", "pair": "BTCUSDT-ETHUSDT", "tf": "1s", "metric": "beta",
+                           "op": ">", "threshold": 1}), INVALID),
+    (b"ok", orjson.dumps({"name": "n", "pair": "BTCUSDT-ETHUSDT", "tf": "1s", "metric": "beta",
+                         "op": ">", "threshold": 1}), ACTIVE),
+    (b"tf", orjson.dumps({"name": "n", "pair": "BTCUSDT-ETHUSDT", "tf": "1m\n", "metric": "beta",
+                         "op": ">", "threshold": 1}), INVALID),
+]  # fmt: skip
+"""Stored rules that once stopped the worker or were counted wrong, checked on every run."""
 
 
 # CSV uploads.

@@ -12,6 +12,7 @@ on the change it made to the counters and to Redis.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import sqlite3
 import time
@@ -21,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.analytics import service as analytics_service
+from services.dashboard.upload import UploadError, decode_contents, pair_from_files
 from services.ingestor.feed import LiveSource
 from shared import keys
 from shared.alert_rules import RuleError, parse_rule, rule_from_dict
@@ -42,6 +45,7 @@ from tests.bad_input_support import (
     DUPLICATE,
     ENTRY_BATCHES,
     FRAME_BATCHES,
+    HARD_RULES,
     INVALID,
     NON_MARKET,
     PURE_SWEEP,
@@ -49,13 +53,17 @@ from tests.bad_input_support import (
     RULE_PLANS,
     RULE_SETS,
     SYMBOLS,
+    UPLOAD_LIMIT,
     VALID,
     EntryPlan,
     FramePlan,
     Pairs,
     RulePlan,
+    UploadPlan,
     acceptable,
+    json_or_junk,
     sweep,
+    upload_plans,
 )
 from tests.ingestor_support import (
     BinanceServer,
@@ -446,19 +454,12 @@ def test_a_random_rule_is_valid_or_refused_naming_the_field(plan: RulePlan) -> N
 
 
 @settings(PURE_SWEEP, max_examples=300)
-@given(st.one_of(st.binary(max_size=64), RULE_PLANS.map(lambda p: _json_or_repr(p.value))))
+@given(st.one_of(st.binary(max_size=64), RULE_PLANS.map(lambda p: json_or_junk(p.value))))
 def test_any_stored_rule_text_parses_or_is_refused_with_a_reason(text: bytes) -> None:
     try:
         parse_rule(text)
     except RuleError as exc:
         assert str(exc)
-
-
-def _json_or_repr(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return repr(value).encode()
 
 
 RULE_EXAMPLES = 12
@@ -468,7 +469,7 @@ async def test_random_rules_in_redis_are_each_active_disabled_or_reported_invali
     redis_url: str, redis_client: Redis, sqlite_path: Path
 ) -> None:
     raw = aioredis.Redis.from_url(redis_url)
-    stored_total = 0
+    stored_total = examples = 0
     reported: set[str] = set()
     started = time.monotonic()
     try:
@@ -478,15 +479,16 @@ async def test_random_rules_in_redis_are_each_active_disabled_or_reported_invali
             assert await eventually(lambda: worker.health.status == "ok")
 
             async def example(rules: list[tuple[bytes, bytes, str]]) -> None:
-                nonlocal stored_total
+                nonlocal stored_total, examples
                 stored_total += await _rules_example(raw, redis_client, worker, rules, reported)
+                examples += 1
 
-            await sweep(RULE_SETS, example, RULE_EXAMPLES)
+            await sweep(RULE_SETS, example, RULE_EXAMPLES, [HARD_RULES])
             assert worker.health.status == "ok"
     finally:
         await raw.aclose()
     print(
-        f"\nstored rule sweep: {RULE_EXAMPLES} examples, {stored_total} rules stored, "
+        f"\nstored rule sweep: {examples} examples, {stored_total} rules stored, "
         f"{len(reported)} reported invalid, in {time.monotonic() - started:.1f} s"
     )
 
@@ -531,3 +533,50 @@ async def _rules_example(
         if outcome in (ACTIVE, DISABLED):
             assert f"rule {text} ignored" not in details
     return len(expected)
+
+
+@settings(PURE_SWEEP, max_examples=250)
+@given(upload_plans())
+def test_a_random_upload_parses_or_is_refused_naming_file_row_and_column(plan: UploadPlan) -> None:
+    names = [name for name, _ in plan.files]
+    try:
+        files = [decode_contents(name, _data_url(data), UPLOAD_LIMIT) for name, data in plan.files]
+        pair = pair_from_files(files)
+    except UploadError as exc:
+        message = str(exc)
+        assert not plan.valid, f"a valid upload was refused: {message}"
+        assert message and "\n" not in message and len(message) < 1_000, message
+        if not message.startswith(PAIR_LEVEL):
+            assert any(message.startswith(name) for name in names), (names, message)
+        if plan.cell is not None:
+            name, row, column = plan.cell
+            assert message.startswith(f"{name} row {row} "), (plan.cell, message)
+            assert f"column '{column}'" in message, (plan.cell, message)
+        return
+    assert plan.cell is None, f"a bad cell was accepted: {plan.cell}"
+    if plan.valid:
+        assert {pair.a.symbol, pair.b.symbol} == set(SYMBOLS)
+        assert pair.rows == plan.rows and pair.dropped == 0
+    for leg in (pair.a, pair.b):
+        assert (np.diff(leg.time) > 0).all()
+        prices = np.array([leg.open, leg.high, leg.low, leg.close])
+        assert np.isfinite(prices).all() and (prices > 0).all() and (leg.volume >= 0).all()
+        assert (leg.high >= leg.low).all()
+
+
+PAIR_LEVEL = ("no file was uploaded", "a pair needs exactly two symbols", *SYMBOLS)
+"""Messages about the pair rather than one file (they name the symbols)."""
+
+
+def _data_url(data: bytes) -> str:
+    return "data:text/csv;base64," + base64.b64encode(data).decode()
+
+
+@settings(PURE_SWEEP, max_examples=150)
+@given(st.text(max_size=80), st.binary(max_size=80))
+def test_a_random_upload_body_is_refused_with_a_message(contents: str, data: bytes) -> None:
+    for text in (contents, f"data:text/csv;base64,{contents}", _data_url(data)):
+        try:
+            pair_from_files([decode_contents("x.csv", text, UPLOAD_LIMIT)])
+        except UploadError as exc:
+            assert str(exc).startswith(("x.csv", "a pair needs")), exc
