@@ -92,13 +92,16 @@ class FrameTally:
     outcome: Counter[str] = field(default_factory=Counter)
 
 
+INGESTOR_COUNTS = (
+    "ticks", "published", "dropped", "non_market", "deadlettered", "duplicates", "overflowed",
+    "connects",
+)  # fmt: skip
+
+
 def _counts(run: RunningIngestor, symbol: str) -> dict[str, int]:
+    """The ingestor's per-symbol counters, as its health record publishes them."""
     record = run.counters
-    names = ("ticks", "published", "dropped", "non_market", "deadlettered", "duplicates")
-    counts = {name: int(record[f"{name}:{symbol}"]) for name in names}
-    counts["overflowed"] = int(record[f"overflowed:{symbol}"])
-    counts["connects"] = int(record[f"connects:{symbol}"])
-    return counts
+    return {name: int(record[f"{name}:{symbol}"]) for name in INGESTOR_COUNTS}
 
 
 def _frames(run: RunningIngestor) -> dict[str, int]:
