@@ -13,6 +13,7 @@ true, having been false at the previous bar, and at most once per `cooldown_s`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from typing import Any, Literal, cast
 import orjson
 
 from shared.config import normalize_symbol, timeframe_ms
+from shared.schemas import shown
 from shared.views import MAX_WINDOW, METHODS, MIN_WINDOW, Method
 
 Op = Literal[">", "<", ">=", "<=", "abs>"]
@@ -29,7 +31,7 @@ METRICS = (
     "price_a", "price_b", "alpha", "beta", "spread", "zscore", "corr", "spread_mean",
     "spread_std", "adf_stat", "adf_pvalue", "half_life", "coint_pvalue",
 )  # fmt: skip
-RULE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+RULE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 MAX_NAME = 120
 MAX_CONDITIONS = 8
 MAX_RULE_BYTES = 4_096
@@ -100,15 +102,19 @@ def compare(value: float, op: Op, threshold: float) -> bool:
 
 def _number(data: dict[str, Any], key: str, where: str) -> float:
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleError(f"{where}{key} must be a finite number, got {value!r}")
-    return float(value)
+    number = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # an int beyond a double's range
+            number = float(value)
+    if not math.isfinite(number):
+        raise RuleError(f"{where}{key} must be a finite number, got {shown(value)}")
+    return number
 
 
 def _choice(data: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str:
     value = data.get(key)
     if value not in allowed:
-        raise RuleError(f"{where}{key} must be one of {', '.join(allowed)}; got {value!r}")
+        raise RuleError(f"{where}{key} must be one of {', '.join(allowed)}; got {shown(value)}")
     return cast(str, value)
 
 
@@ -118,7 +124,7 @@ def _condition(data: Any, index: int) -> Condition:
         raise RuleError(f"conditions[{index}] must be an object like {{metric, op, threshold}}")
     unknown = set(data) - {"metric", "op", "threshold"}
     if unknown:
-        raise RuleError(f"conditions[{index}] has unknown field(s): {', '.join(sorted(unknown))}")
+        raise RuleError(f"conditions[{index}] has unknown field(s): {_names(unknown)}")
     return Condition(
         metric=_choice(data, "metric", METRICS, where),
         op=cast(Op, _choice(data, "op", OPS, where)),
@@ -126,9 +132,15 @@ def _condition(data: Any, index: int) -> Condition:
     )
 
 
+def _names(unknown: set[Any]) -> str:
+    """Unknown keys as a message lists them, quoted (a key may be any text, or, in a dict built
+    in Python, any value)."""
+    return ", ".join(sorted(shown(key) for key in unknown))
+
+
 def validate_rule_id(rule_id: str) -> str:
-    if not RULE_ID.match(rule_id):
-        raise RuleError(f"rule id {rule_id!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
+        raise RuleError(f"rule id {shown(rule_id)} must be 1-64 letters, digits, '.', '_' or '-'")
     return rule_id
 
 
@@ -139,30 +151,30 @@ def rule_from_dict(data: Any) -> AlertRule:
     allowed = {f for f in AlertRule.__dataclass_fields__}
     unknown = set(data) - allowed
     if unknown:
-        raise RuleError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise RuleError(f"unknown field(s): {_names(unknown)}")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise RuleError(f"name must be a non-empty text of at most {MAX_NAME} characters")
     pair = data.get("pair")
     if not isinstance(pair, str) or pair.count("-") != 1:
-        raise RuleError(f"pair must look like BTCUSDT-ETHUSDT, got {pair!r}")
+        raise RuleError(f"pair must look like BTCUSDT-ETHUSDT, got {shown(pair)}")
     try:
         a, b = (normalize_symbol(s) for s in pair.split("-"))
     except ValueError as exc:
         raise RuleError(f"pair: {exc}") from None
     if a == b:
-        raise RuleError(f"pair needs two different symbols, got {pair!r}")
+        raise RuleError(f"pair needs two different symbols, got {shown(pair)}")
     tf = data.get("tf")
     try:
         timeframe_ms(tf if isinstance(tf, str) else "")
     except ValueError:
-        raise RuleError(f"tf must be a timeframe like 1s, 1m, 5m; got {tf!r}") from None
+        raise RuleError(f"tf must be a timeframe like 1s, 1m, 5m; got {shown(tf)}") from None
     cooldown = _number(data, "cooldown_s", "") if "cooldown_s" in data else 300.0
     if cooldown < 0:
-        raise RuleError(f"cooldown_s must be 0 or more, got {cooldown!r}")
+        raise RuleError(f"cooldown_s must be 0 or more, got {shown(cooldown)}")
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise RuleError(f"enabled must be true or false, got {enabled!r}")
+        raise RuleError(f"enabled must be true or false, got {shown(enabled)}")
     conditions = data.get("conditions", [])
     if not isinstance(conditions, list) or len(conditions) > MAX_CONDITIONS:
         raise RuleError(f"conditions must be a list of at most {MAX_CONDITIONS} conditions")
@@ -172,10 +184,12 @@ def rule_from_dict(data: Any) -> AlertRule:
         or not isinstance(window, int)
         or not MIN_WINDOW <= window <= MAX_WINDOW
     ):
-        raise RuleError(f"window must be a whole number {MIN_WINDOW}..{MAX_WINDOW}, got {window!r}")
+        raise RuleError(
+            f"window must be a whole number {MIN_WINDOW}..{MAX_WINDOW}, got {shown(window)}"
+        )
     method = data.get("method")
     if method is not None and method not in METHODS:
-        raise RuleError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise RuleError(f"method must be one of {', '.join(METHODS)}; got {shown(method)}")
     return AlertRule(
         name=name.strip(),
         pair=f"{a}-{b}",

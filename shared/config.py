@@ -14,9 +14,9 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}$")
-TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
-CONSUMER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}\Z")
+TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)\Z")
+CONSUMER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}\Z")
 Source = Literal["binance", "replay", "synthetic"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

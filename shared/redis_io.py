@@ -22,6 +22,11 @@ SOCKET_TIMEOUT_S = 5.0
 """Longest wait for any reply on a `client()` connection; then the call fails with a timeout (one
 of `UNAVAILABLE`), so a Redis that hangs cannot hold a service past its shutdown grace. Above the
 longest XREADGROUP BLOCK any service uses (the writer's, 1 s)."""
+ENCODING_ERRORS = "replace"
+"""How every client decodes replies: bytes that are not UTF-8 (any program can write them into a
+stream or a hash) become U+FFFD instead of failing the whole reply with `UnicodeDecodeError`, which
+would stop a service on one bad entry. The checks of each record then refuse such a value, naming
+its field."""
 
 
 def decoded(reply: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
@@ -61,6 +66,7 @@ def client(url: str) -> Redis:
     return aioredis.Redis.from_url(
         url,
         decode_responses=True,
+        encoding_errors=ENCODING_ERRORS,
         socket_connect_timeout=2.0,
         socket_keepalive=True,
         health_check_interval=10,
@@ -104,6 +110,7 @@ async def ensure_group(redis: Redis, stream: str, group: str, start_id: str = "0
 
 
 __all__ = [
+    "ENCODING_ERRORS",
     "UNAVAILABLE",
     "Redis",
     "RedisError",

@@ -21,7 +21,7 @@ VIEW_TTL_MS = 30_000
 """How long a view stays served after its last renewal."""
 MIN_WINDOW, MAX_WINDOW = 3, 100_000
 
-_ID = re.compile(r"^([A-Z0-9]+)-([A-Z0-9]+):([0-9]+[smhd]):w([0-9]+):([a-z]+)$")
+_ID = re.compile(r"^([A-Z0-9]+)-([A-Z0-9]+):([0-9]+[smhd]):w([0-9]+):([a-z]+)\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,13 @@ class BinanceServer:
                     raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
                 )
 
+    async def send_messages(self, stream: str, messages: Iterable[bytes | str]) -> None:
+        """Send each message as it is: text as a text frame, bytes as a binary frame (bytes
+        that are not UTF-8 can only travel in a binary frame)."""
+        for connection in self.listeners(stream):
+            for message in messages:
+                await connection.send(message)
+
     async def blast(self, connection: ServerConnection, frames: Sequence[bytes]) -> None:
         """Write pre-framed messages straight to the socket, as fast as it takes them (for
         benchmarks: no per-message cost on the server side)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 
 from shared.alert_rules import AlertRule, RuleError, parse_rule, validate_rule_id
 from shared.pairstats import Stationarity
-from shared.schemas import Alert, PairStat
+from shared.schemas import Alert, PairStat, shown
 from shared.views import DEFAULT_METHOD, PairView
 
 STAT_FIELDS = tuple(f.name for f in fields(PairStat) if f.name not in ("ts", "window", "n"))
@@ -65,6 +65,13 @@ class RuleBook:
         self.timeframes = set(timeframes)
         self.window = window
         self.rules: dict[str, RuleState] = {}
+        """The valid, enabled rules (`rules_active` in health)."""
+        self.invalid: dict[str, str] = {}
+        """Stored rules refused, with the reason (`rules_invalid`)."""
+        self.disabled: set[str] = set()
+        """Stored valid rules with `enabled: false` (`rules_disabled`)."""
+        self.unreadable = 0
+        """Stored rules whose id (not UTF-8) decodes like another's, so they cannot be read."""
         self._reported: set[tuple[str, str]] = set()
         self.last_fired: dict[str, int] = {}
 
@@ -83,11 +90,24 @@ class RuleBook:
             raise RuleError(f"tf {rule.tf} is not in TIMEFRAMES ({served})")
         return rule
 
-    def load(self, stored: Mapping[str, str]) -> list[str]:
-        """Take the rules as stored now; the problems not reported before (one line each)."""
+    def load(self, stored: Mapping[str, str], count: int | None = None) -> list[str]:
+        """Take the rules as stored now; the problems not reported before (one line each).
+
+        Every stored rule ends up in exactly one of `rules`, `disabled` and `invalid`, or is
+        counted `unreadable` when the hash holds `count` rules but fewer could be read.
+        """
         problems: list[str] = []
+        unreadable = max(0, (count or 0) - len(stored))
+        if unreadable and unreadable != self.unreadable:
+            problems.append(
+                f"{unreadable} rule(s) ignored: their ids are not UTF-8 text and read like "
+                "another rule's id"
+            )
+        self.unreadable = unreadable
         kept: dict[str, RuleState] = {}
         self._reported &= set(stored.items())
+        invalid: dict[str, str] = {}
+        disabled: set[str] = set()
         for rule_id, raw in stored.items():
             current = self.rules.get(rule_id)
             if current is not None and current.raw == raw:
@@ -96,16 +116,18 @@ class RuleBook:
             try:
                 rule = self._check(rule_id, raw)
             except RuleError as exc:
+                invalid[rule_id] = str(exc)
                 if (rule_id, raw) not in self._reported:
                     self._reported.add((rule_id, raw))
-                    problems.append(f"rule {rule_id!r} ignored: {exc}")
+                    problems.append(f"rule {shown(rule_id)} ignored: {exc}")
                 continue
             if not rule.enabled:
+                disabled.add(rule_id)
                 continue
             state = RuleState(rule_id, raw, rule, self.view_of(rule))
             state.last_fired = self.last_fired.get(rule_id)
             kept[rule_id] = state
-        self.rules = kept
+        self.rules, self.invalid, self.disabled = kept, invalid, disabled
         return problems
 
     def views(self) -> set[PairView]:

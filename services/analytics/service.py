@@ -92,8 +92,8 @@ class Worker:
     async def start(self) -> None:
         """Views and rules as stored, state rebuilt from history, consumer groups in place."""
         health = self.ctx.health
-        stored_rules, members = await self._read_views_and_rules()
-        await self._report(self.rules.load(stored_rules), "bad-rule")
+        stored_rules, stored_count, members = await self._read_views_and_rules()
+        await self._report(self.rules.load(stored_rules, stored_count), "bad-rule")
         requested, problems = self.registry.requested(members)
         await self._report(problems, "bad-view")
         for view_id in sorted(self.defaults):
@@ -127,14 +127,17 @@ class Worker:
             extra={"history_bars": report.history_bars, "stream_ticks": report.stream_ticks},
         )
 
-    async def _read_views_and_rules(self) -> tuple[dict[str, str], list[str]]:
+    async def _read_views_and_rules(self) -> tuple[dict[str, str], int, list[str]]:
+        """The stored rules, how many the hash holds (more than read when ids that are not
+        UTF-8 decode alike), and the views requested."""
         now = now_ms()
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.ALERT_RULES)
+        pipe.hlen(keys.ALERT_RULES)
         pipe.zrangebyscore(keys.ANALYTICS_VIEWS, now, "+inf")
         pipe.zremrangebyscore(keys.ANALYTICS_VIEWS, "-inf", f"({now}")
-        rules, members, _ = await pipe.execute()
-        return decoded(rules), [str(m) for m in members]
+        rules, count, members, _ = await pipe.execute()
+        return decoded(rules), int(count), [str(m) for m in members]
 
     async def _restore_fired(self) -> None:
         recent = await revrange(self.redis, keys.ALERTS, count=RECENT_ALERTS)
@@ -331,8 +334,8 @@ class Worker:
     # Views, rules, health.
 
     async def poll(self) -> None:
-        stored_rules, members = await self._read_views_and_rules()
-        await self._report(self.rules.load(stored_rules), "bad-rule")
+        stored_rules, stored_count, members = await self._read_views_and_rules()
+        await self._report(self.rules.load(stored_rules, stored_count), "bad-rule")
         requested, problems = self.registry.requested(members)
         await self._report(problems, "bad-view")
         self.requested = {view.id for view in requested}
@@ -407,6 +410,8 @@ class Worker:
         health.set("views_requested", len(self.requested))
         health.set("views_filling", sum(1 for s in states if not s.ready))
         health.set("rules_active", len(self.rules.rules))
+        health.set("rules_disabled", len(self.rules.disabled))
+        health.set("rules_invalid", len(self.rules.invalid) + self.rules.unreadable)
         health.set("late_ticks", analytics.bars.late)
         health.set("intervals_skipped", sum(book.skipped for book in analytics.bars.books))
         health.set("last_update", self.last_update)

@@ -2,14 +2,13 @@
 
 The redis-py reply callback for XREADGROUP turns every entry into a dict; at 50,000 ticks/s that
 is most of a core. The reader's own connection keeps hiredis' nested lists instead
-(`raw_reader`), and `parse_entry` reads a tick from them by position when the fields come in the
-order `Tick.to_fields()` writes them. Anything else goes through `Tick.from_fields`, so the same
-entries are accepted and the same errors named as everywhere else.
+(`raw_reader`), and `parse_entry` checks a tick in them by the one contract of a tick entry,
+`shared.schemas.tick_entry`, which the writer applies too: both accept the same entries and name
+the same faults.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -18,11 +17,7 @@ from redis.exceptions import ResponseError
 
 from services.analytics.resp import command, round_trip
 from shared.redis_io import client
-from shared.schemas import TICK_FIELDS, SchemaError, Tick
-
-_LAYOUT = list(TICK_FIELDS)
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_SIDES = ("buy", "sell")
+from shared.schemas import SchemaError, check_tick, tick_entry
 
 RawEntry = tuple[str, list[str]]
 """(entry id, [field, value, field, value, ...]) as hiredis gives it."""
@@ -76,41 +71,14 @@ def as_mapping(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=False))
 
 
-def _checked(tick: Tick, symbol: str) -> ParsedTick:
-    if tick.symbol != symbol:
-        raise BadTick(f"symbol {tick.symbol!r} on the stream of {symbol}")
-    price, size = float(tick.price), float(tick.size)
-    if not price > 0:
-        raise BadTick(f"price {tick.price!r} is not above zero")
-    if not size > 0:
-        raise BadTick(f"size {tick.size!r} is not above zero")
-    return tick.ts, price, size, tick.recv_ts
-
-
 def parse_entry(flat: list[str], symbol: str) -> ParsedTick:
-    """The tick of one raw entry of `ticks:<symbol>`; `BadTick` naming what is wrong."""
-    if len(flat) == 14 and flat[0::2] == _LAYOUT:
-        price, size, side = flat[5], flat[7], flat[11]
-        if (
-            flat[3] == symbol
-            and side in _SIDES
-            and _DECIMAL.fullmatch(price)
-            and _DECIMAL.fullmatch(size)
-        ):
-            try:
-                ts, recv_ts = int(flat[1]), int(flat[13])
-                int(flat[9])
-            except ValueError:
-                pass
-            else:
-                p, q = float(price), float(size)
-                if p > 0 and q > 0:
-                    return ts, p, q, recv_ts
+    """The tick of one raw entry of `ticks:<symbol>`, by the shared contract
+    (`shared.schemas.tick_entry`, which the writer applies too); `BadTick` naming the fault."""
     try:
-        tick = Tick.from_fields(as_mapping(flat))
+        ts, _, _, _, _, recv_ts, price, size = tick_entry(flat, symbol)
     except SchemaError as exc:
         raise BadTick(str(exc)) from None
-    return _checked(tick, symbol)
+    return ts, price, size, recv_ts
 
 
 def describe_entry(stream: str, entry_id: str, flat: list[str]) -> str:
@@ -122,7 +90,7 @@ def describe_entry(stream: str, entry_id: str, flat: list[str]) -> str:
 def parse_fields(fields: Mapping[str, str], symbol: str) -> ParsedTick:
     """The tick of an entry read with the ordinary (dict) replies, e.g. XRANGE."""
     try:
-        tick = Tick.from_fields(fields)
+        ts, _, _, _, _, recv_ts, price, size = check_tick(fields, symbol)
     except SchemaError as exc:
         raise BadTick(str(exc)) from None
-    return _checked(tick, symbol)
+    return ts, price, size, recv_ts

@@ -12,6 +12,7 @@ from services.dashboard.callbacks import register_callbacks
 from services.dashboard.data import read_health
 from services.dashboard.layout import build_layout
 from shared.config import Settings
+from shared.redis_io import ENCODING_ERRORS
 
 REQUEST_OVERHEAD = 4 / 3 * 1.05
 """An upload travels base64-encoded inside a JSON callback request."""
@@ -24,6 +25,7 @@ def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(
         settings.redis_url,
         decode_responses=True,
+        encoding_errors=ENCODING_ERRORS,
         socket_connect_timeout=0.5,
         socket_timeout=2.0,
         health_check_interval=10,

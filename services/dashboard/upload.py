@@ -196,18 +196,23 @@ def _read_table(file: UploadedFile) -> _Table:
     names = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in header]
     duplicated = sorted({c for c in names if names.count(c) > 1})
     if duplicated:
-        raise UploadError(f"{file.name}: column(s) {', '.join(duplicated)} appear twice")
+        raise UploadError(f"{file.name}: column(s) {_columns(duplicated)} appear twice")
     frame.columns = pd.Index(names)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise UploadError(
             f"{file.name}: missing column(s) {', '.join(missing)}; "
-            f"found {', '.join(frame.columns) or 'none'} (need time, open, high, low, close, "
+            f"found {_columns(list(frame.columns)) or 'none'} (need time, open, high, low, close, "
             "volume, and symbol unless the file name gives it)"
         )
     if frame.empty:
         raise UploadError(f"{file.name} has a header but no rows")
     return _Table(file.name, frame, _row_lines(text, len(frame)))
+
+
+def _columns(names: Sequence[str]) -> str:
+    """Column names as a message lists them; a header cell left empty is `(unnamed)`."""
+    return ", ".join(name or "(unnamed)" for name in names)
 
 
 def _numbers(table: _Table, column: str) -> np.ndarray:

@@ -26,14 +26,12 @@ from typing import Any, Literal
 
 import orjson
 
-from shared.schemas import DECIMAL_PATTERN, Side, Tick
+from shared.schemas import DECIMAL_PATTERN, INT64_MAX, Side, Tick, decimal_value, shown
 
 MAX_FRAME_BYTES = 65_536
 """A frame above this size is not a trade event: it is dead-lettered, the connection goes on."""
 NON_MARKET_TYPES = frozenset({"NA", "INSURANCE_FUND", "ADL"})
 StreamKind = Literal["trade", "aggTrade"]
-
-_decimal = DECIMAL_PATTERN.match
 
 
 class FrameError(ValueError):
@@ -64,7 +62,9 @@ _ZERO_CACHE_SIZE = 100_000
 
 
 def _zero_if_decimal(text: str) -> bool | None:
-    """Whether `text` is zero if it is a plain decimal, None if it is not one.
+    """Whether `text` is zero if it is a decimal a tick may carry (`shared.schemas.
+    decimal_value`: plain, ASCII, finite), None if it is not one. A decimal too small for a
+    double counts as zero, as the tick contract reads it.
 
     Memoized: prices and sizes repeat all day, and a dictionary hit is about twenty times
     cheaper than the regular expression. The cache is emptied when it grows too big.
@@ -72,11 +72,12 @@ def _zero_if_decimal(text: str) -> bool | None:
     known = _ZERO_BY_DECIMAL.get(text)
     if known is not None:
         return known
-    if not _decimal(text):
+    value = decimal_value(text)
+    if value is None:
         return None
     if len(_ZERO_BY_DECIMAL) >= _ZERO_CACHE_SIZE:
         _ZERO_BY_DECIMAL.clear()
-    zero = _ZERO_BY_DECIMAL[text] = not text.strip("0.")
+    zero = _ZERO_BY_DECIMAL[text] = value == 0
     return zero
 
 
@@ -84,19 +85,21 @@ def _require(payload: Mapping[str, Any], name: str) -> Any:
     try:
         return payload[name]
     except KeyError:
-        raise FrameError(f"{payload.get('e')} event without field {name!r}") from None
+        raise FrameError(f"{shown(payload.get('e'))} event without field {name!r}") from None
 
 
 def _check_integer(payload: Mapping[str, Any], name: str) -> None:
     value = _require(payload, name)
-    if type(value) is not int or value < 0:
-        raise FrameError(f"field {name!r} is not a non-negative integer: {value!r}")
+    if type(value) is not int or not 0 <= value <= INT64_MAX:
+        raise FrameError(f"field {name!r} is not an integer 0..2^63-1: {shown(value)}")
 
 
 def _check_decimal(payload: Mapping[str, Any], name: str) -> None:
     value = _require(payload, name)
-    if type(value) is not str or not _decimal(value):
-        raise FrameError(f"field {name!r} is not a decimal string: {value!r}")
+    if type(value) is not str or not DECIMAL_PATTERN.match(value):
+        raise FrameError(f"field {name!r} is not a decimal string: {shown(value)}")
+    if decimal_value(value) is None:
+        raise FrameError(f"field {name!r} is too large: {shown(value)}")
 
 
 def _explain(payload: Mapping[str, Any], symbols: Collection[str] | None) -> FrameError:
@@ -104,23 +107,23 @@ def _explain(payload: Mapping[str, Any], symbols: Collection[str] | None) -> Fra
     try:
         kind = payload.get("e")
         if kind not in ("trade", "aggTrade"):
-            raise FrameError(f"not a trade event: e={kind!r}")
+            raise FrameError(f"not a trade event: e={shown(kind)}")
         _check_integer(payload, "t" if kind == "trade" else "a")
         if kind == "trade":
             execution = _require(payload, "X")
             if type(execution) is not str:
-                raise FrameError(f"field 'X' is not a string: {execution!r}")
+                raise FrameError(f"field 'X' is not a string: {shown(execution)}")
             if execution != "MARKET" and execution not in NON_MARKET_TYPES:
-                raise FrameError(f"unknown execution type X={execution!r}")
+                raise FrameError(f"unknown execution type X={shown(execution)}")
         symbol = _require(payload, "s")
         if type(symbol) is not str or (symbols is not None and symbol not in symbols):
-            raise FrameError(f"unexpected symbol {symbol!r}")
+            raise FrameError(f"unexpected symbol {shown(symbol)}")
         _check_integer(payload, "T")
         _check_decimal(payload, "p")
         _check_decimal(payload, "q")
         maker = _require(payload, "m")
         if type(maker) is not bool:
-            raise FrameError(f"field 'm' is not true or false: {maker!r}")
+            raise FrameError(f"field 'm' is not true or false: {shown(maker)}")
     except FrameError as exc:
         return exc
     return FrameError("malformed trade event")
@@ -144,7 +147,7 @@ def normalize_trade(
             trade_id = payload["a"]
             execution = "MARKET"
         else:
-            raise FrameError(f"not a trade event: e={kind!r}")
+            raise FrameError(f"not a trade event: e={shown(kind)}")
         symbol = payload["s"]
         ts = payload["T"]
         price = payload["p"]
@@ -161,8 +164,8 @@ def normalize_trade(
         and type(execution) is str
         and type(symbol) is str
         and (symbols is None or symbol in symbols)
-        and trade_id >= 0
-        and ts >= 0
+        and 0 <= trade_id <= INT64_MAX
+        and 0 <= ts <= INT64_MAX
     ):
         raise _explain(payload, symbols)
     zero_price = _zero_if_decimal(price)

@@ -28,7 +28,7 @@ from redis.exceptions import ResponseError
 from services.ingestor.binance import TickRow
 from services.ingestor.intake import Intake
 from shared import keys
-from shared.redis_io import UNAVAILABLE, Redis, RedisError
+from shared.redis_io import ENCODING_ERRORS, UNAVAILABLE, Redis, RedisError
 from shared.schemas import TICK_FIELDS
 
 log = logging.getLogger(__name__)
@@ -42,28 +42,41 @@ def _library() -> str:
     xadd_fields = ", ".join(f"'{name}', row[{i + 2}]" for i, name in enumerate(TICK_FIELDS))
     id_column = TICK_FIELDS.index("trade_id") + 2
     return f"""#!lua name={keys.INGEST_LIBRARY}
+-- Trade ids are compared as decimal text without leading zeros, as the ingestor writes them:
+-- Lua numbers are doubles, which cannot tell apart ids above 2^53 that differ by one.
+local function canonical(id)
+  if type(id) ~= 'string' or not string.match(id, '^[0-9]+$') then return nil end
+  return (string.gsub(id, '^0+(%d)', '%1'))
+end
+
+local function above(id, newest)
+  if newest == nil then return true end
+  if #id ~= #newest then return #id > #newest end
+  return id > newest
+end
+
 local function newest_trade_id(stream)
   local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-  if #newest == 0 then return -1 end
+  if #newest == 0 then return nil end
   local fields = newest[1][2]
   for i = 1, #fields, 2 do
-    if fields[i] == 'trade_id' then return tonumber(fields[i + 1]) or -1 end
+    if fields[i] == 'trade_id' then return canonical(fields[i + 1]) end
   end
-  return -1
+  return nil
 end
 
 local function publish_ticks(keys, args)
   local maxlen = args[1]
   local rows = cjson.decode(args[2])
-  local newest, counts = {{}}, {{}}
+  local newest, known, counts = {{}}, {{}}, {{}}
   for k = 1, #keys do counts[2 * k - 1] = 0; counts[2 * k] = 0 end
   for i = 1, #rows do
     local row = rows[i]
     local k = row[1]
     local stream = keys[k]
-    if newest[k] == nil then newest[k] = newest_trade_id(stream) end
-    local id = tonumber(row[{id_column}])
-    if id > newest[k] then
+    if not known[k] then newest[k] = newest_trade_id(stream); known[k] = true end
+    local id = row[{id_column}]
+    if above(id, newest[k]) then
       redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', {xadd_fields})
       newest[k] = id
       counts[2 * k - 1] = counts[2 * k - 1] + 1
@@ -90,6 +103,7 @@ def publishing_client(url: str) -> Redis:
     return aioredis.Redis.from_url(
         url,
         decode_responses=True,
+        encoding_errors=ENCODING_ERRORS,
         socket_connect_timeout=1.0,
         socket_timeout=10.0,
         socket_keepalive=True,

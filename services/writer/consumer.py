@@ -7,7 +7,6 @@ the raw entries into table rows and rejects in one pass.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import orjson
 
 from shared import keys
 from shared.redis_io import Redis, client, ensure_group
-from shared.schemas import TICK_FIELDS, SchemaError, Tick
+from shared.schemas import SchemaError, tick_entry
 from shared.streamids import id_ms
 
 TickRow = tuple[str, int, int, str, str, str, int]
@@ -26,10 +25,6 @@ RawEntry = tuple[str, list[str] | None]
 """(entry id, [field, value, ...]) as Redis sends it; None when the entry was trimmed away."""
 
 TRIMMED = "entry trimmed from the stream before it was stored"
-_NAMES = list(TICK_FIELDS)
-_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$").match
-_SIDES = frozenset(("buy", "sell"))
-_INT64 = 2**63
 
 
 def _raw_reply(response: Any, **_options: Any) -> Any:
@@ -41,32 +36,10 @@ async def _command(redis: Redis, *args: Any) -> Any:
 
 
 def tick_row(symbol: str, values: list[str]) -> TickRow:
-    """Validate one entry of `ticks:<symbol>` into a table row; `SchemaError` names the fault.
-
-    The fast path reads the field order `Tick.to_fields()` writes; anything else (other order,
-    extra fields, a bad value) is judged by `Tick.from_fields`, the contract, which accepts
-    exactly what the fast path accepts (a property test checks it).
-    """
-    if values[0::2] == _NAMES:
-        ts, sym, price, size, trade_id, side, recv_ts = values[1::2]
-        if sym == symbol and side in _SIDES and _DECIMAL(price) and _DECIMAL(size):
-            try:
-                row = (sym, int(trade_id), int(ts), price, size, side, int(recv_ts))
-            except ValueError:
-                pass
-            else:
-                if -_INT64 <= min(row[1], row[2], row[6]) and max(row[1], row[2], row[6]) < _INT64:
-                    return row
-    it = iter(values)
-    tick = Tick.from_fields(dict(zip(it, it, strict=True)))
-    if tick.symbol != symbol:
-        raise SchemaError(f"field 'symbol' is {tick.symbol!r} on the stream of {symbol}")
-    for name in ("ts", "trade_id", "recv_ts"):
-        if not -_INT64 <= getattr(tick, name) < _INT64:
-            raise SchemaError(f"field {name!r} does not fit in 64 bits: {getattr(tick, name)}")
-    return (
-        tick.symbol, tick.trade_id, tick.ts, tick.price, tick.size, tick.side, tick.recv_ts,
-    )  # fmt: skip
+    """Validate one entry of `ticks:<symbol>` into a table row by the shared contract
+    (`shared.schemas.tick_entry`); `SchemaError` names the fault."""
+    ts, price, size, trade_id, side, recv_ts, _, _ = tick_entry(values, symbol)
+    return symbol, trade_id, ts, price, size, side, recv_ts
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,8 +76,8 @@ async def test_quiet_market_late_and_bad_ticks_and_health(
     reasons = [fields["reason"] for fields in letters]
     assert len(reasons) == 4
     assert "field 'price' is not a plain decimal: 'abc'" in reasons[0]
-    assert "price '0' is not above zero" in reasons[1]
-    assert "symbol 'ETHUSDT' on the stream of BTCUSDT" in reasons[2]
+    assert "field 'price' is not above zero: '0'" in reasons[1]
+    assert "field 'symbol' is 'ETHUSDT' on the stream of BTCUSDT" in reasons[2]
     assert "missing field" in reasons[3]
     assert json.loads(letters[0]["raw"])["fields"]["price"] == "abc"
     assert record["status"] == "stopped"

@@ -130,7 +130,7 @@ async def test_bad_entries_are_dead_lettered_while_good_ones_land(
         [
             "missing field 'side'",
             "field 'price' is not a plain decimal: '8e4'",
-            "field 'ts' is not an integer: 'soon'",
+            "field 'ts' is not an integer 0..2^63-1: 'soon'",
             "field 'side' is not buy or sell: 'up'",
             "field 'symbol' is 'BTCUSDT' on the stream of ETHUSDT",
         ]

@@ -147,11 +147,11 @@ def test_ticks_parse_fast_and_name_what_is_wrong() -> None:
     for price, reason in cases.items():
         with pytest.raises(BadTick, match=reason):
             parse_entry(flat(replace(good, price=price)), "BTCUSDT")
-    with pytest.raises(BadTick, match="size '0' is not above zero"):
+    with pytest.raises(BadTick, match="field 'size' is not above zero: '0'"):
         parse_entry(flat(replace(good, size="0")), "BTCUSDT")
     with pytest.raises(BadTick, match="side"):
         parse_entry(flat(replace(good, side="hold")), "BTCUSDT")  # type: ignore[arg-type]
-    with pytest.raises(BadTick, match="symbol 'BTCUSDT' on the stream of ETHUSDT"):
+    with pytest.raises(BadTick, match="'symbol' is 'BTCUSDT' on the stream of ETHUSDT"):
         parse_entry(flat(good), "ETHUSDT")
     with pytest.raises(BadTick, match="'ts' is not an integer"):
         parse_entry(["ts", "soon", *flat(good)[2:]], "BTCUSDT")
