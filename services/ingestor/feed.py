@@ -39,6 +39,10 @@ from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
+MAX_AHEAD_MS = 60_000
+"""A live trade stamped further ahead of the local clock than this is refused (dead letter): one
+bad timestamp would otherwise move the analytics event clock past every real trade to come."""
+
 MAX_MESSAGE_BYTES = 1024 * 1024
 """The websockets library closes a connection that sends a bigger message (code 1009).
 Frames between 64 KiB and this size are dead-lettered and the connection carries on."""
@@ -251,6 +255,9 @@ class SymbolFeed:
             return
         if isinstance(parsed, NonMarketPrint):
             self._intake.non_market(parsed)
+        elif parsed[0] > recv_ts + MAX_AHEAD_MS:
+            ahead = parsed[0] - recv_ts
+            self._intake.reject(raw, f"trade time {ahead} ms ahead of this clock", self.symbol)
         else:
             self._intake.tick(parsed)
 

@@ -2,7 +2,8 @@
 
 The same path for live, replayed and synthetic trades, so they are treated alike:
 - a tick whose id is the last one plus one is queued;
-- a jump is a gap: counted, reported to `events` with the missing range, and the tick queued;
+- a jump is a gap: counted, reported to `events` with the missing range, and the tick queued,
+  unless it skips more ids than the trade time elapsed allows (a corrupt id): dead letter;
 - a repeated or older id is dropped and counted;
 - a non-market print is counted (and moves the sequence on when it carries the next id);
 - a frame that is not a well-formed trade goes to the dead letters with the reason.
@@ -11,6 +12,8 @@ The same path for live, replayed and synthetic trades, so they are treated alike
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+import orjson
 
 from services.ingestor.binance import NonMarketPrint, TickRow
 from services.ingestor.notices import Notices
@@ -44,7 +47,7 @@ class Intake:
         """Check the tick's id against its symbol's sequence and count it; False to drop it."""
         state = self.states[row[1]]
         trade_id = row[4]
-        if trade_id != state.last_id + 1 and not self._out_of_sequence(state, trade_id):
+        if trade_id != state.last_id + 1 and not self._out_of_sequence(state, row):
             return False
         state.last_id = trade_id
         state.ticks += 1
@@ -64,11 +67,21 @@ class Intake:
             self.states[symbol].deadlettered += 1
         self.notices.dead_letter(raw, f"{symbol}: {reason}" if symbol else reason)
 
-    def _out_of_sequence(self, state: SymbolState, trade_id: int) -> bool:
+    def _out_of_sequence(self, state: SymbolState, row: TickRow) -> bool:
         """True to accept a tick whose id is not the next one (the first, or after a gap)."""
+        trade_id = row[4]
         where = place(state.last_id, trade_id)
         if where is Sequence.OLD:
             state.dropped += 1
+            return False
+        if where is Sequence.GAP and implausible_jump(state, row):
+            self.reject(
+                orjson.dumps(row),
+                f"trade id {trade_id} is {trade_id - state.last_id} past the last one "
+                f"({state.last_id}) within {max(0, row[0] - state.last_ts)} ms of trade time: "
+                "refused as corrupt",
+                state.symbol,
+            )
             return False
         if where is Sequence.GAP:
             first, last = state.last_id + 1, trade_id - 1
@@ -102,6 +115,20 @@ class Intake:
         lost = self._lost
         self._lost = {}
         self.notices.event("overflow", f"overflow over: {describe_lost(lost)}")
+
+
+MAX_TRADES_PER_MS = 100
+"""No market trades faster than this (100,000 a second on one symbol)."""
+JUMP_SLACK = 1_000_000
+
+
+def implausible_jump(state: SymbolState, row: TickRow) -> bool:
+    """More ids skipped than the trade time elapsed since the last tick allows: a corrupt id
+    that, accepted, would make every real trade after it look old and be dropped."""
+    if state.last_ts <= 0:
+        return False
+    elapsed_ms = max(0, row[0] - state.last_ts)
+    return row[4] - state.last_id > JUMP_SLACK + MAX_TRADES_PER_MS * elapsed_ms
 
 
 def describe_lost(lost: Mapping[str, tuple[int, int, int]]) -> str:

@@ -156,16 +156,16 @@ class Publisher:
         """Load (or replace) the function library; `UNAVAILABLE` errors propagate."""
         await self._redis.function_load(LIBRARY, replace=True)
 
-    async def newest_trade_ids(self) -> dict[str, int]:
-        """The newest trade id on each symbol's stream (symbols with an empty stream left out);
-        `UNAVAILABLE` errors propagate."""
-        found: dict[str, int] = {}
+    async def newest_trades(self) -> dict[str, tuple[int, int]]:
+        """(trade id, trade time) of the newest tick on each symbol's stream (symbols with an
+        empty stream left out); `UNAVAILABLE` errors propagate."""
+        found: dict[str, tuple[int, int]] = {}
         for symbol, stream in zip(self._symbols, self._streams, strict=True):
             newest = await self._redis.xrevrange(stream, count=1)
             fields = newest[0][1] if newest else None
             if fields:
                 with contextlib.suppress(KeyError, ValueError):
-                    found[symbol] = int(fields["trade_id"])
+                    found[symbol] = (int(fields["trade_id"]), int(fields["ts"]))
         return found
 
     async def run(self) -> None:

@@ -117,11 +117,12 @@ class Ingestor:
     async def _resume_sequences(self) -> None:
         """Continue each symbol's id sequence from its stream, so that the trades a restart
         missed (the exchange does not send them again) are reported as a gap, not unnoticed."""
-        for symbol, newest in (await self.publisher.newest_trade_ids()).items():
-            self.intake.state(symbol).last_id = newest
+        for symbol, (trade_id, ts) in (await self.publisher.newest_trades()).items():
+            state = self.intake.state(symbol)
+            state.last_id, state.last_ts = trade_id, ts
             log.info(
                 "resuming after the stream's newest trade",
-                extra={"symbol": symbol, "trade_id": newest},
+                extra={"symbol": symbol, "trade_id": trade_id},
             )
 
     async def _shut_down(

@@ -8,6 +8,7 @@ on 127.0.0.1. Timeouts are shortened through settings so reconnects take fractio
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -184,6 +185,28 @@ async def test_a_gap_is_reported_with_the_missing_range_and_old_ids_are_dropped(
     assert counters["dropped:BTCUSDT"] == 2
 
 
+async def test_a_corrupt_id_far_ahead_is_refused_and_does_not_block_the_trades_after_it(
+    redis_url: str, redis_client: Redis, server: BinanceServer
+) -> None:
+    """Accepted, an id near 2^62 would make every real trade after it look old."""
+    corrupt = 2**62
+    a_day_later = 1_765_892_498_698 + 86_400_000
+    ids = [*range(1, 6), corrupt, *range(6, 11)]
+    async with running_ingestor(ingestor_settings(redis_url, server, **QUIET)) as run:
+        await server.wait_for(stream("BTCUSDT"))
+        await server.send(stream("BTCUSDT"), trades("BTCUSDT", ids))
+        await server.send(stream("BTCUSDT"), trades("BTCUSDT", [3_000_000], ts=a_day_later))
+        assert await eventually(lambda: run.state("BTCUSDT").published == 11)
+        assert await eventually(lambda: run.ingestor.notices.pending == 0)
+    assert await ids_in(redis_client, "BTCUSDT") == [*range(1, 11), 3_000_000]
+    letters = await dead_letters(redis_client)
+    assert len(letters) == 1
+    assert f"trade id {corrupt}" in letters[0]["reason"]
+    assert "refused as corrupt" in letters[0]["reason"]
+    gaps = await events(redis_client, "gap")
+    assert [g.detail for g in gaps] == ["missing trade ids 11..2999999 (2999989 trades)"]
+
+
 async def test_malformed_frames_go_to_the_dead_letter_and_good_ones_keep_flowing(
     redis_url: str, redis_client: Redis, server: BinanceServer
 ) -> None:
@@ -202,6 +225,7 @@ async def test_malformed_frames_go_to_the_dead_letter_and_good_ones_keep_flowing
         "field 'm' is not true or false": broken(m=1),
         "unknown execution type": broken(X="BLOCK"),
         "unexpected symbol 'BTCUSDT'": broken(s="BTCUSDT"),
+        "ms ahead of this clock": broken(T=time.time_ns() // 1_000_000 + 3_600_000),
         "over the 65536 byte limit": b'{"e":"trade","pad":"' + b"x" * 70_000 + b'"}',
     }
     mixed: list[bytes | str] = []
