@@ -523,7 +523,7 @@ async def _rules_example(
             and now["rules_invalid"] >= outcomes[INVALID]
         )
 
-    assert await eventually(settled, within=5), (counts(), outcomes)
+    assert await eventually(settled, within=20), (counts(), outcomes)
     # Every rule refused is reported, naming its id, the first time this version is seen.
     for _, event in await _entries(redis, keys.EVENTS, events_tail):
         if event["kind"] == "bad-rule":
