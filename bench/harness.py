@@ -93,9 +93,12 @@ class GroupState:
 
 
 def group_state(client: redis.Redis, streams: Iterable[str], group: str) -> GroupState:
-    """Where Redis cannot count what is unread (entries deleted), the stream's length bounds it."""
+    """Where Redis cannot count what is unread (entries deleted), the stream's length bounds it.
+    A stream that does not exist yet counts nothing."""
     read = unread = pending = 0
     for stream in streams:
+        if not client.exists(stream):
+            continue
         for info in client.xinfo_groups(stream):
             if info["name"] == group:
                 lag = info.get("lag")

@@ -40,41 +40,50 @@ def _yes(value: bool) -> str:
     return "yes" if value else "**no**"
 
 
-def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "| offered/s | delivered/s | published/s | stored/s | analytics read/s | sustained "
-        "| zero loss | ingestor % of receive+parse | Redis % of XADD (server / client loop) "
-        "| writer % of SQLite insert |",
-        "|---:|---:|---:|---:|---:|:-:|:-:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {_n(r['offered_per_s'])} | {_n(r['delivered_per_s'])} "
-            f"| {_n(r['published_per_s'])} | {_n(r['stored_per_s'])} "
-            f"| {_n(r['analytics_read_per_s'])} | {_yes(r['sustained'])} "
-            f"| {_yes(r['zero_loss'])} | {r['ingestor_pct_of_receive_parse']:.0f}% "
-            f"| {r['redis_pct_of_server_xadd']:.0f}% / {r['redis_pct_of_client_xadd']:.0f}% "
-            f"| {r['writer_pct_of_sqlite_insert']:.0f}% |"
-        )
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table with the first column and every numeric one right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
+
+
+def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
+    header = [
+        "offered/s", "delivered/s", "published/s", "stored/s", "analytics read/s", "sustained",
+        "zero loss", "ingestor % of receive+parse", "Redis % of XADD (server / client loop)",
+        "writer % of SQLite insert",
+    ]  # fmt: skip
+    cells = [
+        [
+            *(_n(r[k]) for k in ("offered_per_s", *(key for key, _ in STAGES))),
+            _yes(r["sustained"]),
+            _yes(r["zero_loss"]),
+            f"{r['ingestor_pct_of_receive_parse']:.0f}%",
+            f"{r['redis_pct_of_server_xadd']:.0f}% / {r['redis_pct_of_client_xadd']:.0f}%",
+            f"{r['writer_pct_of_sqlite_insert']:.0f}%",
+        ]
+        for r in rows
+    ]
+    return markdown(header, cells)
 
 
 def latency_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "| offered/s | receive → Redis p50 / p99 ms | tick → SQLite p50 / p99 ms "
-        "| tick → analytics p50 / p99 ms | RSS MB ingestor / writer / analytics / dashboard "
-        "| Redis used / RSS MB | CPU ingestor / writer / analytics / Redis / feed / probes |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+    header = [
+        "offered/s", *(f"{label} p50 / p99 ms" for _, label in LATENCIES),
+        "RSS MB ingestor / writer / analytics / dashboard", "Redis used / RSS MB",
+        "CPU ingestor / writer / analytics / Redis / feed / probes",
+    ]  # fmt: skip
+    cells = [
+        [
+            _n(r["offered_per_s"]),
+            *(f"{_ms(r[f'{key}_p50_ms'])} / {_ms(r[f'{key}_p99_ms'])}" for key, _ in LATENCIES),
+            " / ".join(f"{r[f'rss_mb_{n}']:.0f}" for n in SERVICES),
+            f"{r['redis_used_memory_mb']:.0f} / {r['rss_mb_redis']:.0f}",
+            " / ".join(f"{r[f'cpu_{n}']:.2f}" for n in CPU),
+        ]
+        for r in rows
     ]
-    for r in rows:
-        cells = [_n(r["offered_per_s"])]
-        for key, _ in LATENCIES:
-            cells.append(f"{_ms(r[f'{key}_p50_ms'])} / {_ms(r[f'{key}_p99_ms'])}")
-        cells.append(" / ".join(f"{r[f'rss_mb_{n}']:.0f}" for n in SERVICES))
-        cells.append(f"{r['redis_used_memory_mb']:.0f} / {r['rss_mb_redis']:.0f}")
-        cells.append(" / ".join(f"{r[f'cpu_{n}']:.2f}" for n in CPU))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown(header, cells)
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
