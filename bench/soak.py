@@ -38,6 +38,7 @@ from bench.__main__ import RESULTS, machine
 from bench.harness import compose_env, group_state
 from bench.pipeline_run import PIPELINE_SETS
 from shared import keys
+from shared.health import now_ms
 from tests.pipeline_support import Pipeline, rss_mb
 from tests.support import REPO, wait_until
 
@@ -70,7 +71,8 @@ class Sample:
     lengths: dict[str, int]
     sqlite_mb: float
     backlog: dict[str, int]
-    healthy: dict[str, bool]
+    health: dict[str, str]
+    """Per service: empty when healthy, else what its record says (status, age, problem)."""
     replayed: int
 
 
@@ -106,7 +108,7 @@ class Soak:
                 "writer": group_state(client, self.ticks, keys.WRITER_GROUP).backlog,
                 "analytics": group_state(client, self.ticks, keys.ANALYTICS_GROUP).backlog,
             },
-            healthy={name: pipe.healthy(name) for name in pipe.services},
+            health={name: _health(pipe, name) for name in pipe.services},
             replayed=int(health.get("replay_ticks", 0)),
         )
 
@@ -156,16 +158,25 @@ def stream_summary(soak: Soak, samples: list[Sample]) -> dict[str, Any]:
     return summary
 
 
-def health_summary(samples: list[Sample]) -> dict[str, Any]:
+def _health(pipe: Pipeline, name: str) -> str:
+    if pipe.healthy(name):
+        return ""
+    record = pipe.health(name)
+    age_ms = now_ms() - int(record.get("updated", 0))
+    return f"{record.get('status')}, {age_ms} ms old: {record.get('problem', '')}".strip(": ")
+
+
+def health_summary(samples: list[Sample]) -> dict[str, dict[str, Any]]:
     watched = [s for s in samples if s.at >= UNWATCHED_S]
-    return {
-        name: {
-            "healthy_samples": sum(s.healthy[name] for s in watched),
+    summary = {}
+    for name in samples[0].health:
+        unhealthy = [f"{s.at:.1f} s: {s.health[name]}" for s in watched if s.health[name]]
+        summary[name] = {
+            "healthy_samples": len(watched) - len(unhealthy),
             "samples": len(watched),
-            "unhealthy_at_s": [round(s.at, 1) for s in watched if not s.healthy[name]][:20],
+            "unhealthy": unhealthy[:20],
         }
-        for name in samples[0].healthy
-    }
+    return summary
 
 
 def finish(pipe: Pipeline) -> dict[str, Any]:
@@ -268,6 +279,8 @@ def report(result: dict[str, Any]) -> None:
     )
     for name, h in result["health"].items():
         print(f"   {name:10s} healthy {h['healthy_samples']}/{h['samples']} samples")
+        for moment in h["unhealthy"][:3]:
+            print(f"      {moment}")
 
 
 def main() -> int:
