@@ -91,6 +91,10 @@ class GroupState:
     def backlog(self) -> int:
         return self.unread + self.pending
 
+    @property
+    def acked(self) -> int:
+        return self.read - self.pending
+
 
 def group_state(client: redis.Redis, streams: Iterable[str], group: str) -> GroupState:
     """Where Redis cannot count what is unread (entries deleted), the stream's length bounds it.

@@ -18,6 +18,8 @@ LATENCIES = (
 )
 SERVICES = ("ingestor", "writer", "analytics", "dashboard")
 CPU = ("ingestor", "writer", "analytics", "redis", "feed", "bench")
+STYLES = ("o-", "s--", "^-.", "v:")
+"""One per stage, so that stages that achieved the same rate stay visible on top of another."""
 STAGES = (
     ("delivered_per_s", "delivered by the feed"),
     ("published_per_s", "published to Redis"),
@@ -103,7 +105,8 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
     latency.grid(True, which="both", alpha=0.3)
     latency.legend(fontsize=7)
     for index, (key, label) in enumerate(STAGES):
-        throughput.plot(offered, [r[key] for r in rows], "o-", color=f"C{index}", label=label)
+        throughput.plot(offered, [r[key] for r in rows], STYLES[index], color=f"C{index}",
+                        label=label, linewidth=3 - index * 0.6, alpha=0.8)  # fmt: skip
     throughput.plot(offered, offered, ":", color="grey", label="offered")
     for r in rows:
         if not (r["sustained"] and r["zero_loss"]):

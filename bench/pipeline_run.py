@@ -5,16 +5,17 @@ the compose file), with the compose file's settings, fed by the Binance-format f
 `tests.pipeline_feed`. After a warm-up, the run is measured for `seconds`:
 
 - throughput per stage: ticks delivered by the feed (its send log), published to Redis (stream
-  lengths), stored in SQLite (newest id stored, polled) and read by the analytics worker (its
-  group's entries read), each per second of the measured window;
+  lengths), stored in SQLite (entries the writer acknowledged, which it does after the commit)
+  and read by the analytics worker (its group's entries read), per second of the window;
 - backlog per stage, sampled every `SAMPLE_S`: the ingestor's queue, and unread + pending
   entries of groups `writer` and `analytics`. The rate is sustained when no stage's backlog
   grows from the first half of the window to the second by more than `GROWTH_S` seconds of
   ticks, and the feed delivered what was offered;
-- latencies, from the moment the feed wrote a tick to its socket: until it is visible in Redis
-  (`StreamArrivals`), until SQLite holds it (`SqlitePoller`), and for each one-second bar, from
-  the tick that closes it (the first whose trade time passes the bar's end plus
-  `BAR_LATENESS_MS`) until `analytics:<A>-<B>:1s:latest` holds that bar (`KeyspaceWatcher`);
+- latencies of the ticks that were published, from the moment the feed wrote a tick to its
+  socket: until it is visible in Redis (`StreamArrivals`), until SQLite holds it
+  (`SqlitePoller`), and for each one-second bar, from the tick that closes it (the first whose
+  trade time passes the bar's end plus `BAR_LATENESS_MS`) until `analytics:<A>-<B>:1s:latest`
+  holds that bar (`KeyspaceWatcher`);
 - resident memory of each process and Redis' `used_memory`, CPU share of each process.
 
 Then the feed stops, the pipeline drains, and every tick the feed delivered must be in Redis
@@ -193,18 +194,12 @@ def throughput(run: Run, samples: list[Sample], report: dict[str, Any]) -> dict[
         rows = _batches(report, symbol)
         inside = rows[(rows[:, 0] >= start) & (rows[:, 0] < end)]
         delivered += int((inside[:, 2] - inside[:, 1] + 1).sum())
-    stored = 0
-    for symbol in run.pipe.symbols:
-        times, newest = run.stored.series(symbol)
-        before = np.searchsorted(times, [start, end], side="right") - 1
-        at_start, at_end = (int(newest[i]) if i >= 0 else 0 for i in before)
-        stored += at_end - at_start
     first, last = samples[0], samples[-1]
     return {
         "seconds": round(elapsed, 2),
         "delivered_per_s": round(delivered / elapsed, 1),
         "published_per_s": round((last.published - first.published) / elapsed, 1),
-        "stored_per_s": round(stored / elapsed, 1),
+        "stored_per_s": round((last.writer.acked - first.writer.acked) / elapsed, 1),
         "analytics_read_per_s": round((last.analytics.read - first.analytics.read) / elapsed, 1),
     }
 
@@ -277,6 +272,8 @@ def latencies(run: Run, samples: list[Sample], report: dict[str, Any]) -> dict[s
     for symbol in run.pipe.symbols:
         ids, sent = _send_times(report, symbol, start, end)
         at, arrived_ids, _ = run.arrivals.arrived[symbol].arrays()
+        published = np.isin(ids, arrived_ids)
+        ids, sent = ids[published], sent[published]
         order = np.argsort(arrived_ids, kind="stable")
         to_redis.append(_first_seen(at[order], arrived_ids[order], ids, sent))
         polled, newest = run.stored.series(symbol)
