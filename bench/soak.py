@@ -240,6 +240,9 @@ def soak(minutes: float, speed: float) -> dict[str, Any]:
         "sqlite_mb": round(sqlite_mb, 1),
         "sqlite_bytes_per_tick": round(sqlite_mb * 2**20 / max(1, end["stored_ticks"]), 1),
         "backlog_max": {k: max(s.backlog[k] for s in samples) for k in samples[0].backlog},
+        "backlog_max_after_warmup": {
+            k: max(s.backlog[k] for s in samples[len(samples) // 2 :]) for k in samples[0].backlog
+        },
         "series": [_point(s) for s in samples],
     }
 
@@ -272,6 +275,8 @@ def report(result: dict[str, Any]) -> None:
             f"   {key:34s} cap {s['cap']:>7,} end {s['end_length']:>7,} "
             f"added {s['added']:>9,} trimmed {s['trimmed']}"
         )
+    backlog = ", ".join(f"{k} {v:,}" for k, v in result["backlog_max_after_warmup"].items())
+    print(f"   largest backlog after warm-up: {backlog}")
     loss = result["loss"]
     print(
         f"   replayed {loss['replayed_ticks']:,}, stored {loss['stored_ticks']:,}, gaps "
