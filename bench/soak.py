@@ -192,7 +192,10 @@ def finish(pipe: Pipeline) -> dict[str, Any]:
     stored = sum(int(n) for n in rows.values())
     writer = pipe.health("writer")
     gaps = sum(len(pipe.gap_ranges(s)) for s in pipe.symbols)
+    analytics = _analytics_done(pipe, replayed)
     return {
+        "analytics_consumed_ticks": int(analytics.get("ticks_consumed", 0)),
+        "analytics_late_ticks": int(analytics.get("late_ticks", 0)),
         "replayed_ticks": replayed,
         "published_ticks": int(final.get("published", 0)),
         "stored_ticks": stored,
@@ -204,6 +207,21 @@ def finish(pipe: Pipeline) -> dict[str, Any]:
         "recorded_hours_stored": round((last - first) / 3_600_000, 3) if first else 0.0,
         "zero_loss": drained and stored == replayed and gaps == 0,
     }
+
+
+def _analytics_done(pipe: Pipeline, replayed: int) -> dict[str, str]:
+    """The worker's health once it has consumed every tick, or has consumed nothing more for
+    a few seconds (ticks trimmed before it read them never come)."""
+    seen, still_since = -1, time.monotonic()
+    while time.monotonic() - still_since < 3 * float(pipe.env["HEALTH_INTERVAL_S"]) + 1:
+        record = pipe.health("analytics")
+        consumed = int(record.get("ticks_consumed", 0))
+        if consumed >= replayed:
+            return record
+        if consumed != seen:
+            seen, still_since = consumed, time.monotonic()
+        time.sleep(0.2)
+    return record
 
 
 def soak(minutes: float, speed: float) -> dict[str, Any]:
@@ -287,7 +305,9 @@ def report(result: dict[str, Any]) -> None:
     loss = result["loss"]
     print(
         f"   replayed {loss['replayed_ticks']:,}, stored {loss['stored_ticks']:,}, gaps "
-        f"{loss['gap_events']}, zero loss {loss['zero_loss']}; SQLite {result['sqlite_mb']} MB"
+        f"{loss['gap_events']}, zero loss {loss['zero_loss']}; SQLite {result['sqlite_mb']} MB; "
+        f"analytics consumed {loss['analytics_consumed_ticks']:,} "
+        f"({loss['analytics_late_ticks']:,} late)"
     )
     for name, h in result["health"].items():
         print(f"   {name:10s} healthy {h['healthy_samples']}/{h['samples']} samples")
