@@ -288,7 +288,7 @@ async def test_a_trickle_of_ticks_is_gathered_into_batches_not_read_one_publish_
     """The ingestor publishes every few milliseconds; while a batch fills, the writer lets
     entries gather between reads instead of waking for each publish (which cost it a quarter
     of a core at 2,000 ticks/s). Every tick still lands."""
-    ticks = recorded_ticks(500)
+    ticks = recorded_ticks(250)
     async with running_writer(redis_url, sqlite_path) as ctx:
         sync_redis.config_resetstat()
         for tick in ticks:
