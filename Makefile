@@ -6,9 +6,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_FILE ?= sample_data/binance-futures-btcusdt-ethusdt-2025-12-16.ndjson.gz
 DEMO_REDIS_URL ?= redis://127.0.0.1:6379/1
+SOAK_MINUTES ?= 1
+SOAK_SPEED ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up demo down test test-unit lint bench all clean screenshot
+.PHONY: help setup up demo down test test-unit lint bench soak all clean screenshot
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +53,9 @@ screenshot: setup  ## refresh docs/dashboard.png from the browser test on the re
 
 bench: setup  ## benchmarks; results in bench/results/
 	$(PY) -m bench
+
+soak: setup  ## SOAK_MINUTES (1) of replay at SOAK_SPEED (60x): memory bounded, nothing lost
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES) --speed $(SOAK_SPEED)
 
 all: lint test  ## the gate
 

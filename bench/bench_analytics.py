@@ -18,21 +18,26 @@ All runs use 20 symbols (190 pairs), timeframes 1s/1m/5m, window 60, the worker 
 from __future__ import annotations
 
 import itertools
-import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import hiredis
 import numpy as np
 
-from bench.harness import percentiles, private_redis, rate
+from bench.harness import (
+    closing_bar,
+    cpu_seconds,
+    group_state,
+    percentiles,
+    private_redis,
+    rate,
+)
+from bench.probes import KeyspaceWatcher, bulk
 from services.analytics.pairs import TimeframePairs, ViewState
 from shared import keys
 from shared.pairstats import adf_phase, stationarity, window_stats
@@ -47,14 +52,6 @@ PACED_RATE, PACED_S = 50_000, 10.0
 LATENCY_RATE, LATENCY_S = 2_000, 20.0
 
 
-def command_bytes(*args: str) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(_bulk(a.encode()) for a in args)
-
-
-def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
 def xadd_command(symbol: str, ts: int, price: float, trade_id: int, recv_ts: int) -> bytes:
     """XADD of one tick in Redis' wire format (the `Tick.to_fields()` layout)."""
     parts = [
@@ -62,7 +59,7 @@ def xadd_command(symbol: str, ts: int, price: float, trade_id: int, recv_ts: int
         symbol.encode(), b"price", b"%.2f" % price, b"size", b"0.010", b"trade_id",
         b"%d" % trade_id, b"side", b"buy", b"recv_ts", b"%d" % recv_ts,
     ]  # fmt: skip
-    return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
+    return b"*%d\r\n" % len(parts) + b"".join(bulk(p) for p in parts)
 
 
 class RawPublisher:
@@ -97,11 +94,6 @@ class RawPublisher:
         self.sock.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -129,12 +121,8 @@ def start_worker(url: str, directory: Path) -> subprocess.Popen[bytes]:
 
 
 def backlog(sync: Any) -> int:
-    total = 0
-    for symbol in SYMBOLS:
-        for group in sync.xinfo_groups(keys.ticks(symbol)):
-            if group["name"] == keys.ANALYTICS_GROUP:
-                total += int(group["lag"] or 0)
-    return total
+    """Ticks the worker has not read yet."""
+    return group_state(sync, [keys.ticks(s) for s in SYMBOLS], keys.ANALYTICS_GROUP).unread
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -228,30 +216,8 @@ def latency_run(url: str, port: int, directory: Path) -> dict[str, Any]:
     process = start_worker(url, directory)
     pairs = list(itertools.combinations(SYMBOLS, 2))
     latest_keys = {keys.analytics_latest(a, b, "1s") for a, b in pairs}
-    arrivals: list[tuple[float, str]] = []
     closing_sent: dict[int, float] = {}
-    watching = threading.Event()
-    watching.set()
-    subscriber = socket.create_connection(("127.0.0.1", port))
-    subscriber.sendall(command_bytes("PSUBSCRIBE", "__keyspace@0__:analytics:*:1s:latest"))
-    subscriber.settimeout(0.1)
-
-    def watch() -> None:
-        """Raw socket + hiredis: each notification timed when its bytes arrive, not when read."""
-        reader = hiredis.Reader()
-        while watching.is_set():
-            try:
-                chunk = subscriber.recv(1 << 16)
-            except TimeoutError:
-                continue
-            at = time.perf_counter()
-            reader.feed(chunk)
-            while (message := reader.gets()) is not False:
-                if isinstance(message, list) and message[0] == b"pmessage":
-                    if message[3] == b"hset":
-                        arrivals.append((at, message[2].decode().split(":", 1)[1]))
-
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = KeyspaceWatcher(port, "analytics:*:1s:latest")
     watcher.start()
     publisher = RawPublisher(port)
     cpu0 = cpu_seconds(process.pid)
@@ -262,7 +228,7 @@ def latency_run(url: str, port: int, directory: Path) -> dict[str, Any]:
         if sent < due:
             count = due - sent
             wall = int(time.time() * 1000)
-            closes = (wall - LATENESS_MS) - (wall - LATENESS_MS) % 1000 - 1000
+            closes = closing_bar(wall, LATENESS_MS)
             sent_at = time.perf_counter()
             publisher.send(publisher.commands(count, lambda i, wall=wall: wall), count)
             closing_sent.setdefault(closes, sent_at)
@@ -271,9 +237,7 @@ def latency_run(url: str, port: int, directory: Path) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(process.pid) - cpu0
     time.sleep(1.0)
-    watching.clear()
-    watcher.join()
-    subscriber.close()
+    watcher.stop()
     publisher.close()
     stop(process)
     all_pairs, first_pair = [], []
@@ -281,7 +245,7 @@ def latency_run(url: str, port: int, directory: Path) -> dict[str, Any]:
     for this, following in itertools.pairwise([*sent_times, float("inf")]):
         # Each pair's first update after the closing tick is the bar's fast phase.
         firsts: dict[str, float] = {}
-        for at, key in arrivals:
+        for at, key, _ in watcher.arrivals:
             if this < at < following and key in latest_keys:
                 firsts.setdefault(key, at)
         if len(firsts) == len(pairs):

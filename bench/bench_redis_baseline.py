@@ -43,17 +43,17 @@ def redis_benchmark_xadd(port: int) -> float | None:
     return float(found[-1]) if found else None
 
 
-async def pipelined_xadd(url: str) -> float:
+async def pipelined_xadd(url: str, entries: int = ENTRIES) -> float:
     redis = client(url)
     started = time.perf_counter()
-    for _ in range(ENTRIES // BATCH):
+    for _ in range(entries // BATCH):
         pipe = redis.pipeline(transaction=False)
         for _ in range(BATCH):
             pipe.xadd("bench:py", FIELDS, maxlen=ENTRIES, approximate=True)  # type: ignore[arg-type]
         await pipe.execute()
     elapsed = time.perf_counter() - started
     await redis.aclose()
-    return rate(ENTRIES, elapsed)
+    return rate(entries // BATCH * BATCH, elapsed)
 
 
 async def xreadgroup_ack(url: str) -> float:

@@ -46,7 +46,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 INSERT = "INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
-def _rows(ticks: list[Tick]) -> list[tuple[str, int, int, str, str, str, int]]:
+def tick_rows(ticks: list[Tick]) -> list[tuple[str, int, int, str, str, str, int]]:
     return [(t.symbol, t.trade_id, t.ts, t.price, t.size, t.side, t.recv_ts) for t in ticks]
 
 
@@ -199,7 +199,7 @@ def history_queries(directory: Path) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     ticks = recorded_ticks(ENTRIES)
-    rows = _rows(ticks)
+    rows = tick_rows(ticks)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-writer-") as name:
         directory = Path(name)

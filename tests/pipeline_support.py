@@ -72,10 +72,14 @@ class Pipeline:
         self.started_ms: dict[str, int] = {}
 
     def __enter__(self) -> Pipeline:
-        self.redis.start()
-        self.feed = Feed(self.symbols)
-        for name in self.services:
-            self.start(name)
+        try:
+            self.redis.start()
+            self.feed = Feed(self.symbols)
+            for name in self.services:
+                self.start(name)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -86,16 +90,15 @@ class Pipeline:
     @property
     def env(self) -> dict[str, str]:
         assert self.feed is not None
-        return service_env(
-            self.redis.url,
-            SOURCE="binance",
-            SYMBOLS=",".join(s.lower() for s in self.symbols),
-            BINANCE_WS_URL=self.feed.base,
-            BINANCE_LEGACY_WS_URL=self.feed.legacy_base,
-            SQLITE_PATH=str(self.sqlite_path),
-            DASH_PORT=str(self.dash_port),
-            **{**FAST_ENV, **self.extra_env},
-        )
+        own = {
+            "SOURCE": "binance",
+            "SYMBOLS": ",".join(s.lower() for s in self.symbols),
+            "BINANCE_WS_URL": self.feed.base,
+            "BINANCE_LEGACY_WS_URL": self.feed.legacy_base,
+            "SQLITE_PATH": str(self.sqlite_path),
+            "DASH_PORT": str(self.dash_port),
+        }
+        return service_env(self.redis.url, **{**own, **FAST_ENV, **self.extra_env})
 
     def log(self, name: str) -> Path:
         return self.directory / f"{name}.log"
