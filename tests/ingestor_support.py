@@ -93,8 +93,24 @@ def wire_frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + struct.pack("!Q", size) + payload
 
 
+class LocalBases:
+    """The URLs of a local Binance-format server listening on 127.0.0.1:`port`."""
+
+    port: int
+
+    @property
+    def base(self) -> str:
+        """The routed base, what `BINANCE_WS_URL` points at."""
+        return f"ws://127.0.0.1:{self.port}{ROUTED}"
+
+    @property
+    def legacy_base(self) -> str:
+        """The legacy root, what `BINANCE_LEGACY_WS_URL` points at."""
+        return f"ws://127.0.0.1:{self.port}"
+
+
 @dataclass
-class BinanceServer:
+class BinanceServer(LocalBases):
     """The server. Use as `async with BinanceServer() as server:`."""
 
     silent_bases: set[str] = field(default_factory=set)
@@ -121,15 +137,6 @@ class BinanceServer:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
-
-    @property
-    def base(self) -> str:
-        """The routed base, what `BINANCE_WS_URL` points at."""
-        return f"ws://127.0.0.1:{self.port}{ROUTED}"
-
-    @property
-    def legacy_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def _check(self, connection: ServerConnection, request: Request) -> Response | None:
         base, streams = split_path(request.path)

@@ -27,7 +27,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from tests.ingestor_support import BinanceServer, wire_frame
+from tests.ingestor_support import BinanceServer, LocalBases, wire_frame
 from tests.recorded import market_trades
 
 FIRST_ID = 7_000_000_001
@@ -187,7 +187,7 @@ async def _serve(pipe: Connection, symbols: Sequence[str]) -> None:
         task.cancel()
 
 
-class Feed:
+class Feed(LocalBases):
     """The feed process, driven from the test or benchmark."""
 
     def __init__(self, symbols: Sequence[str]) -> None:
@@ -199,14 +199,6 @@ class Feed:
         if not self.pipe.poll(30):
             raise RuntimeError("the feed process did not start")
         self.port: int = self.pipe.recv()
-
-    @property
-    def base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/market"
-
-    @property
-    def legacy_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def _ask(self, command: str, argument: Any = None) -> Any:
         self.pipe.send((command, argument))
