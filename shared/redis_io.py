@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.client import NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -27,6 +28,21 @@ ENCODING_ERRORS = "replace"
 stream or a hash) become U+FFFD instead of failing the whole reply with `UnicodeDecodeError`, which
 would stop a service on one bad entry. The checks of each record then refuse such a value, naming
 its field."""
+
+
+RAW_REPLY = {NEVER_DECODE: True}
+"""Options for `execute_command` that return a reply as bytes. For HGETALL of a hash whose fields
+may not be UTF-8: decoding in the client (redis-py 8 with hiredis) misreads such a hash once two
+field names decode alike, pairing later fields with the wrong values. Read it raw, then
+`text_hash`."""
+
+
+def text_hash(reply: Mapping[bytes, bytes]) -> dict[str, str]:
+    """A hash read with `RAW_REPLY`, as text (bytes that are not UTF-8 replaced with U+FFFD)."""
+    return {
+        field.decode(errors=ENCODING_ERRORS): value.decode(errors=ENCODING_ERRORS)
+        for field, value in reply.items()
+    }
 
 
 def decoded(reply: Mapping[bytes | str, bytes | str]) -> dict[str, str]:

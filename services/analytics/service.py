@@ -38,7 +38,7 @@ from shared.config import Settings
 from shared.health import now_ms
 from shared.history import History
 from shared.pairstats import MIN_BARS, stationarity
-from shared.redis_io import UNAVAILABLE, Redis, decoded, ensure_group
+from shared.redis_io import RAW_REPLY, UNAVAILABLE, Redis, ensure_group, text_hash
 from shared.runtime import ServiceContext
 from shared.schemas import Alert, AnalyticsRequest, SchemaError
 from shared.views import PairView
@@ -132,12 +132,12 @@ class Worker:
         UTF-8 decode alike), and the views requested."""
         now = now_ms()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.ALERT_RULES)
+        pipe.execute_command("HGETALL", keys.ALERT_RULES, **RAW_REPLY)
         pipe.hlen(keys.ALERT_RULES)
         pipe.zrangebyscore(keys.ANALYTICS_VIEWS, now, "+inf")
         pipe.zremrangebyscore(keys.ANALYTICS_VIEWS, "-inf", f"({now}")
         rules, count, members, _ = await pipe.execute()
-        return decoded(rules), int(count), [str(m) for m in members]
+        return text_hash(rules), int(count), [str(m) for m in members]
 
     async def _restore_fired(self) -> None:
         recent = await revrange(self.redis, keys.ALERTS, count=RECENT_ALERTS)

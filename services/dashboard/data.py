@@ -19,7 +19,7 @@ from shared import keys
 from shared.alert_rules import AlertRule, RuleError, parse_rule
 from shared.health import now_ms
 from shared.history import History
-from shared.redis_io import decoded
+from shared.redis_io import RAW_REPLY, decoded, text_hash
 from shared.schemas import Alert, Bar, Event, PairStat, SchemaError
 from shared.streamids import id_ms
 from shared.tickdb import TickDbError
@@ -362,7 +362,8 @@ class RuleRow:
 
 def read_rules(client: redis.Redis) -> list[RuleRow]:
     rows = []
-    for rule_id, raw in sorted(decoded(client.hgetall(keys.ALERT_RULES)).items()):
+    stored = client.execute_command("HGETALL", keys.ALERT_RULES, **RAW_REPLY)  # type: ignore[no-untyped-call]
+    for rule_id, raw in sorted(text_hash(stored).items()):
         try:
             rows.append(RuleRow(rule_id, raw, parse_rule(raw)))
         except RuleError as exc:

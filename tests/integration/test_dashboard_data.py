@@ -112,3 +112,26 @@ def test_views_requests_and_uploads_follow_the_contract(sync_redis: redis.Redis)
     assert entry_id == entry and fields["kind"] == "adf" and fields["view"] == view.id
     assert PairView.parse(fields["view"]) == view
     assert actions.load_upload(sync_redis, "0" * 32) is None
+
+
+def test_rules_are_read_right_when_ids_that_are_not_utf8_decode_alike(
+    sync_redis: redis.Redis,
+) -> None:
+    """Decoding in the client misread such a hash (later ids paired with the wrong values)."""
+    raw = redis.Redis(connection_pool=redis.ConnectionPool.from_url(_url(sync_redis)))
+    valid = (
+        '{"name": "n", "pair": "BTCUSDT-ETHUSDT", "tf": "1m", "metric": "zscore", "op": ">",'
+        ' "threshold": 2}'
+    )
+    for rule_id in (b"r\xfe", b"ok", b"r\xff", b"tf"):  # a small hash keeps insertion order
+        raw.hset(keys.ALERT_RULES, rule_id, b"{}" if rule_id.startswith(b"r") else valid)
+    rows = {row.rule_id: row for row in data.read_rules(sync_redis)}
+    assert rows["ok"].rule is not None and rows["tf"].rule is not None
+    assert rows["ok"].raw == rows["tf"].raw == valid
+    assert rows["r\ufffd"].rule is None
+    raw.close()
+
+
+def _url(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
