@@ -14,6 +14,7 @@ a deleted tick recomputes its second; ticks are immutable (an UPDATE is refused)
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 5_000
@@ -147,10 +148,24 @@ def open_for_writing(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> s
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn, busy_timeout_ms)
     conn.execute("PRAGMA synchronous = NORMAL")
     migrate(conn)
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL, retrying: while another connection switches the same new file, SQLite
+    answers "database is locked" at once, without waiting for the busy timeout."""
+    deadline = time.monotonic() + max(busy_timeout_ms, 1_000) / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def open_for_reading(path: Path) -> sqlite3.Connection:
