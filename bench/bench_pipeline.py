@@ -108,7 +108,7 @@ def run() -> dict[str, Any]:
         print(
             f"   {offered:>8,.0f}/s offered: published {row['published_per_s']:,.0f}/s, "
             f"stored {row['stored_per_s']:,.0f}/s, sustained {row['sustained']}, "
-            f"zero loss {row['zero_loss']}",
+            f"zero loss {row['zero_loss']}, late ticks {row['late_ticks']:,}",
             flush=True,
         )
     print(throughput_table(rows))

@@ -235,6 +235,7 @@ def losses(run: Run, report: dict[str, Any], drained_s: float | None) -> dict[st
         missing_sqlite += len(delivered - in_sqlite)
         gaps += len(run.pipe.gap_ranges(symbol))
     overflowed = int(run.pipe.health("ingestor").get("overflowed", 0))
+    late = int(run.pipe.health("analytics").get("late_ticks", 0))
     return {
         "delivered_total": int(report["sent"]),
         "drained_after_s": None if drained_s is None else round(drained_s, 2),
@@ -242,6 +243,7 @@ def losses(run: Run, report: dict[str, Any], drained_s: float | None) -> dict[st
         "missing_in_sqlite": missing_sqlite,
         "gap_events": gaps,
         "overflowed": overflowed,
+        "late_ticks": late,
         "zero_loss": drained_s is not None
         and missing_redis == missing_sqlite == gaps == overflowed == 0,
     }
