@@ -6,7 +6,9 @@ one line naming the variable and the value (`ConfigError`), never a traceback.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -17,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}\Z")
 TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)\Z")
 CONSUMER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}\Z")
+API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{8,128}\Z")
 Source = Literal["binance", "replay", "synthetic"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -81,11 +84,18 @@ class Settings(BaseSettings):
 
     # Ingestor.
     source: Source = "binance"
-    binance_ws_url: str = "wss://fstream.binance.com/market"
+    binance_ws_url: str = "wss://fstream.binance.com"
+    """The WebSocket host; the path of each stream kind comes from `services.ingestor.routes`.
+    An old value ending in a path (`.../market`) still works: that path is tried first."""
     binance_stream: Literal["trade", "aggTrade"] = "trade"
-    binance_legacy_ws_url: str = "wss://fstream.binance.com"
     binance_fallback_after: int = Field(default=3, ge=1, le=100)
+    """Silent connections in a row that REST could not judge before the next route is tried."""
     binance_stale_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
+    binance_rest_url: str = "https://fapi.binance.com"
+    binance_api_key: str = Field(default="", repr=False)
+    """With a key, gaps are back-filled trade by trade (`historicalTrades`); without one, from
+    aggregate trades. Never logged nor shown."""
+    binance_rest_weight_per_min: int = Field(default=1_000, ge=50, le=2_400)
     binance_reconnect_base_s: float = Field(default=1.0, gt=0, le=30)
     binance_reconnect_max_s: float = Field(default=30.0, gt=0, le=30)
     binance_max_age_s: float = Field(default=84_600.0, gt=0, le=86_400)
@@ -150,11 +160,23 @@ class Settings(BaseSettings):
     def _check_ws_url(cls, value: str) -> str:
         return _ws_base(value)
 
-    @field_validator("binance_legacy_ws_url")
+    @field_validator("binance_rest_url")
     @classmethod
-    def _check_legacy_ws_url(cls, value: str) -> str:
-        """Empty turns the fallback off."""
-        return _ws_base(value) if value.strip() else ""
+    def _check_rest_url(cls, value: str) -> str:
+        parsed = urlparse(value.strip())
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ValueError("expected an http:// or https:// URL")
+        if parsed.path.strip("/") or parsed.query:
+            raise ValueError("expected the host only, like https://fapi.binance.com")
+        return value.strip().rstrip("/")
+
+    @field_validator("binance_api_key")
+    @classmethod
+    def _check_api_key(cls, value: str) -> str:
+        key = value.strip()
+        if key and not API_KEY_PATTERN.match(key):
+            raise ValueError("expected letters and digits only (a Binance API key)")
+        return key
 
     @field_validator("writer_consumer")
     @classmethod
@@ -241,13 +263,33 @@ class Settings(BaseSettings):
         return self
 
 
+SECRETS = frozenset({"BINANCE_API_KEY"})
+"""Variables whose value an error message never quotes."""
+RETIRED = {
+    "BINANCE_LEGACY_WS_URL": "the unrouted path of BINANCE_WS_URL's host is one of the routes "
+    "tried now (services/ingestor/routes.py)",
+}
+"""Variables older versions read, and what replaced them: reported at start, not an error."""
+
+
+def retired_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per retired variable that `environ` (the process's by default) still sets."""
+    environ = os.environ if environ is None else environ
+    return [
+        f"{name} is no longer read: {why}"
+        for name, why in RETIRED.items()
+        if name in {key.upper() for key in environ}
+    ]
+
+
 def _describe(error: Any) -> str:
     location = error.get("loc") or ()
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if not location:
         return message
     variable = str(location[0]).upper()
-    return f"{variable}={error.get('input')!r}: {message}"
+    shown = "<hidden>" if variable in SECRETS else repr(error.get("input"))
+    return f"{variable}={shown}: {message}"
 
 
 def load_settings(**overrides: Any) -> Settings:

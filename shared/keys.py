@@ -25,9 +25,14 @@ ANALYTICS_REQUESTS = "analytics-requests"
 INGEST_LIBRARY = "quantpairs"
 """Redis Function library (FUNCTION LOAD) that the ingestor publishes ticks through."""
 PUBLISH_TICKS = "quantpairs_publish_ticks"
-"""Function of `INGEST_LIBRARY`: one call appends a batch of ticks to their `ticks:*` streams."""
+"""Function of `INGEST_LIBRARY`: one call appends a batch of ticks to their `ticks:*` streams
+and records the gaps the batch revealed in their `gaps:*` hashes."""
+PUBLISH_BACKFILL = "quantpairs_publish_backfill"
+"""Function of `INGEST_LIBRARY`: one call appends back-filled ticks to `backfill:<SYMBOL>` and
+updates the gap they fill in `gaps:<SYMBOL>`, atomically."""
 
 WRITER_GROUP = "writer"
+WRITER_ALIVE_PREFIX = "writer-alive:"
 ANALYTICS_GROUP = "analytics"
 
 SERVICES = ("ingestor", "writer", "analytics", "dashboard")
@@ -37,6 +42,28 @@ HEALTH_PREFIX = "health:"
 def ticks(symbol: str) -> str:
     """Stream of normalized trades of one symbol: `ticks:BTCUSDT`."""
     return f"ticks:{normalize_symbol(symbol)}"
+
+
+def backfill(symbol: str) -> str:
+    """Stream of ticks fetched from REST for the gaps of one symbol: `backfill:BTCUSDT`. They are
+    older than the live stream's newest, so they have a stream of their own; the writer stores
+    them like `ticks:*`."""
+    return f"backfill:{normalize_symbol(symbol)}"
+
+
+def gaps(symbol: str) -> str:
+    """Hash of one symbol's trade-id gaps waiting to be back-filled: `gaps:BTCUSDT`, field = first
+    missing id, value = `<last missing id> <trade time before> <trade time after>`."""
+    return f"gaps:{normalize_symbol(symbol)}"
+
+
+def writer_alive(consumer: str) -> str:
+    """Liveness key of one writer of group `writer`, kept with a TTL of a few heartbeats:
+    `writer-alive:host-123`. Once it is gone, another writer takes the consumer's pending
+    entries over at once."""
+    if not consumer or any(c.isspace() for c in consumer):
+        raise ValueError(f"consumer name {consumer!r} is empty or has spaces")
+    return f"{WRITER_ALIVE_PREFIX}{consumer}"
 
 
 def bars(tf: str, symbol: str) -> str:

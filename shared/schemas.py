@@ -11,7 +11,7 @@ import math
 import re
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from functools import cache
 from typing import Any, Literal, Self, TypeVar, cast
 
@@ -27,6 +27,12 @@ UNSIGNED_PATTERN = re.compile(r"^[0-9]{1,19}\Z")
 INT64_MAX = 2**63 - 1
 
 TICK_FIELDS = ("ts", "symbol", "price", "size", "trade_id", "side", "recv_ts")
+RANGE_FIELDS = ("last_trade_id", "source")
+"""The fields a back-filled tick (`backfill:<SYMBOL>`) carries after `TICK_FIELDS`."""
+TickSource = Literal["ws", "rest", "rest-agg"]
+TICK_SOURCES: tuple[TickSource, ...] = ("ws", "rest", "rest-agg")
+"""Where a tick came from: the WebSocket stream, REST's exact trades (`historicalTrades`), or
+REST's aggregate trades (`aggTrades`: one tick for the missing trade ids of one aggregate)."""
 BAR_FIELDS = ("start", "open", "high", "low", "close", "volume", "vwap", "trades")
 EVENT_FIELDS = ("service", "kind", "symbol", "detail", "ts")
 PAIR_STAT_FIELDS = (
@@ -136,6 +142,28 @@ def tick_entry(flat: Sequence[str], symbol: str) -> TickEntry:
     if len(flat) % 2:
         raise SchemaError(f"odd number of fields and values ({len(flat)})")
     return check_tick(dict(zip(flat[0::2], flat[1::2], strict=True)), symbol)
+
+
+RangeEntry = tuple[TickEntry, int, TickSource]
+"""A checked back-fill entry: the tick, the last trade id it covers, its source."""
+
+
+def range_entry(flat: Sequence[str], symbol: str) -> RangeEntry:
+    """Check one entry of `backfill:<symbol>` (`[field, value, ...]`): a tick by the tick
+    contract, plus `last_trade_id` (at or above `trade_id`) and `source`; `SchemaError` naming
+    the fault."""
+    if len(flat) % 2:
+        raise SchemaError(f"odd number of fields and values ({len(flat)})")
+    fields = dict(zip(flat[0::2], flat[1::2], strict=True))
+    tick = check_tick(fields, symbol)
+    last_trade_id = _count(fields, "last_trade_id")
+    if last_trade_id < tick[3]:
+        raise SchemaError(f"field 'last_trade_id' {last_trade_id} is below trade_id {tick[3]}")
+    source = _field(fields, "source")
+    for known in TICK_SOURCES:
+        if source == known:
+            return tick, last_trade_id, known
+    raise SchemaError(f"field 'source' is not one of {', '.join(TICK_SOURCES)}: {shown(source)}")
 
 
 def _count(fields: Mapping[str, str], name: str) -> int:
@@ -252,9 +280,19 @@ class Tick:
     trade_id: int
     side: Side
     recv_ts: int
+    last_trade_id: int | None = None
+    """A back-filled tick made of several trades covers trade ids `trade_id..last_trade_id`
+    (one aggregate's missing trades, with their summed size); None: the one trade `trade_id`."""
+    source: TickSource = "ws"
+
+    @property
+    def covers_through(self) -> int:
+        """The last trade id this tick covers."""
+        return self.trade_id if self.last_trade_id is None else self.last_trade_id
 
     def to_fields(self) -> StreamFields:
-        return {
+        """`TICK_FIELDS`, then `RANGE_FIELDS` for a tick that is not a plain WebSocket trade."""
+        fields: StreamFields = {
             "ts": str(self.ts),
             "symbol": self.symbol,
             "price": self.price,
@@ -263,15 +301,25 @@ class Tick:
             "side": self.side,
             "recv_ts": str(self.recv_ts),
         }
+        if self.last_trade_id is not None or self.source != "ws":
+            fields["last_trade_id"] = str(self.covers_through)
+            fields["source"] = self.source
+        return fields
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str], symbol: str | None = None) -> Tick:
         """The tick of an entry, checked by `check_tick` (the contract); `symbol` is the
         stream's, when the entry must be of that symbol."""
         ts, price, size, trade_id, side, recv_ts, _, _ = check_tick(fields, symbol)
-        return cls(
+        tick = cls(
             ts, fields["symbol"], price, size, trade_id, "buy" if side == "buy" else "sell", recv_ts
         )
+        if "last_trade_id" not in fields and "source" not in fields:
+            return tick
+        flat = [text for pair in fields.items() for text in pair]
+        _, last_trade_id, source = range_entry(flat, tick.symbol)
+        last = None if last_trade_id == trade_id else last_trade_id
+        return replace(tick, last_trade_id=last, source=source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -31,7 +31,6 @@ from shared.schemas import DECIMAL_PATTERN, INT64_MAX, Side, Tick, decimal_value
 MAX_FRAME_BYTES = 65_536
 """A frame above this size is not a trade event: it is dead-lettered, the connection goes on."""
 NON_MARKET_TYPES = frozenset({"NA", "INSURANCE_FUND", "ADL"})
-StreamKind = Literal["trade", "aggTrade"]
 
 
 class FrameError(ValueError):
@@ -50,11 +49,6 @@ class NonMarketPrint:
 
 TickRow = tuple[int, str, str, str, int, Side, int]
 """A tick as the fields of `Tick`, in order: built about ten times faster than the record."""
-
-
-def stream_url(base: str, symbol: str, stream: StreamKind) -> str:
-    """One raw stream: `<base>/ws/btcusdt@trade` (Binance wants the symbol in lower case)."""
-    return f"{base}/ws/{symbol.lower()}@{stream}"
 
 
 _ZERO_BY_DECIMAL: dict[str, bool] = {}

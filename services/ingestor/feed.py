@@ -1,15 +1,20 @@
-"""The live source: one WebSocket per symbol to `<base>/ws/<symbol>@trade`, kept alive forever.
+"""The live source: one WebSocket per symbol to `<host><route>/ws/<symbol>@<stream>`, forever.
 
 Connection life, per symbol (`SymbolFeed.run`):
+- the route comes from the routing table (`routes.py`); a route is left only when REST proves
+  it silent (`silence.py`): the connection delivered nothing for `BINANCE_STALE_TIMEOUT_S`
+  while the exchange traded. A route that has delivered in this run is kept: silence there is
+  a stuck connection, reconnected. Trades REST shows after the last one received are a gap,
+  back-filled like any other;
+- when REST cannot answer, a silent connection is reconnected, and after
+  `BINANCE_FALLBACK_AFTER` of them in a row on a route that never delivered, the next route
+  is tried;
 - reconnect on any drop, after an exponential backoff with jitter (capped at
   `BINANCE_RECONNECT_MAX_S`), reset once a connection has delivered frames;
-- a watchdog closes a connection that received nothing for `BINANCE_STALE_TIMEOUT_S`;
-- a base that stays silent (or refuses the stream) `BINANCE_FALLBACK_AFTER` times in a row is
-  swapped for the other one (`BINANCE_LEGACY_WS_URL`), and the base that delivers is reported;
 - before Binance's 24 h cut-off (`BINANCE_MAX_AGE_S`) a second connection is opened and the
   first is closed once the second has caught up, so the renewal loses no trade;
-- pings are answered by the websockets library; every connect, disconnect and stale
-  connection goes to `events`.
+- pings are answered by the websockets library; every connect, disconnect, silent route and
+  route change goes to `events`.
 """
 
 from __future__ import annotations
@@ -25,17 +30,15 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from services.ingestor.binance import (
-    FrameError,
-    NonMarketPrint,
-    StreamKind,
-    TickRow,
-    parse_frame,
-    stream_url,
-)
+from services.ingestor.binance import FrameError, NonMarketPrint, TickRow, parse_frame
 from services.ingestor.intake import Intake
+from services.ingestor.probe import Prober, local_ms
 from services.ingestor.recorder import Recorder
+from services.ingestor.rest import RestFailure
+from services.ingestor.routes import Endpoint, RouteChoice, StreamKind
+from services.ingestor.silence import Verdict, judge
 from shared.config import Settings
+from shared.times import iso_ms
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,16 @@ CONNECT_ERRORS = (OSError, TimeoutError, WebSocketException)
 HANDOVER_POLL_S = 0.01
 
 
+QUIET_CHECKS_MAX = 8
+"""A symbol REST keeps proving quiet is checked ever less often, up to this many stale
+timeouts apart (each check costs REST weight)."""
+
+
 @dataclass(frozen=True)
 class FeedOptions:
     """The connection policy, from settings."""
 
-    bases: tuple[str, ...]
+    endpoint: Endpoint
     stream: StreamKind
     stale_s: float
     fallback_after: int
@@ -70,12 +78,8 @@ class FeedOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeedOptions:
-        bases: tuple[str, ...] = (settings.binance_ws_url,)
-        legacy = settings.binance_legacy_ws_url
-        if legacy and legacy != settings.binance_ws_url:
-            bases += (legacy,)
         return cls(
-            bases=bases,
+            endpoint=Endpoint.from_url(settings.binance_ws_url),
             stream=settings.binance_stream,
             stale_s=settings.binance_stale_timeout_s,
             fallback_after=settings.binance_fallback_after,
@@ -126,6 +130,7 @@ class SymbolFeed:
         options: FeedOptions,
         intake: Intake,
         stop: asyncio.Event,
+        prober: Prober | None,
         recorder: Recorder | None = None,
     ) -> None:
         self.symbol = symbol
@@ -133,43 +138,51 @@ class SymbolFeed:
         self.stop = stop
         self.frames = 0
         self.attempts = 0
+        self.route = RouteChoice(options.endpoint.candidates(options.stream))
+        self.quiet_checks = 0
         self._intake = intake
         self._state = intake.state(symbol)
         self._notices = intake.notices
         self._symbols = frozenset({symbol})
+        self._prober = prober
         self._recorder = recorder
         self._ws: ClientConnection | None = None
         self._ending = ""
-        self._stale = False
+        self._silent = False
         self._successor: tuple[ClientConnection, list[tuple[bytes, int]]] | None = None
-        self._base_index = 0
 
     @property
     def connects(self) -> int:
         return self._state.connects
 
     @property
-    def base(self) -> str:
-        return self.options.bases[self._base_index]
+    def stream_name(self) -> str:
+        return f"{self.symbol.lower()}@{self.options.stream}"
+
+    @property
+    def url(self) -> str:
+        return self.options.endpoint.url(self.route.path, self.symbol, self.options.stream)
+
+    @property
+    def problem(self) -> str:
+        """Why this symbol is not fine, or empty."""
+        if self.route.everywhere_silent:
+            other = "aggTrade" if self.options.stream == "trade" else "trade"
+            return (
+                f"{self.symbol}: {self.options.stream} stream silent on every route; "
+                f"set BINANCE_STREAM={other}"
+            )
+        return "" if self._state.connected else f"{self.symbol} disconnected"
 
     async def run(self) -> None:
         options = self.options
         next_delay = backoff_delays(options.backoff_base_s, options.backoff_max_s)
-        silent = 0
         while not self.stop.is_set():
-            delivered, was_silent = await self._session(self.base)
+            delivered, moved = await self._session()
             if self.stop.is_set():
                 break
-            silent = 0 if delivered else silent + int(was_silent)
-            if silent >= options.fallback_after and len(options.bases) > 1:
-                tried = self.base
-                self._base_index = (self._base_index + 1) % len(options.bases)
-                self._notices.event(
-                    "fallback",
-                    f"{tried} gave nothing {silent} times in a row; trying {self.base}",
-                    self.symbol,
-                )
-                silent = 0
+            if moved:
+                continue
             if await self._sleep(next_delay(delivered)):
                 break
 
@@ -192,26 +205,29 @@ class SymbolFeed:
             max_queue=256,
         )
 
-    async def _session(self, base: str) -> tuple[bool, bool]:
-        """One connection's life: (whether it delivered frames, whether it was silent)."""
-        url = stream_url(base, self.symbol, self.options.stream)
+    async def _session(self) -> tuple[bool, bool]:
+        """One connection's life: (whether it delivered frames, whether the route changed)."""
+        url = self.url
         self.attempts += 1
+        route_before = self.route.index
         try:
             ws = await self._open(url)
         except CONNECT_ERRORS as exc:
             self._notices.event("connect_failed", f"{url}: {_describe(exc)}", self.symbol)
-            return False, isinstance(exc, InvalidStatus)
+            if isinstance(exc, InvalidStatus):
+                self._route_refused(url, exc)
+            return False, self.route.index != route_before
         frames_before = self.frames
-        self._ending, self._stale = "", False
+        self._ending, self._silent = "", False
         self._state.connected = True
         self._state.connects += 1
         self._notices.event("connected", url, self.symbol)
         try:
             while True:
                 self._ws = ws
-                guard = asyncio.create_task(self._guard(ws, base, url))
+                guard = asyncio.create_task(self._guard(ws, url))
                 try:
-                    reason = await self._read(ws, base)
+                    reason = await self._read(ws)
                 finally:
                     guard.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -230,14 +246,38 @@ class SymbolFeed:
                 await ws.close()
         self._notices.event("disconnected", f"{url}: {self._ending or reason}", self.symbol)
         delivered = self.frames > frames_before
-        return delivered, self._stale and not delivered
+        limit = self.options.fallback_after
+        if self._silent and not delivered and self.route.unproven_silence(limit):
+            self._route_changed(
+                f"{self.options.fallback_after} silent connections in a row that REST could "
+                "not judge"
+            )
+        return delivered, self.route.index != route_before
 
-    async def _read(self, ws: ClientConnection, base: str) -> str:
+    def _route_refused(self, url: str, exc: InvalidStatus) -> None:
+        """A path the server refuses (HTTP 404 at the handshake) cannot be the route."""
+        if self.route.delivered:
+            return
+        refused = self.route.label
+        self._notices.event("route_silent", f"{url}: refused ({_describe(exc)})", self.symbol)
+        self.route.proven_silent()
+        self._route_changed(f"{refused} was refused")
+
+    def _route_changed(self, why: str) -> None:
+        self._notices.event(
+            "route_changed",
+            f"{self.stream_name}: trying {self.route.label} ({why})",
+            self.symbol,
+        )
+        if self.route.everywhere_silent:
+            log.error(self.problem)
+
+    async def _read(self, ws: ClientConnection) -> str:
         """Handle frames until the connection closes; why it closed."""
         handle = self._handle
         try:
             handle(await ws.recv(decode=False), time.time_ns() // 1_000_000)
-            self._delivering(base)
+            self._delivering()
             while True:
                 for _ in range(YIELD_EVERY):
                     handle(await ws.recv(decode=False), time.time_ns() // 1_000_000)
@@ -267,13 +307,15 @@ class SymbolFeed:
         else:
             self._intake.tick(parsed)
 
-    async def _guard(self, ws: ClientConnection, base: str, url: str) -> None:
-        """Watch one connection: stale, stop, first delivery, and the 24 h renewal."""
+    async def _guard(self, ws: ClientConnection, url: str) -> None:
+        """Watch one connection: stop, silence, first delivery, and the 24 h renewal."""
         loop = asyncio.get_running_loop()
         options = self.options
         opened = last_change = loop.time()
+        opened_ms = local_ms()
         seen = self.frames
         interval = min(1.0, options.stale_s / 4)
+        quiet_for = options.stale_s
         while True:
             if await self._sleep(interval):
                 self._ending = "stopping"
@@ -281,32 +323,83 @@ class SymbolFeed:
                 return
             now = loop.time()
             if self.frames != seen:
-                seen, last_change = self.frames, now
-            elif now - last_change >= options.stale_s:
-                self._stale = True
-                silence = f"nothing received for {options.stale_s:g} s"
-                self._ending = f"stale, {silence}"
-                self._notices.event("stale", f"{url}: {silence}", self.symbol)
-                await ws.close()
-                return
+                seen, last_change, quiet_for = self.frames, now, options.stale_s
+            elif now - last_change >= quiet_for:
+                if await self._silence(ws, url, opened_ms, seen):
+                    return
+                last_change = loop.time()
+                quiet_for = min(quiet_for * 2, options.stale_s * QUIET_CHECKS_MAX)
             if now - opened >= options.max_age_s:
-                if await self._renew(ws, base):
+                if await self._renew(ws):
                     return
                 opened = now - options.max_age_s + options.stale_s
 
-    def _delivering(self, base: str) -> None:
-        if self._state.base != base:
-            self._state.base = base
+    async def _silence(self, ws: ClientConnection, url: str, opened_ms: int, seen: int) -> bool:
+        """The connection delivered nothing for a while: ask REST what it means and act. True
+        when the connection is closed for it."""
+        silence = f"nothing received for {self.options.stale_s:g} s"
+        if self._prober is None:
+            return await self._close_stale(ws, url, silence)
+        try:
+            newest = await self._prober.newest_trade(self.symbol, self._state.last_price)
+        except RestFailure as exc:
+            self._notices.event("stale", f"{url}: {silence}; REST: {exc}", self.symbol)
+            return await self._close_stale(ws, url, None)
+        if self.frames != seen:
+            return False
+        judgement = judge(
+            opened_ms=self._prober.exchange_ms(opened_ms),
+            newest_id=None if newest is None else newest.id,
+            newest_ms=None if newest is None else newest.time,
+            last_id=self._state.last_id,
+            route_delivered=self.route.delivered,
+        )
+        if newest is not None and judgement.missed_through is not None:
+            self._intake.claim(self.symbol, judgement.missed_through, newest.time)
+        if judgement.verdict is Verdict.QUIET:
+            self.quiet_checks += 1
+            log.debug("quiet, proven by REST", extra={"symbol": self.symbol})
+            return False
+        assert newest is not None
+        traded = f"the exchange traded (id {newest.id} at {iso_ms(newest.time)})"
+        if judgement.verdict is Verdict.STUCK:
             self._notices.event(
-                "delivering",
-                f"{base} delivers {self.symbol.lower()}@{self.options.stream}",
+                "stale", f"{url}: {silence} while {traded}: reconnecting", self.symbol
+            )
+            self._ending = f"stuck, {silence}"
+        else:
+            self._notices.event(
+                "route_silent",
+                f"{url}: {silence} while {traded} since the connection opened",
                 self.symbol,
             )
+            silent = self.route.label
+            self._ending = f"route {silent} silent"
+            self.route.proven_silent()
+            self._route_changed(f"{silent} is silent")
+        await ws.close()
+        return True
 
-    async def _renew(self, old: ClientConnection, base: str) -> bool:
+    async def _close_stale(self, ws: ClientConnection, url: str, silence: str | None) -> bool:
+        """Close a silent connection that REST could not judge (the old watchdog)."""
+        self._silent = True
+        if silence is not None:
+            self._notices.event("stale", f"{url}: {silence}", self.symbol)
+        self._ending = f"stale, nothing received for {self.options.stale_s:g} s"
+        await ws.close()
+        return True
+
+    def _delivering(self) -> None:
+        if self.route.delivering():
+            self._state.route = self.route.label
+            self._notices.event(
+                "delivering", f"{self.route.label} delivers {self.stream_name}", self.symbol
+            )
+
+    async def _renew(self, old: ClientConnection) -> bool:
         """Open a second connection, switch once it has caught up with the first; True when
         switched. Trades both delivered are dropped by the sequence check of the switch."""
-        url = stream_url(base, self.symbol, self.options.stream)
+        url = self.url
         try:
             new = await self._open(url)
         except CONNECT_ERRORS as exc:
@@ -386,16 +479,27 @@ class LiveSource:
         settings: Settings,
         intake: Intake,
         stop: asyncio.Event,
+        prober: Prober | None,
         recorder: Recorder | None = None,
     ) -> None:
         options = FeedOptions.from_settings(settings)
+        self.options = options
         self.feeds = [
-            SymbolFeed(symbol, options, intake, stop, recorder) for symbol in settings.symbols
+            SymbolFeed(symbol, options, intake, stop, prober, recorder)
+            for symbol in settings.symbols
         ]
+        self._prober = prober
         self._recorder = recorder
+        self._notices = intake.notices
 
     async def run(self) -> None:
+        note = self.options.endpoint.note(self.options.stream)
+        if note is not None:
+            log.warning(note)
+            self._notices.event("config", note)
         async with asyncio.TaskGroup() as group:
+            if self._prober is not None:
+                group.create_task(self._prober.sync_clock(), name="exchange-clock")
             for feed in self.feeds:
                 group.create_task(feed.run(), name=f"feed-{feed.symbol}")
 
@@ -405,7 +509,15 @@ class LiveSource:
             self._recorder.close()
 
     def health_fields(self) -> dict[str, int | str]:
-        return {}
+        fields: dict[str, int | str] = {}
+        for feed in self.feeds:
+            fields[f"route:{feed.symbol}"] = feed.route.label
+            fields[f"quiet_checks:{feed.symbol}"] = feed.quiet_checks
+        return fields
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for feed in self.feeds if (problem := feed.problem)]
 
     @property
     def started(self) -> bool:

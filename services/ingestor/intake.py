@@ -16,18 +16,30 @@ from collections.abc import Iterable, Mapping
 import orjson
 
 from services.ingestor.binance import NonMarketPrint, TickRow
+from services.ingestor.gaps import Gap
 from services.ingestor.notices import Notices
 from services.ingestor.state import Sequence, SymbolState, place
 from services.ingestor.tickqueue import TickQueue
 
 
 class Intake:
-    def __init__(self, symbols: Iterable[str], queue_size: int, notices: Notices) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        queue_size: int,
+        notices: Notices,
+        *,
+        record_gaps: bool = False,
+    ) -> None:
         self.states: dict[str, SymbolState] = {s: SymbolState(s) for s in symbols}
         self.queue = TickQueue(queue_size, self._overflowed)
         self.notices = notices
         self.deadlettered = 0
         self.overflowing = False
+        self.record_gaps = record_gaps
+        """Live trades: gaps are recorded in Redis and back-filled from REST (a replayed or
+        synthetic source has nothing to fetch them from)."""
+        self._opened: list[Gap] = []
         self._lost: dict[str, tuple[int, int, int]] = {}
 
     def state(self, symbol: str) -> SymbolState:
@@ -52,6 +64,7 @@ class Intake:
         state.last_id = trade_id
         state.ticks += 1
         state.last_ts = row[0]
+        state.last_price = row[2]
         return True
 
     def non_market(self, print_: NonMarketPrint) -> None:
@@ -84,15 +97,38 @@ class Intake:
             )
             return False
         if where is Sequence.GAP:
-            first, last = state.last_id + 1, trade_id - 1
-            state.gaps += 1
-            state.missing += last - first + 1
-            self.notices.event(
-                "gap",
-                f"missing trade ids {first}..{last} ({last - first + 1} trades)",
-                state.symbol,
-            )
+            self._open(Gap(state.symbol, state.last_id + 1, trade_id - 1, state.last_ts, row[0]))
         return True
+
+    def _open(self, gap: Gap, how: str = "", *, record: bool = True) -> None:
+        state = self.states[gap.symbol]
+        state.gaps += 1
+        state.missing += gap.ids
+        self.notices.event("gap", f"{gap.describe()}{how}", gap.symbol)
+        if record and self.record_gaps:
+            self._opened.append(gap)
+
+    def claim(self, symbol: str, through_id: int, ts: int, *, record: bool = True) -> Gap | None:
+        """Trades up to `through_id` exist (REST says so) and the socket has not given them:
+        open the gap after the last id received, and move the sequence past it, so those ids
+        are back-filled rather than reported again. `record=False`: the caller fills the gap
+        itself (it is not recorded for the back-filler). The gap, or None when nothing was
+        missing (or nothing was received yet, so there is no "after")."""
+        state = self.states[symbol]
+        if state.last_id < 0 or through_id <= state.last_id:
+            return None
+        gap = Gap(symbol, state.last_id + 1, through_id, state.last_ts, ts)
+        state.last_id = through_id
+        state.last_ts = max(state.last_ts, ts)
+        self._open(gap, ", found by REST", record=record)
+        if record:
+            self.queue.nudge()
+        return gap
+
+    def take_opened(self) -> list[Gap]:
+        """The gaps opened since the last call (for the publisher to record)."""
+        opened, self._opened = self._opened, []
+        return opened
 
     def _overflowed(self, row: TickRow) -> None:
         symbol, trade_id = row[1], row[4]

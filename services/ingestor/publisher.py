@@ -1,14 +1,9 @@
 """Queue to `ticks:<SYMBOL>`: one Redis Function call per batch, retried until Redis takes it.
 
-Why a function: redis-py spends about 40 µs of Python per command here, so a pipeline of
-XADDs tops out near 25,000 entries/s, while Redis itself appends about 200,000/s. One `FCALL`
-carries a whole batch as a single JSON argument, and the function does the `XADD MAXLEN ~`s
-inside Redis: one command and one round trip per batch, whatever its size.
-
-The function also makes publishing idempotent and each batch atomic. Per stream it skips any
-tick whose `trade_id` is not above the newest one already there, so a batch retried after a
-lost reply (the connection dropped after Redis ran it) is never added twice, and a second
-ingestor feeding the same streams adds nothing twice either.
+The call (`library.PUBLISH_TICKS`) appends the batch atomically and idempotently: a batch
+retried after a lost reply, or a second ingestor feeding the same streams, adds nothing twice.
+It also records the gaps the batch revealed in `gaps:<SYMBOL>`, so a gap is in Redis no later
+than the tick after it; only then is it handed to the back-filler.
 """
 
 from __future__ import annotations
@@ -26,74 +21,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
 from services.ingestor.binance import TickRow
+from services.ingestor.gaps import Gap
 from services.ingestor.intake import Intake
+from services.ingestor.library import LIBRARY
 from shared import keys
 from shared.redis_io import ENCODING_ERRORS, UNAVAILABLE, Redis, RedisError
-from shared.schemas import TICK_FIELDS
 
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
-
-
-def _library() -> str:
-    # Row layout: [stream index, then the tick's fields in TICK_FIELDS order, as strings].
-    xadd_fields = ", ".join(f"'{name}', row[{i + 2}]" for i, name in enumerate(TICK_FIELDS))
-    id_column = TICK_FIELDS.index("trade_id") + 2
-    return f"""#!lua name={keys.INGEST_LIBRARY}
--- Trade ids are compared as decimal text without leading zeros, as the ingestor writes them:
--- Lua numbers are doubles, which cannot tell apart ids above 2^53 that differ by one.
-local function canonical(id)
-  if type(id) ~= 'string' or not string.match(id, '^[0-9]+$') then return nil end
-  return (string.gsub(id, '^0+(%d)', '%1'))
-end
-
-local function above(id, newest)
-  if newest == nil then return true end
-  if #id ~= #newest then return #id > #newest end
-  return id > newest
-end
-
-local function newest_trade_id(stream)
-  local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-  if #newest == 0 then return nil end
-  local fields = newest[1][2]
-  for i = 1, #fields, 2 do
-    if fields[i] == 'trade_id' then return canonical(fields[i + 1]) end
-  end
-  return nil
-end
-
-local function publish_ticks(keys, args)
-  local maxlen = args[1]
-  local rows = cjson.decode(args[2])
-  local newest, known, counts = {{}}, {{}}, {{}}
-  for k = 1, #keys do counts[2 * k - 1] = 0; counts[2 * k] = 0 end
-  for i = 1, #rows do
-    local row = rows[i]
-    local k = row[1]
-    local stream = keys[k]
-    if not known[k] then newest[k] = newest_trade_id(stream); known[k] = true end
-    local id = row[{id_column}]
-    if above(id, newest[k]) then
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', {xadd_fields})
-      newest[k] = id
-      counts[2 * k - 1] = counts[2 * k - 1] + 1
-    else
-      counts[2 * k] = counts[2 * k] + 1
-    end
-  end
-  return counts
-end
-
-redis.register_function('{keys.PUBLISH_TICKS}', publish_ticks)
-"""
-
-
-LIBRARY = _library()
-"""The Lua source loaded with `FUNCTION LOAD REPLACE`. The call replies, per stream in KEYS
-order, the number of ticks added and the number skipped as already there."""
 
 
 def publishing_client(url: str) -> Redis:
@@ -112,13 +49,18 @@ def publishing_client(url: str) -> Redis:
 
 
 def encode_batch(rows: Sequence[TickRow], index: Mapping[str, int]) -> bytes:
-    """The JSON argument of one call: `[[stream index, ts, symbol, price, ...], ...]`."""
+    """The rows argument of one call: `[[symbol index, ts, symbol, price, ...], ...]`."""
     return orjson.dumps(
         [
             [index[symbol], str(ts), symbol, price, size, str(trade_id), side, str(recv_ts)]
             for ts, symbol, price, size, trade_id, side, recv_ts in rows
         ]
     )
+
+
+def encode_gaps(gaps: Sequence[Gap], index: Mapping[str, int]) -> bytes:
+    """The gaps argument of one call: `[[symbol index, field, value], ...]`."""
+    return orjson.dumps([[index[gap.symbol], gap.field, gap.value] for gap in gaps])
 
 
 class Publisher:
@@ -131,6 +73,7 @@ class Publisher:
         maxlen: int,
         batch: int,
         on_published: Callable[[Sequence[TickRow]], None] | None = None,
+        on_gaps: Callable[[Sequence[Gap]], None] | None = None,
     ) -> None:
         self._redis = redis
         self._intake = intake
@@ -138,10 +81,12 @@ class Publisher:
         self._notices = intake.notices
         self._symbols = tuple(symbols)
         self._streams = [keys.ticks(symbol) for symbol in self._symbols]
+        self._keys = [*self._streams, *(keys.gaps(symbol) for symbol in self._symbols)]
         self._index = {symbol: i + 1 for i, symbol in enumerate(self._symbols)}
         self._maxlen = str(maxlen)
         self._batch = batch
         self._on_published = on_published
+        self._on_gaps = on_gaps
         self.reachable = True
         self.batches = 0
         self._away_since = 0.0
@@ -169,24 +114,31 @@ class Publisher:
         return found
 
     async def run(self) -> None:
-        """Publish batches until the queue is closed and empty."""
+        """Publish batches (and the gaps opened so far) until the queue is closed and empty."""
+        queue = self._queue
         while True:
-            rows = await self._queue.take(self._batch)
-            if not rows:
-                return
-            await self.publish(rows)
-            self._queue.done()
+            rows = await queue.take(self._batch)
+            gaps = self._intake.take_opened()
+            if not rows and not gaps:
+                if queue.finished:
+                    return
+                continue
+            await self.publish(rows, gaps)
+            queue.done()
             self._intake.check_overflow_over()
 
-    async def publish(self, rows: Sequence[TickRow]) -> None:
-        """Publish one batch, retrying (with capped backoff) until Redis has taken it."""
+    async def publish(self, rows: Sequence[TickRow], gaps: Sequence[Gap] = ()) -> None:
+        """Publish one batch and record its gaps, retrying (with capped backoff) until Redis
+        has taken them; then hand the gaps to the back-filler."""
         payload = encode_batch(rows, self._index)
+        gap_payload = encode_gaps(gaps, self._index)
         delay = RETRY_FIRST_S
         while True:
             try:
                 counts = await self._redis.fcall(
-                    keys.PUBLISH_TICKS, len(self._streams), *self._streams, self._maxlen, payload
-                )
+                    keys.PUBLISH_TICKS, len(self._keys), *self._keys, self._maxlen, payload,
+                    gap_payload,
+                )  # fmt: skip
             except ResponseError as exc:
                 if "function not found" in str(exc).lower():
                     await self._try_load()
@@ -201,6 +153,8 @@ class Publisher:
             delay = min(delay * 2, RETRY_MAX_S)
         if self._on_published is not None:
             self._on_published(rows)
+        if gaps and self._on_gaps is not None:
+            self._on_gaps(gaps)
 
     async def _try_load(self) -> None:
         try:

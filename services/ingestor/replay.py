@@ -385,6 +385,10 @@ class ReplaySource:
     async def close(self) -> None:
         self._closed = True
 
+    @property
+    def problems(self) -> list[str]:
+        return []
+
     def health_fields(self) -> dict[str, int | str]:
         return {
             "replay_ticks": self.ticks,

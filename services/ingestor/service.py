@@ -15,15 +15,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from services.ingestor.backfiller import Backfiller
 from services.ingestor.binance import TickRow
 from services.ingestor.feed import LiveSource
 from services.ingestor.intake import Intake
 from services.ingestor.notices import Notices
+from services.ingestor.probe import Prober
 from services.ingestor.publisher import Publisher, publishing_client
 from services.ingestor.recorder import Recorder
 from services.ingestor.replay import ReplaySource
+from services.ingestor.rest import BinanceRest
 from services.ingestor.synthetic import SyntheticSource
-from shared.config import Settings
+from shared.config import Settings, retired_variables
 from shared.health import Health
 from shared.redis_io import UNAVAILABLE
 from shared.runtime import ServiceContext
@@ -38,6 +41,11 @@ NOTICES_FLUSH_S = 0.5
 class Source(Protocol):
     @property
     def started(self) -> bool: ...
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the source is not fine (empty when it is)."""
+        ...
 
     async def run(self) -> None: ...
 
@@ -67,7 +75,22 @@ class Ingestor:
             maxlen_events=settings.maxlen_events,
             maxlen_deadletter=settings.maxlen_deadletter,
         )
-        self.intake = Intake(settings.symbols, settings.ingest_queue_size, self.notices)
+        live = settings.source == "binance"
+        self.intake = Intake(
+            settings.symbols, settings.ingest_queue_size, self.notices, record_gaps=live
+        )
+        self.rest: BinanceRest | None = None
+        self.backfiller: Backfiller | None = None
+        if live:
+            self.rest = BinanceRest(
+                settings.binance_rest_url,
+                settings.binance_api_key,
+                settings.binance_rest_weight_per_min,
+            )
+            self.backfiller = Backfiller(
+                self.redis, self.rest, self.intake, settings.symbols,
+                stream=settings.binance_stream, maxlen=settings.maxlen_ticks, stop=stop,
+            )  # fmt: skip
         self.publisher = Publisher(
             self.redis,
             self.intake,
@@ -75,6 +98,7 @@ class Ingestor:
             maxlen=settings.maxlen_ticks,
             batch=settings.ingest_batch,
             on_published=on_published,
+            on_gaps=None if self.backfiller is None else self.backfiller.add,
         )
         self.source = self._source(record)
 
@@ -85,10 +109,13 @@ class Ingestor:
         if settings.source == "synthetic":
             return SyntheticSource(settings, self.intake, self.stop)
         recorder = Recorder(record) if record is not None else None
-        return LiveSource(settings, self.intake, self.stop, recorder)
+        prober = None if self.rest is None else Prober(self.rest)
+        return LiveSource(settings, self.intake, self.stop, prober, recorder)
 
     async def serve(self, health: Health) -> None:
         """Run until `stop` is set, then stop in order. Raises if the source failed."""
+        for line in retired_variables():
+            log.warning(line)
         with contextlib.suppress(*UNAVAILABLE):
             await self.publisher.load()
             if self.settings.source == "binance":
@@ -97,6 +124,8 @@ class Ingestor:
             asyncio.create_task(self.notices.run(), name="notices"),
             asyncio.create_task(self._report(health), name="health"),
         ]
+        if self.backfiller is not None:
+            background.append(asyncio.create_task(self._backfill(), name="backfill"))
         publishing = asyncio.create_task(self.publisher.run(), name="publisher")
         sourcing = asyncio.create_task(self.source.run(), name="source")
         try:
@@ -109,6 +138,8 @@ class Ingestor:
             for task in (*background, sourcing, publishing):
                 task.cancel()
             await asyncio.gather(*background, sourcing, publishing, return_exceptions=True)
+            if self.rest is not None:
+                await self.rest.close()
             await self.redis.aclose()
         for task, what in ((sourcing, "source"), (publishing, "publisher")):
             if _failed(task):
@@ -124,6 +155,19 @@ class Ingestor:
                 "resuming after the stream's newest trade",
                 extra={"symbol": symbol, "trade_id": trade_id},
             )
+
+    async def _backfill(self) -> None:
+        """Resume the gaps a previous run left, then fill the new ones as they come."""
+        assert self.backfiller is not None
+        while True:
+            try:
+                found = await self.backfiller.load()
+                break
+            except UNAVAILABLE:
+                await asyncio.sleep(0.5)
+        if found:
+            log.info("resuming the back-fill of recorded gaps", extra={"gaps": found})
+        await self.backfiller.run()
 
     async def _shut_down(
         self, sourcing: asyncio.Task[None], publishing: asyncio.Task[None]
@@ -157,9 +201,7 @@ class Ingestor:
     def _update(self, health: Health) -> None:
         intake = self.intake
         states = intake.states.values()
-        problems = [f"{s.symbol} disconnected" for s in states if not s.connected]
-        if self.settings.source != "binance":
-            problems = []
+        problems = self.source.problems
         if not self.publisher.reachable:
             problems.append(f"ticks wait in the queue: {self.publisher.failure}")
         if intake.overflowing:
@@ -185,6 +227,8 @@ class Ingestor:
         for state in states:
             fields.update(state.health_fields())
         fields.update(self.source.health_fields())
+        if self.backfiller is not None:
+            fields.update(self.backfiller.health_fields())
         for name, value in fields.items():
             health.set(name, value)
 

@@ -45,7 +45,9 @@ class SymbolState:
     overflowed: int = 0
     connected: bool = False
     connects: int = 0
-    base: str = ""
+    route: str = ""
+    """The route that delivers (`/public`, `unrouted`, ...), once one has."""
+    last_price: str = ""
 
     @property
     def queued(self) -> int:
@@ -69,6 +71,6 @@ class SymbolState:
             "non_market": self.non_market,
             "overflowed": self.overflowed,
             "connects": self.connects,
-            "base": self.base,
+            "route": self.route,
         }
         return {f"{name}:{self.symbol}": value for name, value in counters.items()}

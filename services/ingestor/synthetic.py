@@ -144,5 +144,9 @@ class SyntheticSource:
     async def close(self) -> None:
         self._closed = True
 
+    @property
+    def problems(self) -> list[str]:
+        return []
+
     def health_fields(self) -> dict[str, int | str]:
         return {}

@@ -25,6 +25,7 @@ class TickQueue:
         self._room = asyncio.Event()
         self._room.set()
         self._closed = False
+        self._nudged = False
 
     def __len__(self) -> int:
         return len(self._items) + self.in_flight
@@ -49,13 +50,26 @@ class TickQueue:
         self._ready.set()
 
     async def take(self, limit: int) -> list[TickRow]:
-        """The oldest `limit` ticks at most, waiting for one; empty once closed and drained."""
+        """The oldest `limit` ticks at most, waiting for one; empty once closed and drained, or
+        when `nudge()` wakes the taker for something other than ticks."""
         while not self._items:
-            if self._closed:
+            if self._closed or self._nudged:
+                self._nudged = False
                 return []
             self._ready.clear()
             await self._ready.wait()
+        self._nudged = False
         return self.take_nowait(limit)
+
+    def nudge(self) -> None:
+        """Wake the taker even with no tick waiting (a gap found without a tick to carry it)."""
+        self._nudged = True
+        self._ready.set()
+
+    @property
+    def finished(self) -> bool:
+        """Closed, and every tick taken."""
+        return self._closed and not self._items
 
     def take_nowait(self, limit: int) -> list[TickRow]:
         items = self._items
