@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect
 from bench.harness import percentiles, private_redis, rate
 from services.ingestor.binance import TickRow, parse_frame
 from services.ingestor.feed import MAX_MESSAGE_BYTES, LiveSource, SymbolFeed
+from services.ingestor.routes import ROUTES, Endpoint
 from services.ingestor.service import Ingestor
 from shared.config import Settings, load_settings
 from shared.health import Health
@@ -105,7 +106,8 @@ class ServerProcess:
 
     @property
     def base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/market"
+        """The host (`BINANCE_WS_URL`)."""
+        return f"ws://127.0.0.1:{self.port}"
 
     def go(self) -> None:
         self.pipe.send("go")
@@ -125,7 +127,7 @@ def bench_settings(redis_url: str, base: str) -> Settings:
     live feed drops the oldest ticks rather than slow its reader."""
     return load_settings(
         redis_url=redis_url, symbols=",".join(SYMBOLS), source="binance", binance_ws_url=base,
-        binance_legacy_ws_url="", binance_stale_timeout_s=60, log_level="WARNING",
+        binance_stale_timeout_s=60, log_level="WARNING",
         maxlen_ticks=THROUGHPUT_TICKS * 2, ingest_queue_size=THROUGHPUT_TICKS * 2,
     )  # fmt: skip
 
@@ -135,7 +137,7 @@ async def bare_receive_and_parse(server: ServerProcess, count: int) -> float:
     started: list[float] = []
 
     async def read(symbol: str) -> None:
-        url = f"{server.base}/ws/{symbol.lower()}@trade"
+        url = Endpoint.from_url(server.base).url(ROUTES["trade"], symbol, "trade")
         async with connect(url, compression=None, max_size=MAX_MESSAGE_BYTES, max_queue=256) as ws:
             for _ in range(count):
                 raw = await ws.recv(decode=False)

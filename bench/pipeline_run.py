@@ -49,7 +49,7 @@ slower than it sends, as a full socket buffer makes a real server do)."""
 DRAIN_S = 60.0
 QUIET_S = 2.0
 PIPELINE_SETS = (
-    "REDIS_URL", "SYMBOLS", "SQLITE_PATH", "SOURCE", "BINANCE_WS_URL", "BINANCE_LEGACY_WS_URL",
+    "REDIS_URL", "SYMBOLS", "SQLITE_PATH", "SOURCE", "BINANCE_WS_URL", "BINANCE_REST_URL",
     "DASH_HOST", "DASH_PORT", "REPLAY_FILE",
 )  # fmt: skip
 """Variables the harness sets itself (the private Redis, the feed, free ports)."""

@@ -1,10 +1,14 @@
 """A local Binance USD-M Futures stream server on 127.0.0.1, and frames built from recorded data.
 
-`BinanceServer` speaks Binance's format and URL layout: `<base>/ws/<symbol>@trade` (and
-`@aggTrade`), `<base>/stream?streams=a@trade/b@trade` with the `{"stream","data"}` envelope,
-served under both the routed base `/market` and the legacy root. Like Binance, it broadcasts:
-a frame goes to the connections open on its stream when it is sent, and a client that was not
-connected then never sees it. Tests drive it: send frames, drop connections, go silent, ping.
+`BinanceServer` speaks Binance's format and URL layout, routing included, strictly:
+`<host><path>/ws/<symbol>@<stream>` and `<host><path>/stream?streams=a/b` (with the
+`{"stream","data"}` envelope), where `<path>` is `/public`, `/market`, `/private` or nothing.
+`@trade` is delivered only on `/public` and `@aggTrade` only on `/market` (`ROUTES`); on any
+other path, unrouted included, a stream connects and then gets nothing, as Binance does. Like
+Binance, it broadcasts: a frame goes to the connections open on its stream when it is sent, and
+a client that was not connected then never sees it. Tests drive it: send frames, drop
+connections, go silent, ping. `publish` adds trades to the `Exchange` the REST server serves
+too, then broadcasts them.
 """
 
 from __future__ import annotations
@@ -31,9 +35,13 @@ from shared.config import Settings, load_settings
 from shared.health import Health
 from shared.redis_io import Redis
 from shared.schemas import Event, Tick
+from tests.exchange import Exchange, Trade
 from tests.recorded import RecordedTrade
+from tests.support import free_port
 
-ROUTED = "/market"
+PATHS = ("/public", "/market", "/private")
+ROUTES = {"trade": "/public", "aggTrade": "/market"}
+"""Stream kind -> the only path that delivers it."""
 
 
 def frame_bytes(event: dict[str, Any]) -> bytes:
@@ -83,6 +91,27 @@ def recorded_frames(rows: Sequence[RecordedTrade], first_id: int = 6_905_373_851
     return RecordedFrames(dict(frames), dict(market_ids), dict.fromkeys(frames, first_id))
 
 
+def make_trades(
+    exchange: Exchange, symbol: str, count: int, start_ts: int, *,
+    orders: Sequence[int] = (1, 3, 1, 2, 4), price: float = 100.0,
+) -> list[Trade]:  # fmt: skip
+    """`count` new trades of `symbol` on the exchange, in taker orders of the given sizes
+    (cycled): the trades of one order share time, price and side, so they aggregate."""
+    made: list[Trade] = []
+    order = 0
+    while len(made) < count:
+        size = orders[order % len(orders)]
+        ts = start_ts + order * 7
+        order_price = f"{price + (order % 9) * 0.1:.1f}"
+        for _ in range(min(size, count - len(made))):
+            qty = f"0.{(len(made) * 37) % 900 + 100:03d}"
+            made.append(
+                exchange.trade(symbol, order_price, qty, ts, buyer_maker=order % 2 == 1)
+            )
+        order += 1
+    return made
+
+
 def wire_frame(payload: bytes) -> bytes:
     """One unmasked server-to-client text frame (RFC 6455 5.2), ready for the socket."""
     size = len(payload)
@@ -94,29 +123,32 @@ def wire_frame(payload: bytes) -> bytes:
 
 
 class LocalBases:
-    """The URLs of a local Binance-format server listening on 127.0.0.1:`port`."""
+    """The URL of a local Binance-format server listening on 127.0.0.1:`port`."""
 
     port: int
 
     @property
     def base(self) -> str:
-        """The routed base, what `BINANCE_WS_URL` points at."""
-        return f"ws://127.0.0.1:{self.port}{ROUTED}"
-
-    @property
-    def legacy_base(self) -> str:
-        """The legacy root, what `BINANCE_LEGACY_WS_URL` points at."""
+        """The host, what `BINANCE_WS_URL` points at."""
         return f"ws://127.0.0.1:{self.port}"
+
+
+def stream_kind(stream: str) -> str:
+    """`btcusdt@trade` -> `trade`."""
+    return stream.partition("@")[2]
 
 
 @dataclass
 class BinanceServer(LocalBases):
     """The server. Use as `async with BinanceServer() as server:`."""
 
-    silent_bases: set[str] = field(default_factory=set)
-    """Bases ('/market' or '') that accept connections and never send anything."""
-    refused_bases: set[str] = field(default_factory=set)
-    """Bases that answer the handshake with HTTP 404."""
+    routes: dict[str, str] = field(default_factory=lambda: dict(ROUTES))
+    """Stream kind -> the path that delivers it (tests may move a kind elsewhere)."""
+    silent_paths: set[str] = field(default_factory=set)
+    """Paths that accept connections and never send anything, whatever they carry."""
+    refused_paths: set[str] = field(default_factory=set)
+    """Paths that answer the handshake with HTTP 404."""
+    exchange: Exchange = field(default_factory=Exchange)
     port: int = 0
     open: dict[str, list[ServerConnection]] = field(default_factory=lambda: defaultdict(list))
     connects: list[str] = field(default_factory=list)
@@ -139,10 +171,10 @@ class BinanceServer(LocalBases):
         await self._server.wait_closed()
 
     def _check(self, connection: ServerConnection, request: Request) -> Response | None:
-        base, streams = split_path(request.path)
+        path, streams = split_path(request.path)
         if streams is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown path\n")
-        if base in self.refused_bases:
+        if path in self.refused_paths:
             return connection.respond(HTTPStatus.NOT_FOUND, "not routed here\n")
         return None
 
@@ -166,12 +198,16 @@ class BinanceServer(LocalBases):
         async with self._changed:
             self._changed.notify_all()
 
+    def delivers(self, path: str, stream: str) -> bool:
+        """Whether a connection on `path` gets `stream` (`btcusdt@trade`)."""
+        return path == self.routes.get(stream_kind(stream)) and path not in self.silent_paths
+
     def listeners(self, stream: str) -> list[ServerConnection]:
-        """Open connections that receive `stream` (`btcusdt@trade`), on bases that send."""
+        """Open connections that receive `stream` (`btcusdt@trade`): those on its route."""
         found: list[ServerConnection] = []
         for name, connections in self.open.items():
-            base, _, name_stream = name.partition("|")
-            if name_stream == stream and base not in self.silent_bases:
+            path, _, name_stream = name.partition("|")
+            if name_stream == stream and self.delivers(path, stream):
                 found += [c for c in connections if c not in found]
         return found
 
@@ -197,6 +233,22 @@ class BinanceServer(LocalBases):
         async with self._changed:
             done = self._changed.wait_for(lambda: len(self.connects) >= count)
             await asyncio.wait_for(done, within)
+
+    async def publish(self, symbol: str, trades: Sequence[Trade]) -> int:
+        """Trades already added to `exchange`, broadcast as `@trade` events (and their
+        aggregates as `@aggTrade` events when someone listens to those); how many listeners."""
+        name = symbol.lower()
+        count = await self.send(f"{name}@trade", [frame_bytes(t.event(symbol)) for t in trades])
+        if self.listeners(f"{name}@aggTrade") and trades:
+            book = self.exchange.book(symbol)
+            first = book.aggregate_of(trades[0].id)
+            last = book.aggregate_of(trades[-1].id)
+            if first is not None and last is not None:
+                events = [
+                    frame_bytes(book.aggregate(k).event(symbol)) for k in range(first, last + 1)
+                ]
+                count += await self.send(f"{name}@aggTrade", events)
+        return count
 
     async def send(self, stream: str, frames: Iterable[bytes], *, combined: bool = False) -> int:
         """Broadcast frames to the listeners of `stream`, in order; how many listeners.
@@ -251,8 +303,9 @@ class BinanceServer(LocalBases):
 
 
 def split_path(path: str) -> tuple[str, list[str] | None]:
-    """`/market/ws/btcusdt@trade` -> ('/market', ['btcusdt@trade']); None for an unknown path."""
-    base = ROUTED if path.startswith(f"{ROUTED}/") else ""
+    """`/public/ws/btcusdt@trade` -> ('/public', ['btcusdt@trade']), `/ws/x@trade` -> ('', ...);
+    None for an unknown path."""
+    base = next((p for p in PATHS if path.startswith(f"{p}/")), "")
     rest = path[len(base) :]
     if rest.startswith("/ws/") and len(rest) > 4:
         return base, [rest[4:]]
@@ -263,19 +316,22 @@ def split_path(path: str) -> tuple[str, list[str] | None]:
 
 
 def ingestor_settings(
-    redis_url: str, server: BinanceServer | None = None, **overrides: Any
-) -> Settings:
-    """Settings for an ingestor run in a test: a private Redis, the local server, and timeouts
-    short enough that reconnects and stale connections take fractions of a second."""
+    redis_url: str, server: BinanceServer | None = None, rest_url: str | None = None,
+    **overrides: Any,
+) -> Settings:  # fmt: skip
+    """Settings for an ingestor run in a test: a private Redis, the local servers, and timeouts
+    short enough that reconnects and stale connections take fractions of a second. Without
+    `rest_url` REST points at a closed port: it never answers."""
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "binance_stale_timeout_s": 1.0,
         "binance_reconnect_base_s": 0.05,
         "binance_reconnect_max_s": 0.2,
         "health_interval_s": 0.1,
+        "binance_rest_url": rest_url or f"http://127.0.0.1:{free_port()}",
     }
     if server is not None:
-        values.update(binance_ws_url=server.base, binance_legacy_ws_url=server.legacy_base)
+        values.update(binance_ws_url=server.base)
     values.update(overrides)
     return load_settings(**values)
 

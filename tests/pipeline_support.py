@@ -94,7 +94,7 @@ class Pipeline:
             "SOURCE": "binance",
             "SYMBOLS": ",".join(s.lower() for s in self.symbols),
             "BINANCE_WS_URL": self.feed.base,
-            "BINANCE_LEGACY_WS_URL": self.feed.legacy_base,
+            "BINANCE_REST_URL": self.feed.rest_url,
             "SQLITE_PATH": str(self.sqlite_path),
             "DASH_PORT": str(self.dash_port),
         }

@@ -21,7 +21,7 @@ from tests.ingestor_support import (
     trade_event,
 )
 from tests.recorded import RECORDED, market_trades
-from tests.support import REPO, RedisProcess, service_env, start_service
+from tests.support import REPO, RedisProcess, free_port, service_env, start_service
 
 STOP_WITHIN_S = 10.0
 
@@ -36,7 +36,7 @@ def trades(ids: range) -> list[bytes]:
 def live_env(redis_url: str, server: BinanceServer, **extra: str) -> dict[str, str]:
     return service_env(
         redis_url, SOURCE="binance", SYMBOLS="btcusdt", BINANCE_WS_URL=server.base,
-        BINANCE_LEGACY_WS_URL=server.legacy_base, BINANCE_STALE_TIMEOUT_S="30",
+        BINANCE_REST_URL=f"http://127.0.0.1:{free_port()}", BINANCE_STALE_TIMEOUT_S="30",
         BINANCE_RECONNECT_BASE_S="0.05", BINANCE_RECONNECT_MAX_S="0.5", **extra,
     )  # fmt: skip
 

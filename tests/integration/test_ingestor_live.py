@@ -250,40 +250,22 @@ async def test_malformed_frames_go_to_the_dead_letter_and_good_ones_keep_flowing
         assert letter["raw"].startswith(text[:1000])
 
 
-async def test_a_silent_base_falls_back_to_the_legacy_one_and_says_which_delivers(
+async def test_a_refused_route_is_left_for_the_next_candidate(
     redis_url: str, redis_client: Redis
 ) -> None:
-    async with BinanceServer(silent_bases={"/market"}) as server:
-        settings = ingestor_settings(
-            redis_url, server, symbols="btcusdt", binance_stale_timeout_s=0.3,
-            binance_fallback_after=2,
-        )  # fmt: skip
-        async with running_ingestor(settings) as run:
-            assert await eventually(lambda: server.listeners(stream("BTCUSDT")) != [])
-            await server.send(stream("BTCUSDT"), trades("BTCUSDT", range(1, 51)))
-            assert await eventually(lambda: run.state("BTCUSDT").published == 50)
-            counters = run.counters
-    assert server.connects[:3] == ["/market/ws/btcusdt@trade"] * 2 + ["/ws/btcusdt@trade"]
-    fallback = await events(redis_client, "fallback")
-    assert fallback[0].detail == (
-        f"{server.base} gave nothing 2 times in a row; trying {server.legacy_base}"
-    )
-    delivering = await events(redis_client, "delivering")
-    assert [e.detail for e in delivering] == [f"{server.legacy_base} delivers btcusdt@trade"]
-    assert counters["base:BTCUSDT"] == server.legacy_base
-
-
-async def test_a_base_that_refuses_the_stream_falls_back_too(
-    redis_url: str, redis_client: Redis
-) -> None:
-    async with BinanceServer(refused_bases={"/market"}) as server:
-        settings = ingestor_settings(redis_url, server, symbols="btcusdt", binance_fallback_after=2)
+    async with BinanceServer(refused_paths={"/public"}, routes={"trade": ""}) as server:
+        settings = ingestor_settings(redis_url, server, symbols="btcusdt")
         async with running_ingestor(settings) as run:
             assert await eventually(lambda: server.listeners(stream("BTCUSDT")) != [])
             await server.send(stream("BTCUSDT"), trades("BTCUSDT", range(1, 11)))
             assert await eventually(lambda: run.state("BTCUSDT").published == 10)
+            counters = run.counters
     failed = await events(redis_client, "connect_failed")
-    assert len(failed) == 2 and "HTTP 404" in failed[0].detail
+    assert len(failed) == 1 and "HTTP 404" in failed[0].detail
+    assert server.connects == ["/ws/btcusdt@trade"]
+    changed = await events(redis_client, "route_changed")
+    assert [e.detail for e in changed] == ["btcusdt@trade: trying unrouted (/public was refused)"]
+    assert counters["route:BTCUSDT"] == "unrouted"
 
 
 async def test_pings_are_answered(redis_url: str, server: BinanceServer) -> None:
@@ -365,7 +347,7 @@ async def test_health_record_shows_per_symbol_counters(
     assert counters["ticks:BTCUSDT"] == 3 and counters["ticks:ETHUSDT"] == 0
     assert counters["last_tick:BTCUSDT"] == 1_765_892_498_698 + 3
     assert counters["queued:BTCUSDT"] == 0
-    assert counters["base:BTCUSDT"] == server.base
+    assert counters["route:BTCUSDT"] == "/public"
     assert counters["problem"] == ""
     for name in ("gaps", "dropped", "deadlettered", "non_market", "overflowed"):
         assert counters[f"{name}:BTCUSDT"] == 0
@@ -392,10 +374,7 @@ async def test_an_unreachable_exchange_is_degraded_and_retried(
     redis_url: str, redis_client: Redis
 ) -> None:
     nowhere = f"ws://127.0.0.1:{free_port()}"
-    settings = ingestor_settings(
-        redis_url, symbols="btcusdt", binance_ws_url=f"{nowhere}/market",
-        binance_legacy_ws_url=nowhere,
-    )  # fmt: skip
+    settings = ingestor_settings(redis_url, symbols="btcusdt", binance_ws_url=nowhere)
     async with running_ingestor(settings) as run:
         assert await eventually(lambda: run.ingestor.source.started)
         assert run.counters["problem"] == "BTCUSDT disconnected"
@@ -403,4 +382,4 @@ async def test_an_unreachable_exchange_is_degraded_and_retried(
         feed = run.ingestor.source.feeds[0]  # type: ignore[attr-defined]
         assert await eventually(lambda: feed.attempts >= 3)
     failed = await events(redis_client, "connect_failed")
-    assert failed and failed[0].detail.startswith(f"{nowhere}/market/ws/btcusdt@trade: ")
+    assert failed and failed[0].detail.startswith(f"{nowhere}/public/ws/btcusdt@trade: ")

@@ -22,7 +22,9 @@ def test_defaults_work_locally() -> None:
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.symbols == ("BTCUSDT", "ETHUSDT")
     assert settings.sqlite_path == Path("data/ticks.db")
-    assert settings.binance_ws_url == "wss://fstream.binance.com/market"
+    assert settings.binance_ws_url == "wss://fstream.binance.com"
+    assert settings.binance_rest_url == "https://fapi.binance.com"
+    assert settings.binance_api_key == ""
     assert settings.source == "binance"
     assert (settings.dash_host, settings.dash_port) == ("127.0.0.1", 8050)
     assert settings.timeframes == ("1s", "1m", "5m")

@@ -17,7 +17,6 @@ from services.ingestor.binance import (
     decode_frame,
     parse_frame,
     parse_tick,
-    stream_url,
 )
 from shared.schemas import Tick
 from tests.support import REPO
@@ -163,12 +162,6 @@ def test_frames_over_64_kib_are_refused_before_parsing() -> None:
     with pytest.raises(FrameError, match=f"frame of {len(padded)} bytes is over the 65536"):
         decode_frame(padded)
     assert decode_frame(frame(pad="x" * (MAX_FRAME_BYTES - 300)))
-
-
-def test_stream_urls_use_lower_case_symbols() -> None:
-    base = "wss://fstream.binance.com/market"
-    assert stream_url(base, "BTCUSDT", "trade") == f"{base}/ws/btcusdt@trade"
-    assert stream_url(base, "ETHUSDT", "aggTrade") == f"{base}/ws/ethusdt@aggTrade"
 
 
 JSON_VALUES = st.recursive(

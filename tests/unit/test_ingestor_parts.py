@@ -12,7 +12,7 @@ import pytest
 from services.ingestor.binance import NonMarketPrint, TickRow
 from services.ingestor.feed import FeedOptions, backoff_delays
 from services.ingestor.intake import describe_lost
-from services.ingestor.publisher import LIBRARY
+from services.ingestor.library import LIBRARY
 from services.ingestor.replay import (
     CollectorRows,
     Relocation,
@@ -25,7 +25,7 @@ from services.ingestor.state import Sequence, SymbolState, place
 from services.ingestor.tickqueue import TickQueue
 from shared import keys
 from shared.config import ConfigError, Settings, load_settings
-from shared.schemas import TICK_FIELDS
+from shared.schemas import RANGE_FIELDS, TICK_FIELDS
 
 
 @pytest.fixture(autouse=True)
@@ -61,12 +61,14 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
     assert [lows(False) for _ in range(3)] == [0.5, 1.0, 2.0]
 
 
-def test_feed_options_include_the_legacy_base_unless_it_is_off_or_the_same() -> None:
+def test_feed_options_read_the_host_and_an_old_style_path() -> None:
     options = FeedOptions.from_settings(load_settings())
-    assert options.bases == ("wss://fstream.binance.com/market", "wss://fstream.binance.com")
-    assert FeedOptions.from_settings(load_settings(binance_legacy_ws_url="")).bases == (
-        "wss://fstream.binance.com/market",
+    assert options.endpoint.host == "wss://fstream.binance.com"
+    assert options.endpoint.pinned is None
+    old = FeedOptions.from_settings(
+        load_settings(binance_ws_url="wss://fstream.binance.com/market")
     )
+    assert (old.endpoint.host, old.endpoint.pinned) == ("wss://fstream.binance.com", "/market")
 
 
 async def test_queue_drops_the_oldest_waiting_tick_when_full() -> None:
@@ -104,12 +106,16 @@ def test_lost_ticks_are_described_per_symbol() -> None:
     )
 
 
-def test_the_publish_function_writes_the_tick_fields_in_schema_order() -> None:
+def test_the_publish_functions_write_the_tick_fields_in_schema_order() -> None:
     assert f"#!lua name={keys.INGEST_LIBRARY}" in LIBRARY
     assert f"redis.register_function('{keys.PUBLISH_TICKS}', publish_ticks)" in LIBRARY
+    assert f"redis.register_function('{keys.PUBLISH_BACKFILL}', publish_backfill)" in LIBRARY
     expected = ", ".join(f"'{name}', row[{i + 2}]" for i, name in enumerate(TICK_FIELDS))
     assert expected in LIBRARY
     assert "local id = row[6]" in LIBRARY  # trade_id
+    ranged = (*TICK_FIELDS, *RANGE_FIELDS)
+    assert ", ".join(f"'{name}', row[{i + 1}]" for i, name in enumerate(ranged)) in LIBRARY
+    assert "local id = row[5]" in LIBRARY  # trade_id of a back-filled row
 
 
 def test_relocation_without_shift_or_loop_changes_nothing() -> None:
@@ -194,7 +200,15 @@ def test_replay_formats_are_told_apart_by_the_first_line(tmp_path: Path) -> None
     [
         ("binance_reconnect_max_s", "31", "BINANCE_RECONNECT_MAX_S='31': Input should be less"),
         ("binance_stale_timeout_s", "0", "BINANCE_STALE_TIMEOUT_S='0': Input should be greater"),
-        ("binance_legacy_ws_url", "https://x", "BINANCE_LEGACY_WS_URL='https://x': expected a ws"),
+        ("binance_ws_url", "https://x", "BINANCE_WS_URL='https://x': expected a ws"),
+        ("binance_rest_url", "wss://x", "BINANCE_REST_URL='wss://x': expected an http"),
+        (
+            "binance_rest_url",
+            "https://x/fapi",
+            "BINANCE_REST_URL='https://x/fapi': expected the host",
+        ),
+        ("binance_api_key", "not a key!", "BINANCE_API_KEY=<hidden>: expected letters and digits"),
+        ("binance_rest_weight_per_min", "3000", "BINANCE_REST_WEIGHT_PER_MIN='3000': Input should"),
         ("ingest_queue_size", "10", "INGEST_QUEUE_SIZE='10': Input should be greater"),
         ("ingest_batch", "0", "INGEST_BATCH='0': Input should be greater"),
         ("synthetic_tick_rate", "-1", "SYNTHETIC_TICK_RATE='-1': Input should be greater"),
