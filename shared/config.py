@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     """With a key, gaps are back-filled trade by trade (`historicalTrades`); without one, from
     aggregate trades. Never logged nor shown."""
     binance_rest_weight_per_min: int = Field(default=1_000, ge=50, le=2_400)
+    binance_rest_timeout_s: float = Field(default=10.0, gt=0, le=120)
     binance_reconnect_base_s: float = Field(default=1.0, gt=0, le=30)
     binance_reconnect_max_s: float = Field(default=30.0, gt=0, le=30)
     binance_max_age_s: float = Field(default=84_600.0, gt=0, le=86_400)

@@ -169,6 +169,10 @@ class Book:
         return None
 
 
+SYMBOL_ID_STEP = 1_000_000_000
+"""Each new symbol's ids start this far above the previous one's, as real symbols' ids differ."""
+
+
 class Exchange:
     """Every symbol's book."""
 
@@ -179,7 +183,8 @@ class Exchange:
 
     def book(self, symbol: str) -> Book:
         if symbol not in self.books:
-            self.books[symbol] = Book(self.first_id, self.first_agg_id)
+            step = SYMBOL_ID_STEP * len(self.books)
+            self.books[symbol] = Book(self.first_id + step, self.first_agg_id + step)
         return self.books[symbol]
 
     def trade(

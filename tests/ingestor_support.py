@@ -105,9 +105,7 @@ def make_trades(
         order_price = f"{price + (order % 9) * 0.1:.1f}"
         for _ in range(min(size, count - len(made))):
             qty = f"0.{(len(made) * 37) % 900 + 100:03d}"
-            made.append(
-                exchange.trade(symbol, order_price, qty, ts, buyer_maker=order % 2 == 1)
-            )
+            made.append(exchange.trade(symbol, order_price, qty, ts, buyer_maker=order % 2 == 1))
         order += 1
     return made
 

@@ -86,6 +86,7 @@ class Ingestor:
                 settings.binance_rest_url,
                 settings.binance_api_key,
                 settings.binance_rest_weight_per_min,
+                timeout_s=settings.binance_rest_timeout_s,
             )
             self.backfiller = Backfiller(
                 self.redis, self.rest, self.intake, settings.symbols,
