@@ -28,7 +28,7 @@ from services.dashboard.app import build_app
 from shared import keys
 from shared.config import load_settings
 from shared.schemas import Bar, PairStat
-from shared.tickdb import open_for_writing
+from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
 
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
@@ -89,9 +89,9 @@ def fill_sqlite(path: Path, seconds: int, per_second: int) -> int:
                 rows.append((symbol, trade_id, ts, f"{price * (1 + rng.gauss(0, 1e-4)):.2f}",
                              "0.010", "buy", ts))  # fmt: skip
             if len(rows) >= 200_000:
-                conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany(INSERT_TRADES, rows)
                 rows.clear()
-        conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(INSERT_TRADES, rows)
     conn.execute("COMMIT")
     conn.close()
     return trade_id

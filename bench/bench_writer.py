@@ -33,7 +33,7 @@ from shared.history import History
 from shared.redis_io import client, ensure_group, read_group
 from shared.runtime import ServiceContext
 from shared.schemas import Tick
-from shared.tickdb import MIGRATIONS
+from shared.tickdb import INSERT_TRADES, MIGRATIONS
 from tests.support import service_env, start_service, wait_until
 from tests.writer_support import publish, recorded_ticks
 
@@ -43,7 +43,7 @@ LAG_SECONDS = 20
 STEP_S = 0.01
 DAY_MS = 86_400_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-INSERT = "INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT = INSERT_TRADES
 
 
 def tick_rows(ticks: list[Tick]) -> list[tuple[str, int, int, str, str, str, int]]:
@@ -68,11 +68,16 @@ async def bare_read_loop(url: str) -> float:
 
 
 def bare_insert_loop(rows: list[Any], directory: Path, *, schema: str) -> float:
-    """executemany of 1,000-row batches, one transaction each, WAL + synchronous=NORMAL."""
+    """executemany of 1,000-row batches, one transaction each, WAL + synchronous=NORMAL.
+    `schema`: `full`, or `ticks` (the table without the one-second-bar triggers)."""
     conn = sqlite3.connect(directory / f"bare-{schema}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.executescript(MIGRATIONS[0] if schema == "ticks" else "".join(MIGRATIONS))
+    conn.executescript("".join(MIGRATIONS))
+    if schema == "ticks":
+        conn.executescript(
+            "DROP TRIGGER ticks_add_to_bars_1s; DROP TRIGGER ticks_remove_from_bars_1s;"
+        )
     started = time.perf_counter()
     for start in range(0, len(rows), 1_000):
         conn.execute("BEGIN")

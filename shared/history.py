@@ -14,8 +14,8 @@ range that do not cover whole seconds are aggregated from the ticks themselves.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,11 @@ from shared.tickdb import open_for_reading, seconds_of
 
 TICK_COLUMNS = ["ts", "trade_id", "price", "size", "side"]
 BAR_COLUMNS = ["start", "open", "high", "low", "close", "volume", "vwap", "trades"]
-EXPORT_TICK_COLUMNS = ["ts", "trade_id", "price", "size", "side", "recv_ts"]
-"""Columns of `tick_rows`: prices and sizes as the exchange's exact decimal text."""
+EXPORT_TICK_COLUMNS = [
+    "ts", "trade_id", "price", "size", "side", "recv_ts", "last_trade_id", "source",
+]  # fmt: skip
+"""Columns of `tick_rows`: prices and sizes as the exchange's exact decimal text; a row covers
+trade ids `trade_id..last_trade_id` and says where it came from (`ws`, `rest`, `rest-agg`)."""
 
 _RANGE = "symbol = :symbol AND ts >= :start AND ts < :end"
 
@@ -38,10 +41,19 @@ ORDER BY trade_id
 """
 
 _TICK_ROWS_SQL = f"""
-SELECT ts, trade_id, price, size, side, recv_ts
+SELECT ts, trade_id, price, size, side, recv_ts, last_trade_id, source
 FROM ticks INDEXED BY ticks_symbol_ts WHERE {_RANGE}
 ORDER BY ts, trade_id
 """
+
+_COVERAGE_SQL = """
+SELECT trade_id, last_trade_id, previous FROM (
+    SELECT trade_id, last_trade_id,
+           lag(last_trade_id) OVER (ORDER BY trade_id) AS previous
+    FROM ticks WHERE symbol = ?
+) WHERE trade_id != previous + 1
+"""
+"""Every row that does not follow the previous one's last id: a hole before it, or an overlap."""
 
 _SECONDS_COLUMNS = "start, open_id, open, high, low, close_id, close, volume, notional, trades"
 
@@ -89,12 +101,17 @@ class Summary:
     last_ts: int
     first_trade_id: int
     last_trade_id: int
+    """The last trade id covered (a back-filled row may cover several)."""
+    trade_ids: int = 0
+    """Trade ids the rows cover."""
+    rows_by_source: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def missing_trade_ids(self) -> int:
-        """Trade ids between the first and last stored that are absent (Binance numbers trades
-        of a symbol consecutively, so these are trades never received)."""
-        return self.last_trade_id - self.first_trade_id + 1 - self.rows
+        """Trade ids between the first and last stored that no row covers (Binance numbers
+        trades of a symbol consecutively, so these are trades never received, or prints that
+        are not market trades)."""
+        return self.last_trade_id - self.first_trade_id + 1 - self.trade_ids
 
 
 @dataclass(frozen=True)
@@ -103,10 +120,27 @@ class Gap:
 
     after_ts: int
     before_ts: int
+    missing_ids: int = 0
+    """Trade ids between the rows on both sides that no row covers: 0 for a market that was
+    quiet, more when trades were missed."""
 
     @property
     def length_ms(self) -> int:
         return self.before_ts - self.after_ts
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How the rows of one symbol cover its trade ids."""
+
+    holes: list[tuple[int, int]]
+    """Id runs `first..last` no row covers, between the first and last row, in order."""
+    overlaps: int
+    """Rows that cover an id a row before them covers too (none, normally)."""
+
+    @property
+    def missing_ids(self) -> int:
+        return sum(last - first + 1 for first, last in self.holes)
 
 
 def _whole_seconds(start_ms: int, end_ms: int) -> tuple[int, int]:
@@ -208,16 +242,41 @@ class History:
     def summary(self, symbol: str) -> Summary | None:
         """Row count, time span and trade-id range of `symbol`, or None when it has none."""
         symbol = normalize_symbol(symbol)
-        row = self.conn.execute(
-            "SELECT count(*), min(trade_id), max(trade_id) FROM ticks WHERE symbol = ?", (symbol,)
-        ).fetchone()
+        by_source = self.conn.execute(
+            "SELECT source, count(*), sum(last_trade_id - trade_id + 1), min(trade_id),"
+            " max(last_trade_id) FROM ticks WHERE symbol = ? GROUP BY source",
+            (symbol,),
+        ).fetchall()
         span = self.span(symbol)
-        if not row[0] or span is None:
+        if not by_source or span is None:
             return None
-        return Summary(symbol, int(row[0]), span[0], span[1], int(row[1]), int(row[2]))
+        return Summary(
+            symbol,
+            rows=sum(int(r[1]) for r in by_source),
+            first_ts=span[0],
+            last_ts=span[1],
+            first_trade_id=min(int(r[3]) for r in by_source),
+            last_trade_id=max(int(r[4]) for r in by_source),
+            trade_ids=sum(int(r[2]) for r in by_source),
+            rows_by_source={str(r[0]): int(r[1]) for r in by_source},
+        )
+
+    def coverage(self, symbol: str) -> Coverage:
+        """The trade ids of `symbol` that no row covers, and rows that cover an id twice (one
+        pass over the symbol's rows in id order)."""
+        holes, overlaps = [], 0
+        for trade_id, _, previous in self.conn.execute(_COVERAGE_SQL, (normalize_symbol(symbol),)):
+            if previous is None:
+                continue
+            if trade_id > previous + 1:
+                holes.append((int(previous) + 1, int(trade_id) - 1))
+            else:
+                overlaps += 1
+        return Coverage(holes, overlaps)
 
     def gaps(self, symbol: str, min_gap_ms: int) -> list[Gap]:
-        """Stretches longer than `min_gap_ms` without a single trade of `symbol`, oldest first.
+        """Stretches longer than `min_gap_ms` without a single trade of `symbol`, oldest first,
+        each with the trade ids missing across it (0 when the market was merely quiet).
 
         Candidates come from consecutive one-second bars; each is then measured on the ticks.
         """
@@ -233,14 +292,16 @@ class History:
         ).fetchall()
         found = []
         for previous, start in candidates:
-            after = self.conn.execute(
-                "SELECT max(ts) FROM ticks WHERE symbol = ? AND ts >= ? AND ts < ?",
+            after, after_id = self.conn.execute(
+                "SELECT max(ts), max(last_trade_id) FROM ticks"
+                " WHERE symbol = ? AND ts >= ? AND ts < ?",
                 (symbol, previous, previous + 1000),
-            ).fetchone()[0]
-            before = self.conn.execute(
-                "SELECT min(ts) FROM ticks WHERE symbol = ? AND ts >= ? AND ts < ?",
+            ).fetchone()
+            before, before_id = self.conn.execute(
+                "SELECT min(ts), min(trade_id) FROM ticks WHERE symbol = ? AND ts >= ? AND ts < ?",
                 (symbol, start, start + 1000),
-            ).fetchone()[0]
+            ).fetchone()
             if before - after > min_gap_ms:
-                found.append(Gap(int(after), int(before)))
+                missing = max(0, int(before_id) - int(after_id) - 1)
+                found.append(Gap(int(after), int(before), missing))
         return found

@@ -2,7 +2,10 @@
 
 The writer is the only process that writes (`open_for_writing` applies migrations, WAL journal,
 `synchronous=NORMAL`); everyone else reads through `open_for_reading` (read-only, never creates).
-Prices and sizes are stored as the exchange's exact decimal text.
+Prices and sizes are stored as the exchange's exact decimal text. A row covers trade ids
+`trade_id..last_trade_id`: one trade from the socket (`source` `ws`) or REST (`rest`), or, for a
+gap back-filled from aggregate trades (`rest-agg`), the missing trades of one aggregate with their
+summed size. No two rows cover the same id (the ingestor guarantees it; `History.overlaps` checks).
 
 `bars_1s` holds one row per symbol and second with trades: OHLCV, notional and trade count of the
 ticks of that second, so that bars of any timeframe are read without scanning millions of ticks.
@@ -17,13 +20,18 @@ import sqlite3
 import time
 from pathlib import Path
 
+from shared.schemas import TICK_SOURCES
+
 BUSY_TIMEOUT_MS = 5_000
+SOURCES_SQL = "(" + ", ".join(f"'{source}'" for source in TICK_SOURCES) + ")"
 
 
-def seconds_of(where: str) -> str:
+def seconds_of(where: str, *, trades: str = "sum(t.last_trade_id - t.trade_id + 1)") -> str:
     """SELECT giving the `bars_1s` rows of the ticks `t` matching `where` (no CTE: triggers use it).
 
-    Open and close are the prices of the lowest and highest trade id of each second.
+    Open and close are the prices of the lowest and highest trade id of each second (rows never
+    share an id, so ordering by the first id of each row orders them by their last too);
+    `trades` counts the trade ids the rows cover (a back-filled row may cover several).
     """
     return f"""
     SELECT agg.symbol AS symbol, agg.start AS start, open_id, CAST(o.price AS REAL) AS open,
@@ -34,12 +42,51 @@ def seconds_of(where: str) -> str:
                max(CAST(t.price AS REAL)) AS high, min(CAST(t.price AS REAL)) AS low,
                sum(CAST(t.size AS REAL)) AS volume,
                sum(CAST(t.price AS REAL) * CAST(t.size AS REAL)) AS notional,
-               count(*) AS trades
+               {trades} AS trades
         FROM ticks AS t WHERE {where} GROUP BY t.symbol, start
     ) AS agg
     JOIN ticks AS o ON o.symbol = agg.symbol AND o.trade_id = agg.open_id
     JOIN ticks AS c ON c.symbol = agg.symbol AND c.trade_id = agg.close_id
     """
+
+
+def _bar_triggers(trades: str, seconds: str) -> str:
+    """The triggers that keep `bars_1s` equal to an aggregation of `ticks`; `trades` is what
+    one new row adds to its second's trade count."""
+    return f"""
+    CREATE TRIGGER ticks_add_to_bars_1s AFTER INSERT ON ticks BEGIN
+        INSERT INTO bars_1s VALUES (
+            NEW.symbol, NEW.ts / 1000 * 1000,
+            NEW.trade_id, CAST(NEW.price AS REAL), CAST(NEW.price AS REAL),
+            CAST(NEW.price AS REAL), NEW.trade_id, CAST(NEW.price AS REAL),
+            CAST(NEW.size AS REAL), CAST(NEW.price AS REAL) * CAST(NEW.size AS REAL), {trades}
+        )
+        ON CONFLICT (symbol, start) DO UPDATE SET
+            open = iif(excluded.open_id < open_id, excluded.open, open),
+            open_id = min(open_id, excluded.open_id),
+            high = max(high, excluded.high),
+            low = min(low, excluded.low),
+            close = iif(excluded.close_id > close_id, excluded.close, close),
+            close_id = max(close_id, excluded.close_id),
+            volume = volume + excluded.volume,
+            notional = notional + excluded.notional,
+            trades = trades + excluded.trades;
+    END;
+    CREATE TRIGGER ticks_remove_from_bars_1s AFTER DELETE ON ticks BEGIN
+        DELETE FROM bars_1s WHERE symbol = OLD.symbol AND start = OLD.ts / 1000 * 1000;
+        INSERT INTO bars_1s {seconds};
+    END;
+    CREATE TRIGGER ticks_are_immutable BEFORE UPDATE ON ticks BEGIN
+        SELECT RAISE(ABORT, 'ticks are immutable: delete and insert instead');
+    END;
+    """
+
+
+_OLD_SECOND = (
+    "t.symbol = OLD.symbol AND t.ts >= OLD.ts / 1000 * 1000 AND t.ts < OLD.ts / 1000 * 1000 + 1000"
+)
+_V2_TRADES = "count(*)"
+"""Before v3 every row was one trade."""
 
 
 MIGRATIONS: tuple[str, ...] = (
@@ -73,40 +120,42 @@ MIGRATIONS: tuple[str, ...] = (
         trades   INTEGER NOT NULL,
         PRIMARY KEY (symbol, start)
     ) WITHOUT ROWID;
-    INSERT INTO bars_1s {seconds_of("1")};
-    CREATE TRIGGER ticks_add_to_bars_1s AFTER INSERT ON ticks BEGIN
-        INSERT INTO bars_1s VALUES (
-            NEW.symbol, NEW.ts / 1000 * 1000,
-            NEW.trade_id, CAST(NEW.price AS REAL), CAST(NEW.price AS REAL),
-            CAST(NEW.price AS REAL), NEW.trade_id, CAST(NEW.price AS REAL),
-            CAST(NEW.size AS REAL), CAST(NEW.price AS REAL) * CAST(NEW.size AS REAL), 1
-        )
-        ON CONFLICT (symbol, start) DO UPDATE SET
-            open = iif(excluded.open_id < open_id, excluded.open, open),
-            open_id = min(open_id, excluded.open_id),
-            high = max(high, excluded.high),
-            low = min(low, excluded.low),
-            close = iif(excluded.close_id > close_id, excluded.close, close),
-            close_id = max(close_id, excluded.close_id),
-            volume = volume + excluded.volume,
-            notional = notional + excluded.notional,
-            trades = trades + 1;
-    END;
-    CREATE TRIGGER ticks_remove_from_bars_1s AFTER DELETE ON ticks BEGIN
-        DELETE FROM bars_1s WHERE symbol = OLD.symbol AND start = OLD.ts / 1000 * 1000;
-        INSERT INTO bars_1s {
-        seconds_of(
-            "t.symbol = OLD.symbol AND t.ts >= OLD.ts / 1000 * 1000"
-            " AND t.ts < OLD.ts / 1000 * 1000 + 1000"
-        )
-    };
-    END;
-    CREATE TRIGGER ticks_are_immutable BEFORE UPDATE ON ticks BEGIN
-        SELECT RAISE(ABORT, 'ticks are immutable: delete and insert instead');
-    END;
+    INSERT INTO bars_1s {seconds_of("1", trades=_V2_TRADES)};
+    {_bar_triggers("1", seconds_of(_OLD_SECOND, trades=_V2_TRADES))}
+    """,
+    # 3: a row may cover several trade ids (a back-filled aggregate: trade_id..last_trade_id),
+    # and says where it came from. The table is rebuilt (SQLite cannot add a NOT NULL column
+    # without a constant default); every existing row covers its own id and came from `ws`.
+    f"""
+    CREATE TABLE ticks_v3 (
+        symbol        TEXT    NOT NULL,
+        trade_id      INTEGER NOT NULL,
+        ts            INTEGER NOT NULL,
+        price         TEXT    NOT NULL,
+        size          TEXT    NOT NULL,
+        side          TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
+        recv_ts       INTEGER NOT NULL,
+        last_trade_id INTEGER NOT NULL,
+        source        TEXT    NOT NULL DEFAULT 'ws' CHECK (source IN {SOURCES_SQL}),
+        CHECK (last_trade_id >= trade_id),
+        PRIMARY KEY (symbol, trade_id)
+    ) WITHOUT ROWID;
+    INSERT INTO ticks_v3
+        SELECT symbol, trade_id, ts, price, size, side, recv_ts, trade_id, 'ws' FROM ticks;
+    DROP TABLE ticks;
+    ALTER TABLE ticks_v3 RENAME TO ticks;
+    CREATE INDEX ticks_symbol_ts ON ticks (symbol, ts);
+    {_bar_triggers("NEW.last_trade_id - NEW.trade_id + 1", seconds_of(_OLD_SECOND))}
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+INSERT_TRADES = (
+    "INSERT OR IGNORE INTO ticks"
+    " (symbol, trade_id, ts, price, size, side, recv_ts, last_trade_id, source)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?2, 'ws')"
+)
+"""`executemany` of one-trade socket rows `(symbol, trade_id, ts, price, size, side, recv_ts)`:
+each covers its own id. For tools and tests that load ticks without the writer."""
 
 
 class TickDbError(RuntimeError):

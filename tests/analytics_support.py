@@ -23,7 +23,7 @@ from shared.health import Health, heartbeat
 from shared.redis_io import connect
 from shared.runtime import ServiceContext
 from shared.schemas import Bar, PairStat, Tick
-from shared.tickdb import open_for_writing
+from shared.tickdb import INSERT_TRADES, open_for_writing
 from tests.recorded import market_trades
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -72,7 +72,7 @@ def store(path: Path, ticks: Sequence[Tick]) -> None:
     conn = open_for_writing(path)
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)",
+        INSERT_TRADES,
         [(t.symbol, t.trade_id, t.ts, t.price, t.size, t.side, t.recv_ts) for t in ticks],
     )
     conn.execute("COMMIT")

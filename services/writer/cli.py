@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
     stats.add_argument("--gap", default="60s", help="report quiet stretches longer than this")
-    stats.add_argument("--top", type=int, default=10, help="list at most this many gaps")
+    stats.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        help="list at most this many quiet stretches and missing id runs per symbol",
+    )
     stats.add_argument("--db", type=Path, help="tick database (default: SQLITE_PATH)")
     return parser
 

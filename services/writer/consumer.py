@@ -1,4 +1,5 @@
-"""The Redis side of the writer: consumer group `writer` on every `ticks:<SYMBOL>` stream.
+"""The Redis side of the writer: consumer group `writer` on every `ticks:<SYMBOL>` stream, and
+on every `backfill:<SYMBOL>` stream (the ticks the ingestor fetched from REST for gaps), alike.
 
 Reads go through a client of their own whose XREADGROUP and XAUTOCLAIM replies skip redis-py's
 per-entry dict building (measured: a third of the bare read loop's time); `parse_entries` turns
@@ -16,11 +17,14 @@ import orjson
 
 from shared import keys
 from shared.redis_io import Redis, client, ensure_group
-from shared.schemas import SchemaError, tick_entry
+from shared.schemas import SchemaError, range_entry, tick_entry
 from shared.streamids import id_ms
 
 TickRow = tuple[str, int, int, str, str, str, int]
-"""A `ticks` table row: symbol, trade_id, ts, price, size, side, recv_ts."""
+"""A `ticks` table row of one trade from the socket: symbol, trade_id, ts, price, size, side,
+recv_ts (`last_trade_id` = trade_id, `source` = ws)."""
+RangeRow = tuple[str, int, int, str, str, str, int, int, str]
+"""A back-filled row: a `TickRow`, then last_trade_id and source."""
 RawEntry = tuple[str, list[str] | None]
 """(entry id, [field, value, ...]) as Redis sends it; None when the entry was trimmed away."""
 
@@ -40,6 +44,14 @@ def tick_row(symbol: str, values: list[str]) -> TickRow:
     (`shared.schemas.tick_entry`); `SchemaError` names the fault."""
     ts, price, size, trade_id, side, recv_ts, _, _ = tick_entry(values, symbol)
     return symbol, trade_id, ts, price, size, side, recv_ts
+
+
+def range_row(symbol: str, values: list[str]) -> RangeRow:
+    """Validate one entry of `backfill:<symbol>` (`shared.schemas.range_entry`)."""
+    (ts, price, size, trade_id, side, recv_ts, _, _), last_trade_id, source = range_entry(
+        values, symbol
+    )
+    return symbol, trade_id, ts, price, size, side, recv_ts, last_trade_id, source
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +76,7 @@ class Reject:
 class Batch:
     """Entries read from the streams: the rows to insert, the rejects, and every id to ack."""
 
-    rows: list[TickRow] = field(default_factory=list)
+    rows: list[TickRow | RangeRow] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
     oldest_ms: int | None = None
@@ -83,11 +95,15 @@ class Batch:
         if other.oldest_ms is not None:
             self.oldest_ms = min(self.oldest_ms or other.oldest_ms, other.oldest_ms)
 
-    def add(self, stream: str, symbol: str, entries: Sequence[RawEntry]) -> None:
+    def add(
+        self, stream: str, symbol: str, entries: Sequence[RawEntry], *, ranged: bool = False
+    ) -> None:
+        """`ranged`: entries of a `backfill:*` stream (they carry the ids they cover)."""
         if not entries:
             return
         ids = self.ids.setdefault(stream, [])
         rows, rejects = self.rows, self.rejects
+        row_of = range_row if ranged else tick_row
         for entry_id, values in entries:
             ids.append(entry_id)
             if values is None:
@@ -95,7 +111,7 @@ class Batch:
                 self.trimmed += 1
                 continue
             try:
-                rows.append(tick_row(symbol, values))
+                rows.append(row_of(symbol, values))
             except (SchemaError, ValueError, IndexError) as exc:
                 rejects.append(Reject(stream, entry_id, values, str(exc)))
         first = id_ms(entries[0][0])
@@ -116,7 +132,10 @@ class TickStreams:
 
     def __init__(self, url: str, consumer: str, symbols: Iterable[str]) -> None:
         self.consumer = consumer
+        symbols = tuple(symbols)
         self.symbol_of = {keys.ticks(symbol): symbol for symbol in symbols}
+        self.ranged = {keys.backfill(symbol) for symbol in symbols}
+        self.symbol_of.update({keys.backfill(symbol): symbol for symbol in symbols})
         self.redis: Redis = client(url)
         for command in ("XREADGROUP", "XAUTOCLAIM"):
             self.redis.set_response_callback(command, _raw_reply)
@@ -143,7 +162,7 @@ class TickStreams:
         reply = await _command(self.redis, "XREADGROUP", *args)
         batch = Batch()
         for stream, entries in _per_stream(reply):
-            batch.add(stream, self.symbol_of[stream], entries)
+            batch.add(stream, self.symbol_of[stream], entries, ranged=stream in self.ranged)
         return batch
 
     async def claim(
@@ -162,7 +181,8 @@ class TickStreams:
         cursor, entries = str(reply[0]), reply[1]
         deleted = [str(entry_id) for entry_id in (reply[2] if len(reply) > 2 else [])]
         batch = Batch()
-        batch.add(stream, self.symbol_of[stream], [(e[0], e[1]) for e in entries if e])
+        claimed = [(e[0], e[1]) for e in entries if e]
+        batch.add(stream, self.symbol_of[stream], claimed, ranged=stream in self.ranged)
         return batch, cursor, deleted
 
     async def ack(self, ids: Mapping[str, list[str]]) -> int:
@@ -226,4 +246,7 @@ def _per_stream(reply: Any) -> Iterable[tuple[str, list[RawEntry]]]:
     return ((stream, entries) for stream, entries in reply)
 
 
-__all__ = ["TRIMMED", "Batch", "Lag", "Reject", "TickRow", "TickStreams", "tick_row"]
+__all__ = [
+    "TRIMMED", "Batch", "Lag", "RangeRow", "Reject", "TickRow", "TickStreams", "range_row",
+    "tick_row",
+]  # fmt: skip

@@ -13,17 +13,20 @@ from pathlib import Path
 
 import orjson
 
-from services.writer.consumer import TickRow
+from services.writer.consumer import RangeRow, TickRow
 from shared.tickdb import open_for_writing
 
 INSERT_SQL = """
-INSERT OR IGNORE INTO ticks (symbol, trade_id, ts, price, size, side, recv_ts)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+INSERT OR IGNORE INTO ticks
+    (symbol, trade_id, ts, price, size, side, recv_ts, last_trade_id, source)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+       coalesce(value ->> 7, value ->> 1), coalesce(value ->> 8, 'ws')
 FROM json_each(?)
 """
 """The whole batch goes in as one JSON array in one statement: SQLite then works without the GIL
 for the entire insert (`executemany` takes it back for every row), so the event loop keeps
-reading Redis meanwhile. Measured as fast as `executemany` on its own."""
+reading Redis meanwhile. Measured as fast as `executemany` on its own. A socket tick's row has
+seven values (it covers its own id, source `ws`); a back-filled row nine."""
 
 
 class StoreBusy(RuntimeError):
@@ -41,7 +44,7 @@ class TickStore:
     def open(cls, path: Path, *, busy_timeout_ms: int) -> TickStore:
         return cls(open_for_writing(path, busy_timeout_ms=busy_timeout_ms))
 
-    def write(self, rows: Sequence[TickRow]) -> int:
+    def write(self, rows: Sequence[TickRow | RangeRow]) -> int:
         """Insert `rows` in one transaction; the number of new rows (the rest were stored
         already). Raises `StoreBusy` after rolling back when SQLite refuses for now."""
         conn = self.conn

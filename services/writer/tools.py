@@ -196,25 +196,35 @@ def stats(args: argparse.Namespace, db: Path) -> int:
     if not symbols:
         print("no ticks stored yet")
         return 0
-    header = ["symbol", "rows", "first trade", "last trade", "span", "missing ids"]
-    header.append(f"gaps > {args.gap}")
+    header = ["symbol", "rows", "trade ids", "back-filled", "first trade", "last trade", "span"]
+    header += ["missing ids", f"gaps > {args.gap}"]
     table = [header]
     details: list[str] = []
     for symbol in symbols:
         summary = history.summary(symbol)
         assert summary is not None
         gaps = history.gaps(symbol, gap_ms)
+        coverage = history.coverage(symbol)
+        sources = summary.rows_by_source
+        backfilled = ", ".join(f"{sources[s]:,} {s}" for s in ("rest", "rest-agg") if s in sources)
         table.append([
-            symbol, f"{summary.rows:,}", iso_ms(summary.first_ts),
-            iso_ms(summary.last_ts), format_duration(summary.last_ts - summary.first_ts),
+            symbol, f"{summary.rows:,}", f"{summary.trade_ids:,}", backfilled or "0",
+            iso_ms(summary.first_ts), iso_ms(summary.last_ts),
+            format_duration(summary.last_ts - summary.first_ts),
             f"{summary.missing_trade_ids:,}", f"{len(gaps):,}",
         ])  # fmt: skip
         longest = sorted(gaps, key=lambda gap: gap.length_ms, reverse=True)[: args.top]
         for gap in sorted(longest, key=lambda gap: gap.after_ts):
+            missed = f", {gap.missing_ids:,} ids missing" if gap.missing_ids else ""
             details.append(
                 f"  {symbol} quiet {iso_ms(gap.after_ts)} -> {iso_ms(gap.before_ts)}"
-                f"  ({format_duration(gap.length_ms)})"
+                f"  ({format_duration(gap.length_ms)}{missed})"
             )
+        widest = sorted(coverage.holes, key=lambda run: run[1] - run[0], reverse=True)
+        for first, last in sorted(widest[: args.top]):
+            details.append(f"  {symbol} missing ids {first}..{last} ({last - first + 1:,})")
+        if coverage.overlaps:
+            details.append(f"  {symbol} WARNING: {coverage.overlaps:,} rows cover an id twice")
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))

@@ -19,7 +19,7 @@ from shared import keys, pairstats
 from shared.config import Settings, load_settings
 from shared.history import History
 from shared.schemas import Alert
-from shared.tickdb import open_for_writing
+from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
 from tests.dashboard_support import seed_pair
 from tests.recorded import market_trades
@@ -154,7 +154,7 @@ def write_ticks(path: Path) -> None:
     rows = [(t.symbol.upper(), i, t.ts, t.price, t.size, "buy", t.ts)
             for i, t in enumerate(market_trades())]  # fmt: skip
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(INSERT_TRADES, rows)
     conn.execute("COMMIT")
     conn.close()
 

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from shared.history import History
-from shared.tickdb import SCHEMA_VERSION, TickDbError, open_for_reading, open_for_writing
+from shared.tickdb import (
+    INSERT_TRADES,
+    SCHEMA_VERSION,
+    TickDbError,
+    open_for_reading,
+    open_for_writing,
+)
 from tests.recorded import market_trades
 from tests.writer_support import pandas_bars
 
@@ -22,7 +28,7 @@ def _load(path: Path) -> pd.DataFrame:
         rows.append((trade.symbol, next_id[trade.symbol], trade.ts, trade.price, trade.size))
         next_id[trade.symbol] += 1
     conn = open_for_writing(path)
-    conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, 'buy', 0)", rows)
+    conn.executemany(INSERT_TRADES, [(*row, "buy", 0) for row in rows])
     conn.close()
     frame = pd.DataFrame(rows, columns=["symbol", "trade_id", "ts", "price", "size"])
     return frame.astype({"price": float, "size": float})
@@ -70,7 +76,7 @@ def test_reader_never_creates_or_writes(tmp_path: Path) -> None:
     open_for_writing(tmp_path / "t.db").close()
     reader = open_for_reading(tmp_path / "t.db")
     with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
-        reader.execute("INSERT INTO ticks VALUES ('X1', 1, 1, '1', '1', 'buy', 1)")
+        reader.execute(INSERT_TRADES, ("X1", 1, 1, "1", "1", "buy", 1))
 
 
 def test_migrations_are_idempotent_and_refuse_a_newer_schema(tmp_path: Path) -> None:

@@ -52,7 +52,9 @@ def test_export_ticks_writes_exact_rows_with_iso_times(
     assert code == 0, err
     with out.open() as stream:
         rows = list(csv.reader(stream))
-    assert rows[0] == ["time", "ts", "trade_id", "price", "size", "side", "recv_ts"]
+    assert rows[0] == [
+        "time", "ts", "trade_id", "price", "size", "side", "recv_ts", "last_trade_id", "source",
+    ]  # fmt: skip
     conn = history.conn
     expected = conn.execute(
         "SELECT ts, trade_id, price, size, side, recv_ts FROM ticks "
@@ -61,7 +63,10 @@ def test_export_ticks_writes_exact_rows_with_iso_times(
     ).fetchall()
     assert len(rows) - 1 == len(expected) > 500
     for row, (ts, trade_id, price, size, side, recv_ts) in zip(rows[1:], expected, strict=True):
-        assert row == [iso_ms(ts), str(ts), str(trade_id), price, size, side, str(recv_ts)]
+        assert row == [
+            iso_ms(ts), str(ts), str(trade_id), price, size, side, str(recv_ts), str(trade_id),
+            "ws",
+        ]  # fmt: skip
     assert "100%" in err and "ticks" in err
     assert err.strip().splitlines()[-1] == f"{len(expected):,} ticks of BTCUSDT written to {out}"
     history.close()
@@ -147,20 +152,22 @@ def test_stats_prints_rows_span_and_gaps(db: Path, capsys: pytest.CaptureFixture
     lines = out.splitlines()
     assert lines[0].startswith(f"tick database {db} (")
     assert lines[1].split() == [
-        "symbol", "rows", "first", "trade", "last", "trade", "span", "missing", "ids", "gaps", ">",
-        "2s",
+        "symbol", "rows", "trade", "ids", "back-filled", "first", "trade", "last", "trade",
+        "span", "missing", "ids", "gaps", ">", "2s",
     ]  # fmt: skip
     for line, symbol in zip(lines[2:4], ["BTCUSDT", "ETHUSDT"], strict=True):
         summary = history.summary(symbol)
         assert summary is not None
         cells = line.split()
-        assert cells[:4] == [
+        assert cells[:6] == [
             symbol,
             f"{summary.rows:,}",
+            f"{summary.trade_ids:,}",
+            "0",
             iso_ms(summary.first_ts),
             iso_ms(summary.last_ts),
         ]
-        assert cells[5:] == [
+        assert cells[7:] == [
             f"{summary.missing_trade_ids:,}",
             f"{len(history.gaps(symbol, 2_000)):,}",
         ]
@@ -204,7 +211,9 @@ def test_the_real_command_line(db: Path, tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert out.read_text().startswith("time,ts,trade_id,price,size,side,recv_ts\n")
+    assert out.read_text().startswith(
+        "time,ts,trade_id,price,size,side,recv_ts,last_trade_id,source\n"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "services.writer", "stats", "--check"],
         cwd=REPO, capture_output=True, text=True, timeout=60,

@@ -92,16 +92,60 @@ def test_deleting_ticks_recomputes_their_seconds_and_updates_are_refused(tmp_pat
     store.close()
 
 
-def test_an_older_database_is_migrated_and_its_bars_filled(tmp_path: Path) -> None:
-    path = tmp_path / "v1.db"
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_database_is_migrated_and_its_bars_filled(tmp_path: Path, version: int) -> None:
+    path = tmp_path / f"v{version}.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.executescript(f"BEGIN;{MIGRATIONS[0]}PRAGMA user_version = 1;COMMIT;")
-    conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(recorded_ticks(4_000)))
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        conn.executescript(f"BEGIN;{script}PRAGMA user_version = {number};COMMIT;")
+    rows = _rows(recorded_ticks(4_000))
+    conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.close()
     conn = open_for_writing(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     _assert_bars_1s_match_ticks(conn)
+    migrated = conn.execute(
+        "SELECT symbol, trade_id, ts, price, size, side, recv_ts, last_trade_id, source"
+        " FROM ticks ORDER BY symbol, trade_id"
+    ).fetchall()
+    assert migrated == [(*row, row[1], "ws") for row in sorted(rows)]
+    with pytest.raises(sqlite3.IntegrityError, match="ticks are immutable"):
+        conn.execute("UPDATE ticks SET price = '1'")
     conn.close()
+
+
+def test_rows_covering_several_ids_count_every_trade_and_show_in_coverage(
+    tmp_path: Path,
+) -> None:
+    """A back-filled aggregate row covers `trade_id..last_trade_id`: the bars count its trades,
+    the summary its ids, and the coverage sees the holes that are left (and any overlap)."""
+    store = TickStore.open(tmp_path / "t.db", busy_timeout_ms=1_000)
+    ws = [("BTCUSDT", i, 1_000 + i, "10.5", "1", "buy", 2_000) for i in (1, 2, 3, 10, 11)]
+    ranged = [
+        ("BTCUSDT", 4, 1_004, "10.6", "0.5", "sell", 3_000, 6, "rest-agg"),
+        ("BTCUSDT", 7, 1_007, "10.7", "2", "buy", 3_000, 7, "rest"),
+    ]
+    assert store.write([*ws, *ranged]) == 7
+    assert store.write(ranged) == 0
+    conn = store.conn
+    _assert_bars_1s_match_ticks(conn)
+    assert conn.execute("SELECT trades, volume FROM bars_1s").fetchall() == [(9, 7.5)]
+    store.close()
+    history = History(tmp_path / "t.db")
+    summary = history.summary("BTCUSDT")
+    assert summary is not None
+    assert (summary.rows, summary.trade_ids, summary.missing_trade_ids) == (7, 9, 2)
+    assert summary.rows_by_source == {"ws": 5, "rest-agg": 1, "rest": 1}
+    coverage = history.coverage("BTCUSDT")
+    assert coverage.holes == [(8, 9)] and coverage.overlaps == 0
+    rows = [row for chunk in history.tick_rows("BTCUSDT", 0, 5_000) for row in chunk]
+    assert rows[3] == (1_004, 4, "10.6", "0.5", "sell", 3_000, 6, "rest-agg")
+    history.close()
+    writer = sqlite3.connect(tmp_path / "t.db")
+    writer.execute("INSERT INTO ticks VALUES ('BTCUSDT', 5, 1005, '1', '1', 'buy', 1, 5, 'ws')")
+    writer.commit()
+    writer.close()
+    assert History(tmp_path / "t.db").coverage("BTCUSDT").overlaps == 1
 
 
 def test_writers_starting_together_migrate_once(tmp_path: Path) -> None:
@@ -139,9 +183,17 @@ def test_summary_symbols_and_gaps(tmp_path: Path) -> None:
     assert (summary.rows, summary.first_ts, summary.last_ts) == (len(kept), kept[0].ts, kept[-1].ts)
     assert summary.missing_trade_ids == len(ticks) - len(kept)
     assert history.summary("BTCUSDT") is None
-    times = np.array([t.ts for t in kept])
-    threshold = int(np.sort(np.diff(times))[-3])
-    expected = [Gap(int(a), int(b)) for a, b in itertools.pairwise(times) if b - a > threshold]
+    threshold = int(np.sort(np.diff([t.ts for t in kept]))[-3])
+    expected = [
+        Gap(a.ts, b.ts, b.trade_id - a.trade_id - 1)
+        for a, b in itertools.pairwise(kept)
+        if b.ts - a.ts > threshold
+    ]
     assert history.gaps("ETHUSDT", threshold) == expected
-    assert Gap(quiet_from, quiet_to) in history.gaps("ETHUSDT", 1_000)
+    quiet = [
+        g
+        for g in history.gaps("ETHUSDT", 1_000)
+        if (g.after_ts, g.before_ts) == (quiet_from, quiet_to)
+    ]
+    assert len(quiet) == 1 and quiet[0].missing_ids > 0
     history.close()

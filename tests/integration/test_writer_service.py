@@ -300,3 +300,42 @@ async def test_a_trickle_of_ticks_is_gathered_into_batches_not_read_one_publish_
     # A batch takes one blocking read, then at most one per `GATHER_S` of its delay.
     per_batch = 1 + math.ceil(0.1 / GATHER_S)
     assert reads <= (batches + 1) * per_batch < len(ticks) / 2, (reads, batches)
+
+
+async def test_backfill_streams_are_stored_like_tick_streams_with_their_ranges(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    """`backfill:<SYMBOL>` holds ticks fetched from REST for gaps: the writer stores them with
+    the ids they cover and their source, once, and dead-letters an entry that breaks the
+    contract (a range that ends before it starts, an unknown source)."""
+    live = [Tick(1_000 + i, "BTCUSDT", "10.5", "1", i, "buy", 2_000) for i in (1, 2, 9, 10)]
+    filled = [
+        Tick(1_003, "BTCUSDT", "10.6", "0.5", 3, "sell", 3_000, 5, "rest-agg"),
+        Tick(1_006, "BTCUSDT", "10.7", "2", 6, "buy", 3_000, None, "rest"),
+        Tick(1_007, "BTCUSDT", "10.8", "3", 7, "buy", 3_000, 8, "rest-agg"),
+    ]
+    for tick in live:
+        sync_redis.xadd(keys.ticks("BTCUSDT"), tick.to_fields())  # type: ignore[arg-type]
+    for tick in [*filled, filled[0]]:
+        sync_redis.xadd(keys.backfill("BTCUSDT"), tick.to_fields())  # type: ignore[arg-type]
+    bad = {**filled[0].to_fields(), "trade_id": "20", "last_trade_id": "19"}
+    sync_redis.xadd(keys.backfill("BTCUSDT"), bad)  # type: ignore[arg-type]
+    sync_redis.xadd(keys.backfill("BTCUSDT"), {**filled[0].to_fields(), "source": "guess"})  # type: ignore[arg-type]
+    async with running_writer(redis_url, sqlite_path, symbols="btcusdt") as ctx:
+        await eventually(lambda: ctx.health.counters["entries"] == 10)
+        counters = dict(ctx.health.counters)
+    with sqlite3.connect(sqlite_path) as conn:
+        rows = conn.execute(
+            "SELECT trade_id, last_trade_id, source, size FROM ticks ORDER BY trade_id"
+        ).fetchall()
+    assert rows == [
+        (1, 1, "ws", "1"), (2, 2, "ws", "1"), (3, 5, "rest-agg", "0.5"), (6, 6, "rest", "2"),
+        (7, 8, "rest-agg", "3"), (9, 9, "ws", "1"), (10, 10, "ws", "1"),
+    ]  # fmt: skip
+    assert (counters["rows_written"], counters["duplicates"], counters["deadlettered"]) == (7, 1, 2)
+    letters = sync_redis.xrange(keys.deadletter("writer"))
+    reasons = [fields["reason"] for _, fields in letters]  # type: ignore[index]
+    assert any("'last_trade_id' 19 is below trade_id 20" in r for r in reasons)
+    assert any("field 'source' is not one of ws, rest, rest-agg" in r for r in reasons)
+    (group,) = sync_redis.xinfo_groups(keys.backfill("BTCUSDT"))
+    assert group["pending"] == 0 and group["lag"] == 0
