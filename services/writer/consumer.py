@@ -137,7 +137,7 @@ class TickStreams:
         self.ranged = {keys.backfill(symbol) for symbol in symbols}
         self.symbol_of.update({keys.backfill(symbol): symbol for symbol in symbols})
         self.redis: Redis = client(url)
-        for command in ("XREADGROUP", "XAUTOCLAIM"):
+        for command in ("XREADGROUP", "XAUTOCLAIM", "XCLAIM"):
             self.redis.set_response_callback(command, _raw_reply)
 
     async def close(self) -> None:
@@ -184,6 +184,62 @@ class TickStreams:
         claimed = [(e[0], e[1]) for e in entries if e]
         batch.add(stream, self.symbol_of[stream], claimed, ranged=stream in self.ranged)
         return batch, cursor, deleted
+
+    async def keep_alive(self, ttl_ms: int) -> None:
+        """Renew this writer's liveness key (`keys.writer_alive`)."""
+        await self.redis.set(keys.writer_alive(self.consumer), "1", px=ttl_ms)
+
+    async def retire(self) -> None:
+        """A clean stop: the liveness key goes at once."""
+        await self.redis.delete(keys.writer_alive(self.consumer))
+
+    async def dead_owners(self) -> dict[str, list[str]]:
+        """Per stream, the other consumers with pending entries whose liveness key is gone (a
+        writer killed, or stopped for good, that left work behind)."""
+        streams = list(self.symbol_of)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xinfo_consumers(stream, keys.WRITER_GROUP)
+        owners: dict[str, list[str]] = {}
+        for stream, consumers in zip(
+            streams, await pipe.execute(raise_on_error=False), strict=True
+        ):
+            if isinstance(consumers, Exception):
+                continue
+            for info in consumers:
+                name = str(info["name"])
+                if name != self.consumer and int(info["pending"]) > 0:
+                    owners.setdefault(stream, []).append(name)
+        names = sorted({name for found in owners.values() for name in found})
+        if not names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(keys.writer_alive(name))
+        gone = {name for name, found in zip(names, await pipe.execute(), strict=True) if not found}
+        return {
+            stream: [name for name in found if name in gone]
+            for stream, found in owners.items()
+            if any(name in gone for name in found)
+        }
+
+    async def take_over(self, stream: str, owner: str, count: int) -> tuple[Batch, list[str]]:
+        """XPENDING of `owner` + XCLAIM to this consumer, whatever their idle time: up to `count`
+        entries, and the ids Redis no longer has (trimmed away, dropped from the pending list)."""
+        pending = await self.redis.xpending_range(
+            stream, keys.WRITER_GROUP, min="-", max="+", count=count, consumername=owner
+        )
+        ids = [str(entry["message_id"]) for entry in pending]
+        if not ids:
+            return Batch(), []
+        reply = await _command(
+            self.redis, "XCLAIM", stream, keys.WRITER_GROUP, self.consumer, 0, *ids
+        )
+        claimed = [(str(e[0]), e[1]) for e in reply if e]
+        batch = Batch()
+        batch.add(stream, self.symbol_of[stream], claimed, ranged=stream in self.ranged)
+        found = {entry_id for entry_id, _ in claimed}
+        return batch, [entry_id for entry_id in ids if entry_id not in found]
 
     async def ack(self, ids: Mapping[str, list[str]]) -> int:
         """XACK every id, one command per stream in one round trip; the number acknowledged."""

@@ -36,9 +36,12 @@ GATHER_S = 0.02
 """While a batch fills, entries are left to gather this long between reads: one read per
 publish of the ingestor (every few ms) costs the writer a quarter of a core at 2,000 ticks/s."""
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
+LIVENESS_HEARTBEATS = 3
+"""A writer's liveness key lives this many heartbeats (`HEALTH_INTERVAL_S`, at least one second
+in all) unless renewed: once it is gone, another writer takes its pending entries over."""
 COUNTERS = (
     "rows_written", "duplicates", "entries", "batches", "deadlettered", "lost", "claimed",
-    "recovered", "retries", LAG_ENTRIES, "lag_ms", "commit_lag_ms", "last_commit",
+    "taken_over", "recovered", "retries", LAG_ENTRIES, "lag_ms", "commit_lag_ms", "last_commit",
 )  # fmt: skip
 
 
@@ -64,6 +67,8 @@ class Writer:
         self.batch_delay_s = settings.writer_batch_delay_ms / 1000
         self.claim_idle_ms = settings.writer_claim_idle_ms
         self.claim_interval_s = settings.writer_claim_interval_s
+        self.heartbeat_s = settings.health_interval_s
+        self.liveness_ttl_ms = max(1_000, int(LIVENESS_HEARTBEATS * self.heartbeat_s * 1000))
         self.health = ctx.health
         for name in COUNTERS:
             self.health.set(name, 0)
@@ -73,15 +78,26 @@ class Writer:
     async def run(self) -> None:
         """Until stopped: finish own pending entries, then read, commit and ack in batches."""
         reporting = asyncio.create_task(self._report_lag())
+        living = asyncio.create_task(self._keep_alive())
         try:
             await self._loop()
         finally:
-            reporting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporting
+            for task in (reporting, living):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(*UNAVAILABLE, ResponseError):
+                await self.streams.retire()
+
+    async def _keep_alive(self) -> None:
+        """Renew the liveness key every heartbeat, so other writers know this one is alive."""
+        while True:
+            with contextlib.suppress(*UNAVAILABLE, ResponseError):
+                await self.streams.keep_alive(self.liveness_ttl_ms)
+            await asyncio.sleep(self.heartbeat_s)
 
     async def _loop(self) -> None:
-        recovering, claim_due, backoff = True, 0.0, RETRY_FIRST_S
+        recovering, claim_due, takeover_due, backoff = True, 0.0, 0.0, RETRY_FIRST_S
         # The previous batch commits (in a worker thread) and is acked while the next is read.
         flushing: asyncio.Task[bool] | None = None
         try:
@@ -95,6 +111,11 @@ class Writer:
                         recovering = False
                         self._ok()
                         continue
+                    if time.monotonic() >= takeover_due:
+                        await _settled(flushing)
+                        flushing = None
+                        await self._take_over_dead()
+                        takeover_due = time.monotonic() + self.heartbeat_s
                     if time.monotonic() >= claim_due:
                         await _settled(flushing)
                         flushing = None
@@ -134,6 +155,27 @@ class Writer:
                 return
             self.health.incr("recovered", len(batch))
             log.info("own pending entries stored", extra={"entries": len(batch)})
+
+    async def _take_over_dead(self) -> None:
+        """Store at once the pending entries of writers whose liveness key is gone (killed
+        with `kill -9`, say): they are not waited for until `WRITER_CLAIM_IDLE_MS`."""
+        for stream, owners in (await self.streams.dead_owners()).items():
+            for owner in owners:
+                while not self.ctx.stop.is_set():
+                    batch, deleted = await self.streams.take_over(stream, owner, self.batch_size)
+                    if deleted:
+                        await self._dead_letter([Reject(stream, i, None, TRIMMED) for i in deleted])
+                        self.health.incr("lost", len(deleted))
+                    if not len(batch) and not deleted:
+                        break
+                    if len(batch):
+                        if not await self._flush(batch):
+                            return
+                        self.health.incr("taken_over", len(batch))
+                        log.info(
+                            "took over a dead writer's pending entries",
+                            extra={"owner": owner, "stream": stream, "entries": len(batch)},
+                        )
 
     async def _claim_abandoned(self) -> None:
         """Take over entries other consumers left pending longer than `WRITER_CLAIM_IDLE_MS`."""

@@ -94,12 +94,15 @@ async def test_own_pending_entries_are_finished_first_after_a_crash(
     pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
 
 
-async def test_entries_a_crashed_consumer_left_are_claimed_and_it_is_forgotten(
+async def test_entries_a_stuck_consumer_left_are_claimed_and_it_is_forgotten(
     redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
 ) -> None:
+    """Its liveness key is still there (alive, but stuck): the idle-based XAUTOCLAIM takes its
+    entries over after `WRITER_CLAIM_IDLE_MS`."""
     ticks = recorded_ticks(2_000)
     publish(sync_redis, ticks)
     taken = await _crash_after_reading(redis_url, "host-4242", 300)
+    sync_redis.set(keys.writer_alive("host-4242"), "1", px=60_000)
     async with running_writer(
         redis_url, sqlite_path, writer_claim_idle_ms=300, writer_claim_interval_s=0.2
     ) as ctx:
@@ -339,3 +342,27 @@ async def test_backfill_streams_are_stored_like_tick_streams_with_their_ranges(
     assert any("field 'source' is not one of ws, rest, rest-agg" in r for r in reasons)
     (group,) = sync_redis.xinfo_groups(keys.backfill("BTCUSDT"))
     assert group["pending"] == 0 and group["lag"] == 0
+
+
+async def test_entries_of_a_writer_whose_liveness_key_is_gone_are_taken_over_at_once(
+    redis_url: str, sync_redis: redis.Redis, sqlite_path: Path
+) -> None:
+    """Two consumers read and died before acknowledging; one of them still has its liveness
+    key (it is alive, only slow): the other's entries are stored within a heartbeat, not after
+    `WRITER_CLAIM_IDLE_MS`, and the live one's are left to it."""
+    ticks = recorded_ticks(4_000)
+    publish(sync_redis, ticks)
+    dead = await _crash_after_reading(redis_url, "dead-writer", 1_000)
+    alive = await _crash_after_reading(redis_url, "slow-writer", 500)
+    sync_redis.set(keys.writer_alive("slow-writer"), "1", px=60_000)
+    started = time.monotonic()
+    async with running_writer(redis_url, sqlite_path, writer_claim_idle_ms=600_000) as ctx:
+        await eventually(lambda: count_rows(sqlite_path) == len(ticks) - alive)
+        took_s = time.monotonic() - started
+        counters = dict(ctx.health.counters)
+        me = ctx.health.counters["consumer"]
+        assert sync_redis.pttl(keys.writer_alive(str(me))) > 0
+    assert counters["taken_over"] == dead
+    assert took_s < 3
+    assert group_pending(sync_redis, SYMBOLS) == alive
+    assert not sync_redis.exists(keys.writer_alive(str(me)))  # a clean stop retires the key
