@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     pairs: Annotated[tuple[str, ...], NoDecode] = ()
     adf_every: int = Field(default=10, ge=1, le=100_000)
     bar_lateness_ms: int = Field(default=500, ge=10, le=60_000)
+    bar_max_wait_ms: int = Field(default=2_000, ge=0, le=60_000)
+    """Longest a bar waits (wall time) for a live symbol that lags behind the fastest one."""
     view_fill_bars: int = Field(default=500, ge=0, le=100_000)
     max_views: int = Field(default=50, ge=0, le=10_000)
     kalman_delta: float = Field(default=1e-3, gt=0, lt=1)

@@ -37,7 +37,7 @@ class Analytics:
         self.index = {symbol: i for i, symbol in enumerate(self.symbols)}
         self.timeframes = settings.timeframes
         self.bars = BarEngine(self.symbols, self.timeframes)
-        self.clock = EventClock(settings.bar_lateness_ms)
+        self.clock = EventClock(settings.bar_lateness_ms, settings.bar_max_wait_ms)
         self.pairs = {
             tf: TimeframePairs(
                 tf, len(self.symbols), settings.window + 1, settings.adf_every,

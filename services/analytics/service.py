@@ -213,7 +213,6 @@ class Worker:
         analytics = self.analytics
         add = analytics.bars.add_tick
         held: int | None = None
-        newest: int | None = None
         consumed = 0
         bad: list[tuple[str, str]] = []
         for stream, entries in raw_streams(reply):
@@ -235,13 +234,10 @@ class Worker:
             consumed += len(entries)
             if last_ts is None:
                 continue
+            analytics.clock.observe(last_ts, wall, index)
             self.last_recv_ts = max(self.last_recv_ts, recv_ts)
-            if newest is None or last_ts > newest:
-                newest = last_ts
             if len(entries) >= COUNT and (held is None or last_ts < held):
                 held = last_ts
-        if newest is not None:
-            analytics.clock.observe(newest, wall)
         if consumed:
             self.ctx.health.incr("ticks_consumed", consumed - len(bad))
         for raw, reason in bad:
