@@ -229,17 +229,36 @@ class Pipeline:
         return self._entries(keys.ALERTS)
 
     def writer_drained(self) -> bool:
-        """The writer's group has read and acknowledged every entry of every tick stream."""
+        """The writer's group has read and acknowledged every entry of every tick stream and
+        back-fill stream."""
         try:
             with self.client() as client:
                 for symbol in self.symbols:
-                    groups = cast(list[dict[str, Any]], client.xinfo_groups(keys.ticks(symbol)))
-                    mine = [g for g in groups if g["name"] == keys.WRITER_GROUP]
-                    if not mine or mine[0]["pending"] or mine[0]["lag"]:
-                        return False
+                    for stream in (keys.ticks(symbol), keys.backfill(symbol)):
+                        if not client.exists(stream):
+                            continue
+                        groups = cast(list[dict[str, Any]], client.xinfo_groups(stream))
+                        mine = [g for g in groups if g["name"] == keys.WRITER_GROUP]
+                        if not mine or mine[0]["pending"] or mine[0]["lag"]:
+                            return False
         except redis.RedisError:
             return False
         return True
+
+    def backfill_done(self) -> bool:
+        """No gap waits for back-fill (`gaps:*` empty, health says nothing waits)."""
+        try:
+            with self.client() as client:
+                if any(client.hlen(keys.gaps(symbol)) for symbol in self.symbols):
+                    return False
+            health = self.health("ingestor")
+        except redis.RedisError:
+            return False
+        return all(health.get(f"backfill_waiting:{s}", "0") == "0" for s in self.symbols)
+
+    def backfill_ids(self, symbol: str) -> list[int]:
+        """The first trade id of each tick on `backfill:<symbol>`, oldest first."""
+        return [int(fields["trade_id"]) for fields in self._entries(keys.backfill(symbol))]
 
     def newest_bar_start(self, symbol: str, tf: str = "1s") -> int:
         newest = self._entries(keys.bars(tf, symbol), newest=1)
@@ -256,6 +275,18 @@ class Pipeline:
         return int(info["used_memory"]) / 2**20
 
     # --- SQLite ------------------------------------------------------------------------------
+
+    def sqlite_ranges(self, symbol: str) -> list[tuple[int, int, int, str]]:
+        """(trade_id, last_trade_id, ts, size) of every row of `symbol`, in id order."""
+        if not self.sqlite_path.exists():
+            return []
+        with sqlite3.connect(self.sqlite_path, timeout=10) as conn:
+            rows = conn.execute(
+                "SELECT trade_id, last_trade_id, ts, size FROM ticks WHERE symbol = ?"
+                " ORDER BY trade_id",
+                (symbol,),
+            ).fetchall()
+        return [(int(a), int(b), int(c), str(d)) for a, b, c, d in rows]
 
     def sqlite_ids(self, symbol: str) -> list[int]:
         """Trade ids stored for `symbol`, in id order, duplicates (if any) included."""

@@ -84,22 +84,26 @@ def run(tmp_path: Path) -> Iterator[Run]:
 def settle(pipe: Pipeline) -> None:
     assert pipe.feed is not None
     pipe.feed.set_rate(0)
+    assert wait_until(pipe.backfill_done, 60), pipe.log_tails(["ingestor"])
     assert wait_until(pipe.writer_drained, 30), pipe.log_tails(["writer"])
 
 
 def reconcile(pipe: Pipeline, *, may_lose: bool = False) -> dict[str, int]:
-    """Check every tick published is stored once and every trade delivered is published or
-    reported missing; how many were reported missing, per symbol."""
+    """Check every tick published is stored once, every trade delivered is published or
+    reported missing, and, once back-filled, in SQLite; how many were reported missing, per
+    symbol."""
     assert pipe.feed is not None
     delivered = pipe.feed.delivered_ids()
     reported: dict[str, int] = {}
     for symbol in pipe.symbols:
         published, stored = pipe.stream_ids(symbol), pipe.sqlite_ids(symbol)
+        backfilled = set(pipe.backfill_ids(symbol))
         assert len(published) == len(set(published)), f"{symbol}: a tick published twice"
         assert len(stored) == len(set(stored)), f"{symbol}: a tick stored twice"
-        assert set(stored) == set(published), (
+        assert not backfilled & set(published), f"{symbol}: a tick both live and back-filled"
+        assert set(stored) == set(published) | backfilled, (
             f"{symbol}: {len(set(published) - set(stored))} published ticks not stored, "
-            f"{len(set(stored) - set(published))} stored but not published"
+            f"{len(set(stored) - set(published) - backfilled)} stored but not published"
         )
         assert set(published) <= delivered[symbol]
         gaps = expand(pipe.gap_ranges(symbol))
@@ -114,6 +118,9 @@ def reconcile(pipe: Pipeline, *, may_lose: bool = False) -> dict[str, int]:
         reported[symbol] = len(unpublished)
         if not may_lose:
             assert not unpublished, f"{symbol}: {len(unpublished)} delivered trades not published"
+        covered = expand((first, last) for first, last, _, _ in pipe.sqlite_ranges(symbol))
+        missed = delivered[symbol] - covered
+        assert not missed, f"{symbol}: {len(missed)} delivered trades not in SQLite after back-fill"
     return reported
 
 
