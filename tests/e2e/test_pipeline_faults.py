@@ -5,7 +5,8 @@ stalling its connections, a reader holding SQLite's write lock, and Redis killed
 After each fault: every service reports healthy again within 10 s, bars and statistics go on.
 At the end of each run: every tick published to Redis is in SQLite exactly once, every trade the
 feed delivered is published or reported in a `gap` event (only a SIGKILLed ingestor may lose
-what it had received and not yet published, and then it says so), and no alert fired twice.
+what it had received and not yet published, and then it says so), every delivered trade is in
+SQLite once the gaps are back-filled from the feed's REST server, and no alert fired twice.
 Redis killed with SIGKILL under `appendfsync everysec` may lose its last second of writes: the
 test counts what was lost and checks it stays within what that policy allows.
 """
