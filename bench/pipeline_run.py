@@ -83,12 +83,23 @@ class Sample:
         }
 
 
+@dataclass(frozen=True)
+class Lag:
+    """During the measured window, hold `symbol`'s trades for `seconds` every `every_s`, then
+    send them at once: a connection that falls behind and catches up."""
+
+    symbol: str
+    seconds: float
+    every_s: float
+
+
 class Run:
     """The pipeline and its probes for one rate."""
 
-    def __init__(self, pipe: Pipeline, rate: float) -> None:
+    def __init__(self, pipe: Pipeline, rate: float, lag: Lag | None = None) -> None:
         self.pipe = pipe
         self.rate = rate
+        self.lag = lag
         self.client = pipe.client()
         self.client.config_set("notify-keyspace-events", "Kh")
         self.lateness_ms = int(pipe.env["BAR_LATENESS_MS"])
@@ -125,7 +136,11 @@ class Run:
         self.pipe.feed.set_rate(self.rate)
         time.sleep(warmup_s)
         samples = [self.sample()]
+        next_lag = samples[0].at
         while samples[-1].at - samples[0].at < seconds:
+            if self.lag is not None and time.perf_counter() >= next_lag:
+                self.pipe.feed.lag(self.lag.symbol, self.lag.seconds)
+                next_lag += self.lag.every_s
             time.sleep(max(0.0, samples[-1].at + SAMPLE_S - time.perf_counter()))
             samples.append(self.sample())
         self.pipe.feed.set_rate(0)
@@ -155,14 +170,24 @@ class Run:
         self.client.close()
 
 
-def run_rate(rate: float, warmup_s: float, seconds: float) -> dict[str, Any]:
+def run_rate(
+    rate: float,
+    warmup_s: float,
+    seconds: float,
+    *,
+    lag: Lag | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One fresh pipeline at `rate`; `lag` makes one symbol fall behind now and then, `env`
+    overrides settings."""
     maxlen = max(1_000, int(rate * (warmup_s + seconds + DRAIN_S)))
+    environment = {**bench_env(maxlen), **(env or {})}
     with (
         tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory,
-        Pipeline(Path(directory), SYMBOLS, fsync="everysec", env=bench_env(maxlen)) as pipe,
+        Pipeline(Path(directory), SYMBOLS, fsync="everysec", env=environment) as pipe,
     ):
         pipe.wait_healthy(within=60)
-        run = Run(pipe, rate)
+        run = Run(pipe, rate, lag)
         samples = run.measure(warmup_s, seconds)
         assert pipe.feed is not None
         drained_s = run.drain(pipe.feed.report()["sent"])

@@ -108,7 +108,8 @@ class SymbolGaps:
                    if g.last > self.done_through)  # fmt: skip
 
 
-def _rows(ticks: Sequence[Tick]) -> bytes:
+def encode_backfill(ticks: Sequence[Tick]) -> bytes:
+    """The rows argument of `PUBLISH_BACKFILL`, in `library.BACKFILL_FIELDS` order."""
     return orjson.dumps([
         [str(t.ts), t.symbol, t.price, t.size, str(t.trade_id), t.side, str(t.recv_ts),
          str(t.covers_through), t.source]
@@ -312,6 +313,7 @@ class Backfiller:
                 raise GiveUp("REST lists no aggregate trade for these ids: older than it serves")
             window_start = window_end + 1
         # Fill, page by page.
+        done_before = gap.first - 1
         while True:
             reaching = [a for a in page if a.last_id >= gap.first and a.first_id <= gap.last]
             ticks: list[Tick] = []
@@ -327,9 +329,10 @@ class Backfiller:
             through = gap.last if past else max(gap.first - 1, page[-1].last_id)
             if reaching:
                 through = max(through, reaching[-1].last_id)
-            unlisted = runs_without(gap.first, min(through, gap.last), covered_ids)
+            unlisted = runs_without(done_before + 1, min(through, gap.last), covered_ids)
             gaps.unlisted += sum(b - a + 1 for a, b in unlisted)
             await self._publish(gaps, ticks, through)
+            done_before = through
             if past:
                 return
             page = await self._ask(gap, self._by_id(gap.symbol, page[-1].id + 1, reference))
@@ -347,11 +350,19 @@ class Backfiller:
     async def _aggregate(self, gaps: SymbolGaps, gap: Gap, aggregate: AggTrade) -> list[Tick]:
         """The ticks of one aggregate that reaches `gap`, once its other trades are known."""
         first, last = aggregate.first_id, aggregate.last_id
+        if gap.first <= first and last <= gap.last:  # all of it missing: nothing to read
+            try:
+                return aggregate_ticks(
+                    gap.symbol, aggregate, [(first, last)], Known(), recv_ts=now_ms()
+                )
+            except AnswerProblem as exc:
+                raise GiveUp(str(exc)) from None
+        near_ms = gap.after_ts if first < gap.first else gap.before_ts
         claimed: list[Gap] = []
         deadline = time.monotonic() + EDGE_WAIT_S
         give_up_at = time.monotonic() + EDGE_GIVE_UP_S
         while True:
-            known = await self._known(gap.symbol, first, last, gap.after_ts or gap.before_ts)
+            known = await self._known(gap.symbol, first, last, near_ms or gap.before_ts)
             missing = _minus(
                 _runs_of([gap, *gaps.pending[1:], *claimed], first, last), known.ranges
             )
@@ -478,7 +489,7 @@ class Backfiller:
             try:
                 added, _ = await self.redis.fcall(
                     keys.PUBLISH_BACKFILL, 2, keys.backfill(symbol), keys.gaps(symbol),
-                    self.maxlen, _rows(ticks), str(through), str(through + 1),
+                    self.maxlen, encode_backfill(ticks), str(through), str(through + 1),
                 )  # fmt: skip
                 break
             except ResponseError as exc:

@@ -10,11 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.ingestor.publisher import LIBRARY, encode_batch
+from services.ingestor.backfiller import encode_backfill
+from services.ingestor.gaps import Gap
+from services.ingestor.library import LIBRARY
+from services.ingestor.publisher import encode_batch, encode_gaps
 from services.ingestor.service import Ingestor
 from shared import keys
 from shared.health import Health
 from shared.redis_io import Redis, client
+from shared.schemas import Tick
 from tests.ingestor_support import (
     BinanceServer,
     events,
@@ -53,10 +57,18 @@ async def server() -> AsyncIterator[BinanceServer]:
         yield running
 
 
-async def call(redis: Redis, rows: list[tuple[int, str, str, str, int, str, int]]) -> list[int]:
-    streams = [keys.ticks("BTCUSDT"), keys.ticks("ETHUSDT")]
-    payload = encode_batch(rows, {"BTCUSDT": 1, "ETHUSDT": 2})  # type: ignore[arg-type]
-    reply = await redis.fcall(keys.PUBLISH_TICKS, 2, *streams, "1000", payload)
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+INDEX = {"BTCUSDT": 1, "ETHUSDT": 2}
+
+
+async def call(
+    redis: Redis, rows: list[tuple[int, str, str, str, int, str, int]], gaps: tuple[Gap, ...] = ()
+) -> list[int]:
+    streams = [*(keys.ticks(s) for s in SYMBOLS), *(keys.gaps(s) for s in SYMBOLS)]
+    payload = encode_batch(rows, INDEX)  # type: ignore[arg-type]
+    reply = await redis.fcall(
+        keys.PUBLISH_TICKS, 4, *streams, "1000", payload, encode_gaps(gaps, INDEX)
+    )
     return [int(n) for n in reply]
 
 
@@ -74,6 +86,42 @@ async def test_the_function_appends_a_batch_in_order_and_never_twice(redis_clien
         "trade_id": "1", "side": "buy", "recv_ts": "1",
     }  # fmt: skip
     assert [t.trade_id for t in await stream_ticks(redis_client, "ETHUSDT")] == [1, 2]
+
+
+async def test_the_function_records_the_gaps_of_the_batch(redis_client: Redis) -> None:
+    await redis_client.function_load(LIBRARY, replace=True)
+    gap = Gap("ETHUSDT", 5, 9, 1_700_000_000_004, 1_700_000_000_010)
+    assert await call(redis_client, [row(4, "ETHUSDT"), row(10, "ETHUSDT")], [gap]) == [0, 0, 2, 0]
+    assert await redis_client.hgetall(keys.gaps("ETHUSDT")) == {
+        "5": "9 1700000000004 1700000000010"
+    }
+    assert await redis_client.hlen(keys.gaps("BTCUSDT")) == 0
+
+
+async def test_the_backfill_function_adds_once_and_moves_the_gap_records_on(
+    redis_client: Redis,
+) -> None:
+    await redis_client.function_load(LIBRARY, replace=True)
+    stream, records = keys.backfill("BTCUSDT"), keys.gaps("BTCUSDT")
+    await redis_client.hset(records, mapping={"5": "9 1 2", "20": "30 3 4"})
+
+    async def fill(ticks: list[Tick], through: int) -> list[int]:
+        rows = encode_backfill(ticks)
+        reply = await redis_client.fcall(
+            keys.PUBLISH_BACKFILL, 2, stream, records, "1000", rows, str(through),
+            str(through + 1),
+        )  # fmt: skip
+        return [int(n) for n in reply]
+
+    ticks = [Tick(1, "BTCUSDT", "1", "1", i, "buy", 2, i + 1, "rest-agg") for i in (5, 7)]
+    assert await fill(ticks, 8) == [2, 0]
+    assert await redis_client.hgetall(records) == {"9": "9 1 2", "20": "30 3 4"}
+    assert await fill(ticks, 8) == [0, 2]  # a retry adds nothing
+    assert await fill([], 25) == [0, 0]
+    assert await redis_client.hgetall(records) == {"26": "30 3 4"}
+    assert await fill([], 30) == [0, 0]
+    assert await redis_client.hlen(records) == 0
+    assert await redis_client.xlen(stream) == 2
 
 
 async def test_the_function_caps_streams_with_maxlen(redis_client: Redis) -> None:
