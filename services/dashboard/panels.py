@@ -4,7 +4,7 @@ rules and the fired-alerts feed. Records in, Dash components out; no I/O."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dash import html
@@ -23,7 +23,15 @@ from services.dashboard.formatting import (
 )
 from shared.alert_rules import AlertRule
 from shared.config import timeframe_ms
-from shared.health import ALERTS_FIRED, LAG_ENTRIES, LAST_ERROR, PROBLEM, TICKS
+from shared.health import (
+    ALERTS_FIRED,
+    BACKFILL_WAITING,
+    LAG_ENTRIES,
+    LAST_ERROR,
+    PROBLEM,
+    TICKS,
+    Counter,
+)
 from shared.schemas import Alert, Event, PairStat
 
 SIGNIFICANCE = 0.05
@@ -118,6 +126,16 @@ def _feed_chip(feed: SymbolFeed, rate: float | None, at_ms: int) -> html.Div:
     )
 
 
+def backfill_banners(counters: Mapping[str, Counter]) -> list[str]:
+    """`Back-filling 523 trade ids of BTCUSDT from REST.` per symbol with a gap being filled."""
+    out = []
+    for name, value in counters.items():
+        symbol = name.removeprefix(BACKFILL_WAITING)
+        if symbol != name and str(value).isdigit() and int(value) > 0:
+            out.append(f"Back-filling {int(value):,} trade ids of {symbol} from REST.")
+    return out
+
+
 def banners(health: PipelineHealth) -> list[str]:
     """Plain sentences for whatever needs attention now; empty when all is well."""
     if not health.redis_ok:
@@ -138,6 +156,8 @@ def banners(health: PipelineHealth) -> list[str]:
             counters = service.counters
             why = counters.get(PROBLEM) or counters.get(LAST_ERROR) or ""
             out.append(f"{service.service} reports degraded service{': ' + why if why else ''}.")
+        if service.service == "ingestor" and not service.stale:
+            out.extend(backfill_banners(service.counters))
     for feed in health.feeds:
         if feed.state in DOWN_STATES:
             since = "" if feed.state_ms is None else f" since {clock_utc(feed.state_ms)} UTC"

@@ -53,7 +53,7 @@ from services.ingestor.rest import (
 from services.ingestor.rest_records import AggTrade
 from services.ingestor.routes import StreamKind
 from shared import keys
-from shared.health import now_ms
+from shared.health import BACKFILL_WAITING, now_ms
 from shared.redis_io import UNAVAILABLE, Redis, StreamEntry
 from shared.schemas import SchemaError, Tick, check_tick, range_entry
 
@@ -190,7 +190,7 @@ class Backfiller:
         fields: dict[str, int | str] = {"backfill_mode": self.mode}
         for gaps in self.symbols.values():
             s = gaps.symbol
-            fields[f"backfill_waiting:{s}"] = gaps.waiting_ids
+            fields[f"{BACKFILL_WAITING}{s}"] = gaps.waiting_ids
             fields[f"backfilled:{s}"] = gaps.ticks
             fields[f"backfill_failed:{s}"] = gaps.failed
         stats = self.rest.stats

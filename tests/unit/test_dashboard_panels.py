@@ -74,6 +74,13 @@ def test_banners_name_the_stale_stopped_missing_or_degraded_service() -> None:
     assert failed[0].startswith("Feed BTCUSDT is connect failed since")
 
 
+def test_a_backfill_in_progress_is_said_per_symbol() -> None:
+    filling = service(
+        "ingestor", **{"backfill_waiting:BTCUSDT": "1523", "backfill_waiting:ETHUSDT": "0"}
+    )
+    assert banners(health([filling], [])) == ["Back-filling 1,523 trade ids of BTCUSDT from REST."]
+
+
 def test_banners_say_when_a_feed_is_down_or_silent() -> None:
     messages = banners(
         health([], [feed("BTCUSDT", "disconnected"), feed("ETHUSDT", last=NOW - 60_000)])
