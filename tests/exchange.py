@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -213,14 +213,3 @@ class Exchange:
                 second = trade.time // 1000 * 1000
                 volume[second] = volume.get(second, Decimal(0)) + Decimal(trade.qty)
         return volume
-
-
-def id_runs(ids: Iterable[int]) -> list[tuple[int, int]]:
-    """Ascending ids as runs of consecutive ids."""
-    runs: list[tuple[int, int]] = []
-    for trade_id in ids:
-        if runs and trade_id == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], trade_id)
-        else:
-            runs.append((trade_id, trade_id))
-    return runs

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from shared import keys
+from shared.config import Settings
 from shared.redis_io import Redis
 from shared.schemas import Tick
 from tests.binance_rest import RestServer
@@ -33,18 +35,6 @@ from tests.ingestor_support import (
 )
 
 KEY = "testkey123"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[BinanceServer]:
-    async with BinanceServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def rest(server: BinanceServer) -> AsyncIterator[RestServer]:
-    async with RestServer(server.exchange, retry_after_s=1, ban_s=2) as running:
-        yield running
 
 
 def now_ms() -> int:
@@ -92,6 +82,23 @@ async def drop_and_miss(
 
 async def gap_filled(redis: Redis) -> bool:
     return bool(await kinds(redis, "backfilled") or await kinds(redis, "backfill_failed"))
+
+
+async def one_gap(
+    server: BinanceServer, redis: Redis, settings: Settings, trades: Sequence[Trade],
+    missed: slice,
+) -> dict[str, Any]:  # fmt: skip
+    """Run the ingestor through one gap: deliver the trades before `missed`, drop the
+    connection while the exchange trades `missed`, deliver the rest; wait until the gap is
+    filled (or given up) and every event is out. The ingestor's counters at the end."""
+    async with running_ingestor(settings) as run:
+        await server.wait_for(f"{settings.symbols[0].lower()}@trade")
+        assert missed.start is not None and missed.stop is not None
+        await drop_and_miss(server, run, trades[: missed.start], trades[missed])
+        await server.publish("BTCUSDT", trades[missed.stop :])
+        assert await eventually(lambda: gap_filled(redis))
+        assert await eventually(lambda: run.ingestor.notices.pending == 0)
+        return run.counters
 
 
 @pytest.mark.parametrize("api_key", [KEY, ""], ids=["historicalTrades", "aggTrades"])
@@ -240,12 +247,7 @@ async def test_a_bad_answer_is_dead_lettered_and_asked_again(
     settings = ingestor_settings(
         redis_url, server, rest.url, symbols="btcusdt,ethusdt", binance_api_key=KEY
     )
-    async with running_ingestor(settings) as run:
-        await server.wait_for("btcusdt@trade")
-        await drop_and_miss(server, run, trades[:600], trades[600:700])
-        await server.publish("BTCUSDT", trades[700:])
-        assert await eventually(lambda: gap_filled(redis_client))
-        assert await eventually(lambda: run.ingestor.notices.pending == 0)
+    await one_gap(server, redis_client, settings, trades, slice(600, 700))
     assert await kinds(redis_client, "backfill_failed") == []
     assert [t.trade_id for t in await backfilled(redis_client, "BTCUSDT")] == [
         t.id for t in trades[600:700]
@@ -297,11 +299,7 @@ async def test_server_errors_and_timeouts_are_asked_again(
         redis_url, server, rest.url, symbols="btcusdt", binance_api_key=KEY,
         binance_rest_timeout_s=0.5,
     )  # fmt: skip
-    async with running_ingestor(settings) as run:
-        await server.wait_for("btcusdt@trade")
-        await drop_and_miss(server, run, trades[:20], trades[20:40])
-        await server.publish("BTCUSDT", trades[40:])
-        assert await eventually(lambda: gap_filled(redis_client))
+    await one_gap(server, redis_client, settings, trades, slice(20, 40))
     (waiting,) = await kinds(redis_client, "backfill_waiting")
     assert ("HTTP 500" in waiting) if fault == "http_500" else ("TimeoutError" in waiting)
     assert [t.trade_id for t in await backfilled(redis_client, "BTCUSDT")] == [
@@ -321,12 +319,7 @@ async def test_429_and_418_pause_every_request_for_retry_after(
     settings = ingestor_settings(
         redis_url, server, rest.url, symbols="btcusdt", binance_api_key=KEY
     )
-    async with running_ingestor(settings) as run:
-        await server.wait_for("btcusdt@trade")
-        await drop_and_miss(server, run, trades[:20], trades[20:40])
-        await server.publish("BTCUSDT", trades[40:])
-        assert await eventually(lambda: gap_filled(redis_client))
-        counters = run.counters
+    counters = await one_gap(server, redis_client, settings, trades, slice(20, 40))
     asked = rest.paths("/fapi/v1/historicalTrades")
     assert [r.status for r in asked] == [int(fault), 200]
     assert asked[1].at - asked[0].at >= pause_s
@@ -348,13 +341,8 @@ async def test_a_gap_older_than_rest_serves_is_reported_not_retried(
     settings = ingestor_settings(
         redis_url, server, rest.url, symbols="btcusdt", binance_api_key=KEY
     )
-    async with running_ingestor(settings) as run:
-        await server.wait_for("btcusdt@trade")
-        await drop_and_miss(server, run, trades[:20], trades[20:40])
-        await server.publish("BTCUSDT", trades[40:])
-        assert await eventually(lambda: gap_filled(redis_client))
-        assert await eventually(lambda: run.ingestor.notices.pending == 0)
-        await asyncio.sleep(0.5)
+    await one_gap(server, redis_client, settings, trades, slice(20, 40))
+    await asyncio.sleep(0.5)
     (failed,) = await kinds(redis_client, "backfill_failed")
     assert "REST lists none of these ids" in failed
     assert await backfilled(redis_client, "BTCUSDT") == []
@@ -371,10 +359,6 @@ async def test_a_refused_key_ends_the_gap_with_the_reason(
         settings = ingestor_settings(
             redis_url, server, rest.url, symbols="btcusdt", binance_api_key="theWrongKey1"
         )
-        async with running_ingestor(settings) as run:
-            await server.wait_for("btcusdt@trade")
-            await drop_and_miss(server, run, trades[:20], trades[20:40])
-            await server.publish("BTCUSDT", trades[40:])
-            assert await eventually(lambda: gap_filled(redis_client))
+        await one_gap(server, redis_client, settings, trades, slice(20, 40))
     (failed,) = await kinds(redis_client, "backfill_failed")
     assert "REST refused" in failed and "HTTP 401" in failed and "-2014" in failed

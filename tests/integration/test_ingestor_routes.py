@@ -28,18 +28,6 @@ from tests.ingestor_support import (
 TS = 1_765_892_498_698
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[BinanceServer]:
-    async with BinanceServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def rest(server: BinanceServer) -> AsyncIterator[RestServer]:
-    async with RestServer(server.exchange) as running:
-        yield running
-
-
 async def ids_in(redis: Redis, symbol: str) -> list[int]:
     return [tick.trade_id for tick in await stream_ticks(redis, symbol)]
 

@@ -1,0 +1,23 @@
+"""Fixtures of the ingestor's integration tests: the local Binance WebSocket and REST servers,
+serving one exchange."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.binance_rest import RestServer
+from tests.ingestor_support import BinanceServer
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[BinanceServer]:
+    async with BinanceServer() as running:
+        yield running
+
+
+@pytest.fixture
+async def rest(server: BinanceServer) -> AsyncIterator[RestServer]:
+    async with RestServer(server.exchange, retry_after_s=1, ban_s=2) as running:
+        yield running
