@@ -102,6 +102,29 @@ def test_event_clock_holds_for_backlogs_and_moves_on_when_nothing_trades() -> No
     assert fast.rate == 1.0, "idle time never runs faster than live"
 
 
+def test_event_clock_waits_for_the_slowest_live_symbol_within_the_bound() -> None:
+    clock = EventClock(lateness_ms=500, max_wait_ms=2_000)
+    clock.observe(10_000, 0.0, symbol=0)
+    clock.observe(10_000, 0.0, symbol=1)
+    assert clock.horizon(0.0) == 9_500
+    clock.observe(12_000, 100.0, symbol=0)  # symbol 1 lags: nothing newer from it
+    assert clock.horizon(100.0) == 10_000
+    assert clock.horizon(1_500.0) == 10_000
+    clock.observe(12_400, 1_600.0, symbol=0)
+    assert clock.horizon(1_600.0) == 10_000
+    assert clock.horizon(2_100.0) == 11_500  # 2 s after the fastest allowed 11,500
+    clock.observe(12_300, 2_200.0, symbol=1)  # it catches up
+    assert clock.horizon(2_200.0) == 11_900
+    quiet = EventClock(lateness_ms=500, max_wait_ms=2_000)
+    quiet.observe(5_000, 0.0, symbol=1)
+    quiet.observe(20_000, 6_000.0, symbol=0)
+    assert quiet.horizon(6_000.0) == 19_500, "a symbol silent for 5 s holds nothing"
+    never = EventClock(lateness_ms=500, max_wait_ms=0)
+    never.observe(10_000, 0.0, symbol=1)
+    never.observe(12_000, 100.0, symbol=0)
+    assert never.horizon(100.0) == 11_500, "BAR_MAX_WAIT_MS=0: bars close on the fastest"
+
+
 def test_close_matrix_aligns_grows_and_backfills() -> None:
     matrix = CloseMatrix(3, capacity=4, tf_ms=1000)
     for step in range(10):
