@@ -55,8 +55,6 @@ class Known:
     """Trade id -> size of the ticks received on the socket."""
     ranges: Sequence[tuple[int, int, str]] = ()
     """(first id, last id, size) of ticks back-filled before."""
-    reference_price: float | None = None
-    """A recent price of the symbol, to tell its trades from another symbol's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +100,7 @@ def as_runs(ids: Sequence[int]) -> list[IdRun]:
     return runs
 
 
-def _check_price(price: str, reference: float | None, what: str) -> None:
+def check_price(price: str, reference: float | None, what: str) -> None:
     if reference is None or reference <= 0:
         return
     value = float(price)
@@ -130,7 +128,7 @@ def fill_from_trades(
     for trade in trades:
         if trade.id < from_id:
             raise AnswerProblem(f"trade id {trade.id} is below the fromId {from_id} asked for")
-        _check_price(trade.price, reference_price, f"trade {trade.id}")
+        check_price(trade.price, reference_price, f"trade {trade.id}")
     inside = [t for t in trades if t.id <= gap.last]
     full_page = len(trades) >= page_limit
     through = trades[-1].id if full_page and trades[-1].id < gap.last else gap.last
@@ -157,7 +155,7 @@ def fill_from_aggregate_ids(
             raise AnswerProblem(
                 f"aggregate id {aggregate.id} is below the fromId {from_id} asked for"
             )
-        _check_price(aggregate.price, reference_price, f"aggregate {aggregate.id}")
+        check_price(aggregate.price, reference_price, f"aggregate {aggregate.id}")
     inside = [a for a in aggregates if a.id <= gap.last]
     full_page = len(aggregates) >= page_limit
     through = aggregates[-1].id if full_page and aggregates[-1].id < gap.last else gap.last
@@ -192,7 +190,7 @@ def check_aggregates(
                 f"aggregate {aggregate.id} at time {aggregate.time} is outside the window "
                 f"{start_ms}..{end_ms} asked for"
             )
-        _check_price(aggregate.price, reference_price, f"aggregate {aggregate.id}")
+        check_price(aggregate.price, reference_price, f"aggregate {aggregate.id}")
 
 
 def _decimal_text(value: Decimal) -> str:

@@ -96,7 +96,6 @@ class SymbolGaps:
     ticks: int = 0
     failed: int = 0
     unlisted: int = 0
-    gaps_done: int = 0
 
     def add(self, gaps: Sequence[Gap]) -> None:
         self.pending = merged([*self.pending, *gaps])
@@ -109,12 +108,14 @@ class SymbolGaps:
 
 
 def encode_backfill(ticks: Sequence[Tick]) -> bytes:
-    """The rows argument of `PUBLISH_BACKFILL`, in `library.BACKFILL_FIELDS` order."""
-    return orjson.dumps([
-        [str(t.ts), t.symbol, t.price, t.size, str(t.trade_id), t.side, str(t.recv_ts),
-         str(t.covers_through), t.source]
-        for t in ticks
-    ])  # fmt: skip
+    """The rows argument of `PUBLISH_BACKFILL`: each tick's fields in `BACKFILL_FIELDS` order."""
+    rows = []
+    for tick in ticks:
+        fields = tick.to_fields()
+        fields.setdefault("last_trade_id", str(tick.covers_through))
+        fields.setdefault("source", tick.source)
+        rows.append([fields[name] for name in BACKFILL_FIELDS])
+    return orjson.dumps(rows)
 
 
 def _runs_of(gaps: Sequence[Gap], first: int, last: int) -> list[IdRun]:
@@ -225,7 +226,14 @@ class Backfiller:
                     return
             except Exception as exc:  # a bug must not stop the live feed: report, go on
                 log.exception("back-fill failed", extra={"symbol": gaps.symbol})
-                await self._give_up(gaps, gap, f"internal error: {exc!r}")
+                try:
+                    await self._give_up(gaps, gap, f"internal error: {exc!r}")
+                except Stopping:
+                    return
+                except Exception:
+                    log.exception("back-fill gap not given up", extra={"symbol": gaps.symbol})
+                    if await self._sleep(RETRY_MAX_S):
+                        return
 
     async def _fill(self, gaps: SymbolGaps, gap: Gap) -> None:
         started = (gaps.ticks, gaps.unlisted)
@@ -238,7 +246,6 @@ class Backfiller:
             await self._give_up(gaps, gap, str(exc))
             return
         ticks, unlisted = gaps.ticks - started[0], gaps.unlisted - started[1]
-        gaps.gaps_done += 1
         detail = f"ids {gap.first}..{gap.last}: {ticks} ticks from {self.source}"
         if unlisted:
             detail += f"; {unlisted} ids REST does not list (not market trades, or too old)"
@@ -363,9 +370,8 @@ class Backfiller:
         give_up_at = time.monotonic() + EDGE_GIVE_UP_S
         while True:
             known = await self._known(gap.symbol, first, last, near_ms or gap.before_ts)
-            missing = _minus(
-                _runs_of([gap, *gaps.pending[1:], *claimed], first, last), known.ranges
-            )
+            waiting = [g for g in gaps.pending if g.last > gaps.done_through]
+            missing = _minus(_runs_of(merged([gap, *waiting, *claimed]), first, last), known.ranges)
             try:
                 return aggregate_ticks(gap.symbol, aggregate, missing, known, recv_ts=now_ms())
             except NeedIds as exc:
@@ -379,7 +385,9 @@ class Backfiller:
                 )
             received = self.intake.state(gap.symbol).last_id
             if time.monotonic() >= deadline and runs[-1][1] > received:
-                extra = self.intake.claim(gap.symbol, last, aggregate.time, record=False)
+                # Recorded like any gap (the publisher writes it no later than a tick above
+                # it), so a crash before this page is published cannot forget these ids.
+                extra = self.intake.claim(gap.symbol, last, aggregate.time)
                 if extra is not None:
                     claimed.append(extra)
                     continue
@@ -396,11 +404,10 @@ class Backfiller:
     async def _known(self, symbol: str, first: int, last: int, near_ms: int) -> Known:
         """The ticks of trade ids `first..last` already in `ticks:<symbol>` (sizes) and in
         `backfill:<symbol>` (ranges)."""
-        sizes: dict[int, str] = {}
-        reference: float | None = None
-        for trade_id, size, price in await self._ticks_between(symbol, first, last, near_ms):
-            sizes[trade_id] = size
-            reference = price
+        sizes = {
+            trade_id: size
+            for trade_id, size in await self._ticks_between(symbol, first, last, near_ms)
+        }
         ranges = []
         upper = "+"
         while True:
@@ -423,12 +430,12 @@ class Backfiller:
             if int(oldest.get("last_trade_id", "0") or 0) < first:
                 break
             upper = f"({entries[-1][0]}"
-        return Known(sizes, ranges, reference)
+        return Known(sizes, ranges)
 
     async def _ticks_between(
         self, symbol: str, first: int, last: int, near_ms: int
-    ) -> list[tuple[int, str, float]]:
-        """(trade id, size, price) of the ticks of `ticks:<symbol>` with ids `first..last`. The
+    ) -> list[tuple[int, str]]:
+        """(trade id, size) of the ticks of `ticks:<symbol>` with ids `first..last`. The
         search starts near `near_ms` (entry ids are the times Redis added the ticks) and steps
         back when it started too late."""
         stream = keys.ticks(symbol)
@@ -445,17 +452,17 @@ class Backfiller:
             if not before:
                 break
             entries = [*reversed(before), *entries]
-        found: list[tuple[int, str, float]] = []
+        found: list[tuple[int, str]] = []
         while entries:
             for entry in entries:
                 try:
-                    _, _, size, trade_id, _, _, price, _ = check_tick(entry[1], symbol)
+                    _, _, size, trade_id, _, _, _, _ = check_tick(entry[1], symbol)
                 except SchemaError:
                     continue
                 if trade_id > last:
                     return found
                 if trade_id >= first:
-                    found.append((trade_id, size, price))
+                    found.append((trade_id, size))
             if len(entries) < SCAN:
                 break
             entries = cast(
@@ -493,9 +500,14 @@ class Backfiller:
                 )  # fmt: skip
                 break
             except ResponseError as exc:
-                if "function not found" not in str(exc).lower():
-                    raise
-                await self.redis.function_load(LIBRARY, replace=True)
+                if "function not found" in str(exc).lower():
+                    await self.redis.function_load(LIBRARY, replace=True)
+                    continue
+                # OOM, BUSY, a read-only replica: the page waits until Redis takes it.
+                log.warning("redis refused a back-fill page", extra={"error": str(exc)})
+                if await self._sleep(delay):
+                    raise Stopping from None
+                delay = min(delay * 2, RETRY_MAX_S)
             except UNAVAILABLE:
                 if await self._sleep(delay):
                     raise Stopping from None

@@ -32,12 +32,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from services.ingestor.binance import FrameError, NonMarketPrint, TickRow, parse_frame
 from services.ingestor.intake import Intake
-from services.ingestor.probe import Prober, local_ms
+from services.ingestor.probe import Prober
 from services.ingestor.recorder import Recorder
 from services.ingestor.rest import RestFailure
 from services.ingestor.routes import Endpoint, RouteChoice, StreamKind
 from services.ingestor.silence import Verdict, judge
 from shared.config import Settings
+from shared.health import now_ms
 from shared.times import iso_ms
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,7 @@ class SymbolFeed:
         loop = asyncio.get_running_loop()
         options = self.options
         opened = last_change = loop.time()
-        opened_ms = local_ms()
+        opened_ms = now_ms()
         seen = self.frames
         interval = min(1.0, options.stale_s / 4)
         quiet_for = options.stale_s
@@ -341,9 +342,15 @@ class SymbolFeed:
         if self._prober is None:
             return await self._close_stale(ws, url, silence)
         try:
-            newest = await self._prober.newest_trade(self.symbol, self._state.last_price)
-        except RestFailure as exc:
-            self._notices.event("stale", f"{url}: {silence}; REST: {exc}", self.symbol)
+            # Bounded: a REST pause (429, a 418 ban, the budget spent on back-fills) must not
+            # keep a stuck connection open nor hold the 24 h renewal.
+            newest = await asyncio.wait_for(
+                self._prober.newest_trade(self.symbol, self._state.last_price),
+                self.options.stale_s,
+            )
+        except (RestFailure, TimeoutError) as exc:
+            said = str(exc) or "no answer in time"
+            self._notices.event("stale", f"{url}: {silence}; REST: {said}", self.symbol)
             return await self._close_stale(ws, url, None)
         if self.frames != seen:
             return False

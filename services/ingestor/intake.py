@@ -87,7 +87,7 @@ class Intake:
         if where is Sequence.OLD:
             state.dropped += 1
             return False
-        if where is Sequence.GAP and implausible_jump(state, row):
+        if where is Sequence.GAP and implausible_jump(state, trade_id, row[0]):
             self.reject(
                 orjson.dumps(row),
                 f"trade id {trade_id} is {trade_id - state.last_id} past the last one "
@@ -117,6 +117,15 @@ class Intake:
         state = self.states[symbol]
         if state.last_id < 0 or through_id <= state.last_id:
             return None
+        if implausible_jump(state, through_id, ts):
+            self.reject(
+                f"REST trade {through_id} at {ts}",
+                f"REST says trade id {through_id} exists, {through_id - state.last_id} past the "
+                f"last one ({state.last_id}) within {max(0, ts - state.last_ts)} ms of trade "
+                "time: refused as corrupt",
+                symbol,
+            )
+            return None
         gap = Gap(symbol, state.last_id + 1, through_id, state.last_ts, ts)
         state.last_id = through_id
         state.last_ts = max(state.last_ts, ts)
@@ -125,9 +134,11 @@ class Intake:
             self.queue.nudge()
         return gap
 
-    def take_opened(self) -> list[Gap]:
+    def take_opened(self) -> tuple[Gap, ...]:
         """The gaps opened since the last call (for the publisher to record)."""
-        opened, self._opened = self._opened, []
+        if not self._opened:
+            return ()
+        opened, self._opened = tuple(self._opened), []
         return opened
 
     def _overflowed(self, row: TickRow) -> None:
@@ -158,13 +169,13 @@ MAX_TRADES_PER_MS = 100
 JUMP_SLACK = 1_000_000
 
 
-def implausible_jump(state: SymbolState, row: TickRow) -> bool:
+def implausible_jump(state: SymbolState, trade_id: int, ts: int) -> bool:
     """More ids skipped than the trade time elapsed since the last tick allows: a corrupt id
     that, accepted, would make every real trade after it look old and be dropped."""
     if state.last_ts <= 0:
         return False
-    elapsed_ms = max(0, row[0] - state.last_ts)
-    return row[4] - state.last_id > JUMP_SLACK + MAX_TRADES_PER_MS * elapsed_ms
+    elapsed_ms = max(0, ts - state.last_ts)
+    return trade_id - state.last_id > JUMP_SLACK + MAX_TRADES_PER_MS * elapsed_ms
 
 
 def describe_lost(lost: Mapping[str, tuple[int, int, int]]) -> str:

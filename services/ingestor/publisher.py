@@ -58,8 +58,13 @@ def encode_batch(rows: Sequence[TickRow], index: Mapping[str, int]) -> bytes:
     )
 
 
+NO_GAPS = b"[]"
+
+
 def encode_gaps(gaps: Sequence[Gap], index: Mapping[str, int]) -> bytes:
     """The gaps argument of one call: `[[symbol index, field, value], ...]`."""
+    if not gaps:
+        return NO_GAPS
     return orjson.dumps([[index[gap.symbol], gap.field, gap.value] for gap in gaps])
 
 

@@ -197,10 +197,11 @@ class BinanceRest:
         from_id: int | None = None,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        limit: int = AGG_LIMIT,
     ) -> list[AggTrade]:
-        """Up to `AGG_LIMIT` aggregates from aggregate id `from_id` on, or inside
-        `[start_ms, end_ms]` (less than `AGG_WINDOW_MS` apart)."""
-        params: dict[str, str | int] = {"symbol": symbol, "limit": AGG_LIMIT}
+        """Up to `limit` aggregates from aggregate id `from_id` on, or inside
+        `[start_ms, end_ms]` (less than `AGG_WINDOW_MS` apart), or the newest."""
+        params: dict[str, str | int] = {"symbol": symbol, "limit": limit}
         if from_id is not None:
             params["fromId"] = from_id
         if start_ms is not None:

@@ -108,12 +108,11 @@ class RouteChoice:
         self.delivered = True
         return True
 
-    def proven_silent(self) -> str:
-        """REST proved the current route silent: move to the next candidate; its path."""
+    def proven_silent(self) -> None:
+        """REST proved the current route silent: move to the next candidate."""
         self.silent += 1
         self.unproven = 0
         self.index = (self.index + 1) % len(self.candidates)
-        return self.path
 
     def unproven_silence(self, limit: int) -> bool:
         """A silent connection REST could not judge (it did not answer); after `limit` of them

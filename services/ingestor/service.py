@@ -102,6 +102,7 @@ class Ingestor:
             on_gaps=None if self.backfiller is None else self.backfiller.add,
         )
         self.source = self._source(record)
+        self.backfilling: asyncio.Task[None] | None = None
 
     def _source(self, record: Path | None) -> Source:
         settings = self.settings
@@ -110,7 +111,7 @@ class Ingestor:
         if settings.source == "synthetic":
             return SyntheticSource(settings, self.intake, self.stop)
         recorder = Recorder(record) if record is not None else None
-        prober = None if self.rest is None else Prober(self.rest)
+        prober = None if self.rest is None else Prober(self.rest, self.settings.binance_stream)
         return LiveSource(settings, self.intake, self.stop, prober, recorder)
 
     async def serve(self, health: Health) -> None:
@@ -126,7 +127,8 @@ class Ingestor:
             asyncio.create_task(self._report(health), name="health"),
         ]
         if self.backfiller is not None:
-            background.append(asyncio.create_task(self._backfill(), name="backfill"))
+            self.backfilling = asyncio.create_task(self._backfill(), name="backfill")
+            background.append(self.backfilling)
         publishing = asyncio.create_task(self.publisher.run(), name="publisher")
         sourcing = asyncio.create_task(self.source.run(), name="source")
         try:
@@ -203,6 +205,8 @@ class Ingestor:
         intake = self.intake
         states = intake.states.values()
         problems = self.source.problems
+        if self.backfilling is not None and _failed(self.backfilling):
+            problems.append(f"back-fill stopped: {self.backfilling.exception()!r}")
         if not self.publisher.reachable:
             problems.append(f"ticks wait in the queue: {self.publisher.failure}")
         if intake.overflowing:

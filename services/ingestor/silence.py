@@ -4,7 +4,8 @@ A quiet symbol may have no trade for minutes, so silence alone proves nothing. W
 connection has delivered nothing for `BINANCE_STALE_TIMEOUT_S`, the ingestor asks REST for the
 newest trade (`GET /fapi/v1/trades?limit=1`) and `judge` decides:
 
-- the exchange has not traded since the connection opened: the symbol is quiet, nothing to do;
+- the exchange has not traded since the connection opened, or has nothing newer than the last
+  trade received: the symbol is quiet, nothing to do;
 - it traded since, and this route never delivered in this run: the route is silent, try the
   next one;
 - it traded since, and this route has delivered before: the connection is stuck, reconnect;
@@ -49,7 +50,7 @@ def judge(
     """`opened_ms`: when the connection opened, on the exchange's clock. `newest_id`,
     `newest_ms`: the exchange's newest trade (None: it has none). `last_id`: the newest id this
     ingestor has (-1: none yet, so nothing can be called missed)."""
-    if newest_id is None or newest_ms is None:
+    if newest_id is None or newest_ms is None or (0 <= last_id and newest_id <= last_id):
         return Judgement(Verdict.QUIET)
     missed = newest_id if 0 <= last_id < newest_id else None
     if newest_ms <= opened_ms + SILENCE_MARGIN_MS:

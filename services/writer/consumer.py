@@ -225,7 +225,7 @@ class TickStreams:
 
     async def take_over(self, stream: str, owner: str, count: int) -> tuple[Batch, list[str]]:
         """XPENDING of `owner` + XCLAIM to this consumer, whatever their idle time: up to `count`
-        entries, and the ids Redis no longer has (trimmed away, dropped from the pending list)."""
+        entries, and the ids the stream no longer has (trimmed away before they were stored)."""
         pending = await self.redis.xpending_range(
             stream, keys.WRITER_GROUP, min="-", max="+", count=count, consumername=owner
         )
@@ -239,7 +239,15 @@ class TickStreams:
         batch = Batch()
         batch.add(stream, self.symbol_of[stream], claimed, ranged=stream in self.ranged)
         found = {entry_id for entry_id, _ in claimed}
-        return batch, [entry_id for entry_id in ids if entry_id not in found]
+        absent = [entry_id for entry_id in ids if entry_id not in found]
+        if not absent:
+            return batch, []
+        # Not claimed: trimmed away, or acknowledged (or taken) by another writer meanwhile.
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in absent:
+            pipe.xrange(stream, entry_id, entry_id, count=1)
+        still = await pipe.execute()
+        return batch, [entry_id for entry_id, kept in zip(absent, still, strict=True) if not kept]
 
     async def ack(self, ids: Mapping[str, list[str]]) -> int:
         """XACK every id, one command per stream in one round trip; the number acknowledged."""

@@ -112,9 +112,11 @@ class Writer:
                         self._ok()
                         continue
                     if time.monotonic() >= takeover_due:
-                        await _settled(flushing)
-                        flushing = None
-                        await self._take_over_dead()
+                        dead = await self.streams.dead_owners()
+                        if dead:
+                            await _settled(flushing)
+                            flushing = None
+                            await self._take_over(dead)
                         takeover_due = time.monotonic() + self.heartbeat_s
                     if time.monotonic() >= claim_due:
                         await _settled(flushing)
@@ -156,10 +158,10 @@ class Writer:
             self.health.incr("recovered", len(batch))
             log.info("own pending entries stored", extra={"entries": len(batch)})
 
-    async def _take_over_dead(self) -> None:
+    async def _take_over(self, dead: dict[str, list[str]]) -> None:
         """Store at once the pending entries of writers whose liveness key is gone (killed
         with `kill -9`, say): they are not waited for until `WRITER_CLAIM_IDLE_MS`."""
-        for stream, owners in (await self.streams.dead_owners()).items():
+        for stream, owners in dead.items():
             for owner in owners:
                 while not self.ctx.stop.is_set():
                     batch, deleted = await self.streams.take_over(stream, owner, self.batch_size)

@@ -215,3 +215,35 @@ async def test_a_stuck_connection_on_a_route_that_delivered_is_reconnected_and_b
     assert [int(fields["trade_id"]) for _, fields in backfill] == [t.id for t in missed]
     assert {fields["source"] for _, fields in backfill} == {"rest"}
     assert await redis_client.hlen("gaps:BTCUSDT") == 0
+
+
+async def test_silence_on_an_aggtrade_stream_is_judged_in_aggregate_ids(
+    redis_url: str, redis_client: Redis, server: BinanceServer, rest: RestServer
+) -> None:
+    """The probe asks `aggTrades?limit=1`: a quiet spell claims nothing (trade ids are far
+    above aggregate ids, so asking `trades` would have claimed billions), and aggregates the
+    stuck socket missed are back-filled by aggregate id."""
+    settings = ingestor_settings(
+        redis_url, server, rest.url, symbols="btcusdt", binance_stream="aggTrade",
+        binance_stale_timeout_s=0.3,
+    )  # fmt: skip
+    async with running_ingestor(settings) as run:
+        await server.wait_for("btcusdt@aggTrade")
+        first = make_trades(server.exchange, "BTCUSDT", 20, now_ms())
+        await server.publish("BTCUSDT", first)
+        delivered = len(server.exchange.aggregates("BTCUSDT"))
+        assert await eventually(lambda: run.state("BTCUSDT").published == delivered)
+        assert await eventually(lambda: run.counters.get("quiet_checks:BTCUSDT", 0) >= 2)
+        assert run.state("BTCUSDT").gaps == 0
+        server.silent_paths.add("/market")
+        make_trades(server.exchange, "BTCUSDT", 10, now_ms() + 1_200)
+        aggregates = server.exchange.aggregates("BTCUSDT")
+
+        async def filled() -> bool:
+            return await redis_client.xlen("backfill:BTCUSDT") == len(aggregates) - delivered
+
+        assert await eventually(filled, within=15)
+    backfill = await redis_client.xrange("backfill:BTCUSDT")
+    assert [int(f["trade_id"]) for _, f in backfill] == [a.id for a in aggregates[delivered:]]
+    paths = {r.path for r in rest.requests}
+    assert "/fapi/v1/trades" not in paths and "/fapi/v1/aggTrades" in paths

@@ -21,6 +21,8 @@ from services.ingestor.backfill import (
 )
 from services.ingestor.budget import BAN_DEFAULT_S, WeightBudget
 from services.ingestor.gaps import Gap, merged
+from services.ingestor.intake import Intake
+from services.ingestor.notices import Notices
 from services.ingestor.rest_records import (
     AggTrade,
     RestAnswerError,
@@ -32,6 +34,7 @@ from services.ingestor.rest_records import (
 )
 from services.ingestor.routes import Endpoint, RouteChoice, route_label
 from services.ingestor.silence import SILENCE_MARGIN_MS, Verdict, judge
+from shared.redis_io import client
 from shared.schemas import DECIMAL_PATTERN
 
 HOST = "wss://fstream.binance.com"
@@ -66,9 +69,12 @@ def test_an_old_style_url_pins_its_path_first_and_says_so() -> None:
 
 def test_a_route_that_delivered_is_kept_and_silence_moves_through_every_candidate() -> None:
     choice = RouteChoice(("/public", "", "/market"))
-    assert choice.proven_silent() == "" and not choice.everywhere_silent
-    assert choice.proven_silent() == "/market"
-    assert choice.proven_silent() == "/public" and choice.everywhere_silent
+    choice.proven_silent()
+    assert choice.path == "" and not choice.everywhere_silent
+    choice.proven_silent()
+    assert choice.path == "/market"
+    choice.proven_silent()
+    assert choice.path == "/public" and choice.everywhere_silent
     assert choice.delivering() is True and not choice.everywhere_silent
     assert choice.delivering() is False
     assert choice.unproven_silence(1) is False  # delivered: kept
@@ -89,6 +95,8 @@ def test_a_route_that_delivered_is_kept_and_silence_moves_through_every_candidat
         (7_000, 10, False, Verdict.SILENT_ROUTE, 12),
         (7_000, -1, False, Verdict.SILENT_ROUTE, None),
         (7_000, 10, True, Verdict.STUCK, 12),
+        (60_000, 12, True, Verdict.QUIET, None),  # nothing newer than what was received
+        (60_000, 15, False, Verdict.QUIET, None),
     ],
 )
 def test_silence_is_judged_by_the_exchanges_newest_trade(
@@ -102,6 +110,37 @@ def test_silence_is_judged_by_the_exchanges_newest_trade(
         route_delivered=delivered,
     )
     assert (judgement.verdict, judgement.missed_through) == (verdict, missed)
+
+
+# Claims.
+
+
+def intake() -> Intake:
+    notices = Notices(client("redis://127.0.0.1:1/0"), "ingestor", maxlen_events=100,
+                      maxlen_deadletter=100)  # fmt: skip
+    live = Intake(["BTCUSDT"], 100, notices, record_gaps=True)
+    live.tick((1_000, "BTCUSDT", "10.5", "1", 10, "buy", 1_001))
+    return live
+
+
+def test_a_claim_opens_the_gap_rest_revealed_and_moves_the_sequence_past_it() -> None:
+    live = intake()
+    gap = live.claim("BTCUSDT", 15, 1_900)
+    assert gap == Gap("BTCUSDT", 11, 15, 1_000, 1_900)
+    assert live.take_opened() == (gap,) and live.take_opened() == ()
+    state = live.state("BTCUSDT")
+    assert (state.last_id, state.gaps, state.missing) == (15, 1, 5)
+    assert live.claim("BTCUSDT", 15, 2_000) is None
+    live.tick((2_000, "BTCUSDT", "10.5", "1", 14, "buy", 2_001))  # covered by the claim
+    assert state.dropped == 1
+
+
+def test_a_claim_far_beyond_what_the_time_allows_is_refused_as_corrupt() -> None:
+    live = intake()
+    assert live.claim("BTCUSDT", 10 + 10**9, 1_001) is None
+    assert live.state("BTCUSDT").last_id == 10
+    assert live.deadlettered == 1 and live.take_opened() == ()
+    assert live.claim("BTCUSDT", 5, 1_001) is None  # nothing received after it is missing
 
 
 # Budget.
