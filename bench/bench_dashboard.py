@@ -53,8 +53,8 @@ def _entries(i: int, a: float, b: float) -> tuple[Bar, Bar, PairStat]:
     bar_a = Bar(ts, a, a * 1.0001, a * 0.9999, a, 1.5, a, 40)
     bar_b = Bar(ts, b, b * 1.0001, b * 0.9999, b, 20.0, b, 90)
     beta = 29.6
-    stat = PairStat(ts, a, b, 120.0, beta, a - beta * b, math.sin(i / 50) * 2.2, 0.87, 60, 60,
-                    "ols", a - beta * b - 1.0, 4.0)  # fmt: skip
+    stat = PairStat(ts, a, b, 120.0, beta, a - beta * b, math.sin(i / 50) * 2.2, 0.87,
+                    a - beta * b - 1.0, 4.0, 60, 60, "ols")  # fmt: skip
     return bar_a, bar_b, stat
 
 

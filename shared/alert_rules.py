@@ -22,15 +22,16 @@ from typing import Any, Literal, cast
 import orjson
 
 from shared.config import normalize_symbol, timeframe_ms
-from shared.schemas import shown
+from shared.schemas import PAIR_STAT_METRICS, shown
 from shared.views import MAX_WINDOW, METHODS, MIN_WINDOW, Method
 
 Op = Literal[">", "<", ">=", "<=", "abs>"]
 OPS: tuple[Op, ...] = (">", "<", ">=", "<=", "abs>")
-METRICS = (
-    "price_a", "price_b", "alpha", "beta", "spread", "zscore", "corr", "spread_mean",
-    "spread_std", "adf_stat", "adf_pvalue", "half_life", "coint_pvalue",
-)  # fmt: skip
+METRICS = PAIR_STAT_METRICS
+DEFAULT_COOLDOWN_S = 300.0
+"""A rule fires at most once per this many seconds unless it says otherwise."""
+DEFAULT_COOLDOWN_TEXT = f"{DEFAULT_COOLDOWN_S:g}"
+"""The default as a form shows it."""
 RULE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 MAX_NAME = 120
 MAX_CONDITIONS = 8
@@ -63,7 +64,7 @@ class AlertRule:
     metric: str
     op: Op
     threshold: float
-    cooldown_s: float = 300.0
+    cooldown_s: float = DEFAULT_COOLDOWN_S
     enabled: bool = True
     conditions: tuple[Condition, ...] = field(default_factory=tuple)
     window: int | None = None
@@ -169,7 +170,7 @@ def rule_from_dict(data: Any) -> AlertRule:
         timeframe_ms(tf if isinstance(tf, str) else "")
     except ValueError:
         raise RuleError(f"tf must be a timeframe like 1s, 1m, 5m; got {shown(tf)}") from None
-    cooldown = _number(data, "cooldown_s", "") if "cooldown_s" in data else 300.0
+    cooldown = _number(data, "cooldown_s", "") if "cooldown_s" in data else DEFAULT_COOLDOWN_S
     if cooldown < 0:
         raise RuleError(f"cooldown_s must be 0 or more, got {shown(cooldown)}")
     enabled = data.get("enabled", True)

@@ -97,6 +97,15 @@ async def heartbeat(redis: Redis, health: Health, interval_s: float, stop: async
         await asyncio.wait_for(health.publish(redis), timeout=FINAL_PUBLISH_S)
 
 
+STALE_HEARTBEATS = 5
+STALE_AFTER_MIN_S = 5.0
+
+
+def stale_after_ms(health_interval_s: float) -> int:
+    """A health record older than this is a silent service: 5 heartbeats, at least 5 s."""
+    return int(max(STALE_AFTER_MIN_S, STALE_HEARTBEATS * health_interval_s) * 1000)
+
+
 def is_fresh(record: Mapping[str, str], max_age_ms: int, at_ms: int | None = None) -> bool:
     """True when a health record is `ok` or `degraded` and was updated within `max_age_ms`."""
     try:

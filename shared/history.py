@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from shared.config import normalize_symbol, timeframe_ms
+from shared.schemas import BAR_FIELDS
 from shared.tickdb import open_for_reading, seconds_of
 
 TICK_COLUMNS = ["ts", "trade_id", "price", "size", "side"]
-BAR_COLUMNS = ["start", "open", "high", "low", "close", "volume", "vwap", "trades"]
+BAR_COLUMNS = list(BAR_FIELDS)
 EXPORT_TICK_COLUMNS = [
     "ts", "trade_id", "price", "size", "side", "recv_ts", "last_trade_id", "source",
 ]  # fmt: skip

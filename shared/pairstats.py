@@ -31,7 +31,7 @@ import math
 import warnings
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ import numpy.typing as npt
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from shared.schemas import PairStat
+from shared.schemas import PairStat, record_fields
 from shared.views import METHODS, Method
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,11 +70,12 @@ class WindowStats:
     corr: FloatArray
 
 
-STATIONARITY_FIELDS = ("adf_stat", "adf_pvalue", "half_life", "coint_pvalue")
-
-
 @dataclass(frozen=True, slots=True)
 class Stationarity:
+    """The stationarity tests of a window. They run every `ADF_EVERY` bars, so the statistics
+    between two runs carry the last run's values: `newest` finds them, `applied_to` puts them
+    on an entry."""
+
     adf_stat: float | None = None
     adf_pvalue: float | None = None
     half_life: float | None = None
@@ -86,6 +87,28 @@ class Stationarity:
         values = [getattr(stat, name) for name in STATIONARITY_FIELDS]
         return None if all(v is None for v in values) else cls(*values)
 
+    @classmethod
+    def newest(
+        cls, stats: Sequence[PairStat], previous: Stationarity | None = None
+    ) -> Stationarity | None:
+        """The values of the newest of `stats` that carries them, else `previous`."""
+        for stat in reversed(stats):
+            found = cls.of(stat)
+            if found is not None:
+                return found
+        return previous
+
+    def applied_to(self, stat: PairStat) -> PairStat:
+        return replace(stat, **{name: getattr(self, name) for name in STATIONARITY_FIELDS})
+
+    def values(self) -> dict[str, float]:
+        """The computed fields by name."""
+        return {
+            name: value
+            for name in STATIONARITY_FIELDS
+            if (value := getattr(self, name)) is not None
+        }
+
     def fields(self) -> dict[str, str]:
         """The computed fields, encoded as in a stream entry."""
         return {
@@ -93,6 +116,9 @@ class Stationarity:
             for name in STATIONARITY_FIELDS
             if (value := getattr(self, name)) is not None
         }
+
+
+STATIONARITY_FIELDS = record_fields(Stationarity)
 
 
 def _rows(values: npt.ArrayLike) -> FloatArray:

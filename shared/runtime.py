@@ -23,7 +23,7 @@ from typing import Any
 from shared import keys
 from shared.config import ConfigError, Settings, load_settings
 from shared.events import dead_letter, emit_event
-from shared.health import Health, heartbeat, is_fresh
+from shared.health import Health, heartbeat, is_fresh, stale_after_ms
 from shared.logs import setup_logging
 from shared.redis_io import UNAVAILABLE, Redis, RedisUnavailable, client, connect, decoded
 
@@ -213,7 +213,7 @@ async def _check(name: str, settings: Settings) -> int:
         return EXIT_FAILED
     finally:
         await redis.aclose()
-    max_age_ms = int(max(5.0, 5 * settings.health_interval_s) * 1000)
+    max_age_ms = stale_after_ms(settings.health_interval_s)
     if is_fresh(record, max_age_ms):
         print(f"{name}: {record.get('status')}")
         return EXIT_OK

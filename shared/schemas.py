@@ -33,12 +33,6 @@ TickSource = Literal["ws", "rest", "rest-agg"]
 TICK_SOURCES: tuple[TickSource, ...] = ("ws", "rest", "rest-agg")
 """Where a tick came from: the WebSocket stream, REST's exact trades (`historicalTrades`), or
 REST's aggregate trades (`aggTrades`: one tick for the missing trade ids of one aggregate)."""
-BAR_FIELDS = ("start", "open", "high", "low", "close", "volume", "vwap", "trades")
-EVENT_FIELDS = ("service", "kind", "symbol", "detail", "ts")
-PAIR_STAT_FIELDS = (
-    "ts", "price_a", "price_b", "alpha", "beta", "spread", "zscore", "corr", "window",
-)  # fmt: skip
-ALERT_FIELDS = ("rule", "pair", "tf", "metric", "value", "threshold", "ts", "message")
 DEADLETTER_FIELDS = ("reason", "raw", "ts")
 
 
@@ -385,11 +379,11 @@ class PairStat(Record):
     spread: float
     zscore: float
     corr: float
+    spread_mean: float
+    spread_std: float
     window: int
     n: int
     method: str
-    spread_mean: float
-    spread_std: float
     adf_stat: float | None = None
     adf_pvalue: float | None = None
     half_life: float | None = None
@@ -404,3 +398,17 @@ class AnalyticsRequest(Record):
     kind: str
     view: str
     ts: int
+
+
+def record_fields(record: type[Any]) -> tuple[str, ...]:
+    """A record's field names, in order: the columns of its exports and tables."""
+    return tuple(field.name for field in fields(record))
+
+
+BAR_FIELDS = record_fields(Bar)
+"""`start, open, high, low, close, volume, vwap, trades`: every bar table and export."""
+PAIR_STAT_FIELDS = record_fields(PairStat)
+PAIR_STAT_METRICS = tuple(
+    field.name for field in fields(PairStat) if str(field.type) in ("float", "float | None")
+)
+"""The statistics an alert rule may test: the numeric fields of `PairStat`."""

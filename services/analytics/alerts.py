@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from shared.alert_rules import AlertRule, RuleError, parse_rule, validate_rule_id
 from shared.pairstats import Stationarity
-from shared.schemas import Alert, PairStat, shown
+from shared.schemas import PAIR_STAT_METRICS, Alert, PairStat, shown
 from shared.views import DEFAULT_METHOD, PairView
 
-STAT_FIELDS = tuple(f.name for f in fields(PairStat) if f.name not in ("ts", "window", "n"))
+STAT_FIELDS = PAIR_STAT_METRICS
 
 
 @dataclass(eq=False)

@@ -86,9 +86,6 @@ class Analytics:
                 return state
         return None
 
-    def add_tick(self, symbol: int, ts: int, price: float, size: float) -> bool:
-        return self.bars.add_tick(symbol, ts, price, size)
-
     def close(self, horizon: int) -> Step:
         """Close every bar ending at or before `horizon`; what to publish, in order."""
         step = Step()

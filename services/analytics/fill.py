@@ -146,11 +146,7 @@ async def fill_view(
         state.published_until = newest.ts
     else:
         state.published_until = pairs.matrix.last_start
-    for stat in reversed(everything):
-        computed = Stationarity.of(stat)
-        if computed is not None:
-            state.stationarity = computed
-            break
+    state.stationarity = Stationarity.newest(everything) or state.stationarity
     state.ready = True
     on_ready(state, everything)
     return len(everything)

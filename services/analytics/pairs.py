@@ -12,7 +12,7 @@ so they are left for after the interval's fast statistics are published (`Entry.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,7 +25,6 @@ from shared.pairstats import (
     Stationarity,
     WindowStats,
     adf_due,
-    adf_phase,
     stationarity,
     window_stats,
 )
@@ -110,13 +109,7 @@ def complete(entry: Entry, kalman_delta: float = DEFAULT_KALMAN_DELTA) -> PairSt
         stat = make_stat(entry.view.view, entry.start, entry.n, computed, 0, prices)
     if entry.due:
         extra = stationarity(a, b, stat.beta)
-        stat = replace(
-            stat,
-            adf_stat=extra.adf_stat,
-            adf_pvalue=extra.adf_pvalue,
-            half_life=extra.half_life,
-            coint_pvalue=extra.coint_pvalue,
-        )
+        stat = extra.applied_to(stat)
         entry.view.stationarity = extra
     entry.stat = stat
     return stat
@@ -149,9 +142,6 @@ class TimeframePairs:
     def remove(self, view_id: str) -> ViewState | None:
         self._ols_groups = None
         return self.views.pop(view_id, None)
-
-    def phase_of(self, view: PairView) -> int:
-        return adf_phase(view.id, self.adf_every)
 
     def _groups(self) -> list[tuple[int, list[ViewState], np.ndarray, np.ndarray]]:
         if self._ols_groups is None:

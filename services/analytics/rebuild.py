@@ -214,7 +214,7 @@ async def rebuild(
         *[[(t[0], symbol, t) for t in ticks] for symbol, ticks in enumerate(per_symbol)]
     )
     for ts, symbol, tick in merged:
-        analytics.add_tick(symbol, ts, tick[1], tick[2])
+        analytics.bars.add_tick(symbol, ts, tick[1], tick[2])
         report.stream_ticks += 1
     analytics.bars.late = 0
     return report

@@ -18,9 +18,9 @@ from services.dashboard import actions, controls, data, forms, ids, panels, uplo
 from services.dashboard.formatting import clock_utc, short_utc
 from services.dashboard.screen import ViewState, export_csv, render
 from shared import keys
-from shared.alert_rules import RuleError
+from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, RuleError
 from shared.config import Settings
-from shared.health import now_ms
+from shared.health import now_ms, stale_after_ms
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _unchanged(*values: Any) -> tuple[Any, ...]:
 
 
 def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
-    stale_after_ms = int(max(5.0, 5 * settings.health_interval_s) * 1000)
+    stale_after = stale_after_ms(settings.health_interval_s)
 
     @app.callback(Output(ids.ROOT, "className"), Input(ids.THEME, "value"))
     def apply_theme(theme: str | None) -> str:
@@ -200,7 +200,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         State(ids.VIEW, "data"),
     )
     def update_health(_: int | None, sample: Any, stored: Any) -> tuple[Any, ...]:
-        health = data.read_health(client, settings.symbols, stale_after_ms=stale_after_ms)
+        health = data.read_health(client, settings.symbols, stale_after_ms=stale_after)
         rates = panels.tick_rates(health.feeds, sample, health.at_ms)
         chips, redis_text, banner = panels.health_bar(health, rates)
         if not health.redis_ok:
@@ -358,7 +358,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
                 "id": "",
                 "name": "",
                 "threshold": "",
-                "cooldown_s": "300",
+                "cooldown_s": DEFAULT_COOLDOWN_TEXT,
                 "window": "",
                 "method": None,
                 "conditions": "",

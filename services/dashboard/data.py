@@ -308,21 +308,6 @@ def read_on_screen(
     return _snapshot([*replies, [], {}], view, oldest_first=False)
 
 
-def read_stream_range(
-    client: redis.Redis, key: str, parse: Callable[[dict[str, str]], T], batch: int = 5_000
-) -> list[T]:
-    """Every entry of a stream, oldest first, read in batches (for export)."""
-    out: list[T] = []
-    errors: list[str] = []
-    start = "-"
-    while True:
-        entries = cast(list[Entry], client.xrange(key, min=start, count=batch))
-        out.extend(_parse(parse, entries, errors))
-        if len(entries) < batch:
-            return out
-        start = f"({entries[-1][0]}"
-
-
 def latest_stat(latest: dict[str, str]) -> PairStat | None:
     try:
         return PairStat.from_fields(latest) if latest else None
@@ -343,11 +328,6 @@ def read_alerts_after(client: redis.Redis, after: str, limit: int) -> list[tuple
     """Alerts fired after id `after`, oldest first."""
     start = "-" if after == START else f"({after}"
     return _with_ids(Alert.from_fields, client.xrange(keys.ALERTS, min=start, count=limit), [])
-
-
-def last_alert_id(client: redis.Redis) -> str:
-    newest = cast(list[Entry], client.xrevrange(keys.ALERTS, count=1))
-    return str(newest[0][0]) if newest else START
 
 
 @dataclass(frozen=True)

@@ -11,28 +11,13 @@ import io
 import math
 from collections.abc import Sequence
 
-from shared.schemas import Bar, PairStat
+from shared.schemas import BAR_FIELDS, PAIR_STAT_FIELDS, Bar, PairStat
 from shared.times import iso_ms
 
-BAR_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "trades")
-STAT_COLUMNS = (
-    "price_a",
-    "price_b",
-    "alpha",
-    "beta",
-    "spread",
-    "zscore",
-    "corr",
-    "spread_mean",
-    "spread_std",
-    "window",
-    "n",
-    "method",
-    "adf_stat",
-    "adf_pvalue",
-    "half_life",
-    "coint_pvalue",
-)
+BAR_COLUMNS = BAR_FIELDS[1:]
+"""Each leg's columns (a bar's fields but its `start`, which is the row's time)."""
+STAT_COLUMNS = PAIR_STAT_FIELDS[1:]
+"""The statistics' columns (a `PairStat`'s fields but its `ts`, which is the row's time)."""
 
 
 def header(a: str, b: str, bar_columns: Sequence[str] = BAR_COLUMNS) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from shared.alert_rules import RULE_ID, RuleError, parse_rule
+from shared.alert_rules import DEFAULT_COOLDOWN_S, RULE_ID, RuleError, parse_rule
 from shared.views import DEFAULT_METHOD
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -105,7 +105,7 @@ def form_from_rule(rule_id: str, data: dict[str, Any]) -> dict[str, Any]:
         "metric": data.get("metric"),
         "op": data.get("op"),
         "threshold": data.get("threshold"),
-        "cooldown_s": data.get("cooldown_s", 300.0),
+        "cooldown_s": data.get("cooldown_s", DEFAULT_COOLDOWN_S),
         "window": data.get("window"),
         "method": data.get("method"),
         "conditions": orjson.dumps(conditions).decode() if conditions else "",

@@ -10,7 +10,7 @@ from dash import dcc, html
 from services.dashboard import ids
 from services.dashboard.figures import ChartData, build_figure
 from shared import keys
-from shared.alert_rules import METRICS, OPS
+from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, METRICS, OPS
 from shared.config import Settings
 from shared.views import MAX_WINDOW, METHODS, MIN_WINDOW
 
@@ -302,7 +302,8 @@ def _rule_form(settings: Settings) -> html.Div:
                         "Threshold", dcc.Input(id=ids.RULE_THRESHOLD, type="text", placeholder="2")
                     ),
                     _field(
-                        "Cooldown (s)", dcc.Input(id=ids.RULE_COOLDOWN, type="text", value="300")
+                        "Cooldown (s)",
+                        dcc.Input(id=ids.RULE_COOLDOWN, type="text", value=DEFAULT_COOLDOWN_TEXT),
                     ),
                     _field(
                         "Window",

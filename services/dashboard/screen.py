@@ -26,6 +26,7 @@ from services.dashboard import actions, analysis, data, export, panels
 from services.dashboard.figures import ChartData, Theme, build_figure, extend_patch, thin
 from services.dashboard.formatting import fmt_count, short_utc, tf_label
 from shared.config import Settings, timeframe_ms
+from shared.pairstats import Stationarity
 from shared.schemas import Alert, Bar, PairStat
 from shared.streamids import id_parts
 from shared.tickdb import TickDbError
@@ -36,7 +37,6 @@ MODES: tuple[Mode, ...] = ("live", "history", "upload")
 LIVE_BATCH = 500
 """More new entries than this in one step (after a pause, say) and the step renders in full."""
 MIN_K, MAX_K = 0.1, 20.0
-ADF_FIELDS = ("adf_stat", "adf_pvalue", "half_life", "coint_pvalue")
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,8 @@ def _digest(latest: dict[str, str]) -> str:
 
 def newest_adf(stats: Sequence[PairStat], previous: dict[str, float]) -> dict[str, float]:
     """The stationarity fields of the newest statistics that carry them (else `previous`)."""
-    for stat in reversed(stats):
-        values = {f: getattr(stat, f) for f in ADF_FIELDS if getattr(stat, f) is not None}
-        if values:
-            return values
-    return previous
+    found = Stationarity.newest(stats)
+    return previous if found is None else found.values()
 
 
 def _markers(alerts: Sequence[tuple[str, Alert]], view: PairView, since: int | None) -> list[Alert]:

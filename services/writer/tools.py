@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from shared.config import normalize_symbol, timeframe_ms
 from shared.history import EXPORT_TICK_COLUMNS, History
+from shared.schemas import BAR_FIELDS
 from shared.tickdb import TickDbError
 from shared.times import iso_ms, parse_time
 
@@ -24,7 +25,7 @@ MAX_TF_MS = 86_400_000
 BARS_PER_WINDOW = 100_000
 """Bars are computed one time window of at most this many bars at a time (bounded memory)."""
 TICK_HEADER = ["time", *EXPORT_TICK_COLUMNS]
-BAR_HEADER = ["time", "start", "open", "high", "low", "close", "volume", "vwap", "trades"]
+BAR_HEADER = ["time", *BAR_FIELDS]
 
 
 class ToolError(Exception):

@@ -16,7 +16,7 @@ def bar(start: int, close: float) -> Bar:
 
 
 def stat(ts: int, z: float, adf: float | None = None) -> PairStat:
-    return PairStat(ts, 100.0, 10.0, 1.0, 9.9, 0.5, z, 0.8, 60, 60, "ols", 0.1, 0.2,
+    return PairStat(ts, 100.0, 10.0, 1.0, 9.9, 0.5, z, 0.8, 0.1, 0.2, 60, 60, "ols",
                     adf_pvalue=adf)  # fmt: skip
 
 

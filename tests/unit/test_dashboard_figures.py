@@ -20,8 +20,8 @@ def bars(n: int, start: int = T0, close: float = 100.0) -> list[Bar]:
 
 def stats(n: int, start: int = T0) -> list[PairStat]:
     return [
-        PairStat(start + i * 1000, 100.0, 10.0, 1.0, 9.5, 5.0 + i, 0.1 * i, 0.9, 60, 60, "ols",
-                 4.0 + i, 0.5)
+        PairStat(start + i * 1000, 100.0, 10.0, 1.0, 9.5, 5.0 + i, 0.1 * i, 0.9, 4.0 + i, 0.5,
+                 60, 60, "ols")
         for i in range(n)
     ]  # fmt: skip
 
