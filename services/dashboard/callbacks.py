@@ -16,7 +16,7 @@ from dash import ALL, Dash, Input, Output, Patch, State, ctx, html, no_update
 
 from services.dashboard import actions, controls, data, forms, ids, panels, upload
 from services.dashboard.formatting import clock_utc, short_utc
-from services.dashboard.screen import ViewState, export_csv, render
+from services.dashboard.screen import Selection, export_csv, render
 from shared import keys
 from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, RuleError
 from shared.config import Settings
@@ -155,7 +155,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         _: int | None, stored: Any, paused: bool | None, cursor: dict[str, Any] | None
     ) -> tuple[Any, ...]:
         try:
-            view = ViewState.from_store(stored)
+            view = Selection.from_store(stored)
         except (ValueError, TypeError):
             return no_update, no_update, no_update, no_update
         trigger = ctx.triggered_id
@@ -184,7 +184,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         zoom = controls.zoom_from_relayout(relayout)
         if zoom is None:
             return no_update
-        key = ViewState.from_store(stored).key if stored else ""
+        key = Selection.from_store(stored).key if stored else ""
         if zoom == "reset":
             return None
         return {"key": key, "start": zoom[0], "end": zoom[1]}
@@ -207,7 +207,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
             return chips, redis_text, banner, no_update, no_update
         if isinstance(stored, dict) and stored.get("mode") == "live":
             try:
-                actions.register_view(client, ViewState.from_store(stored).pair_view().id)
+                actions.register_view(client, Selection.from_store(stored).pair_view().id)
             except (ValueError, redis.RedisError):
                 pass
         events = panels.events_list(health.events, health.at_ms)
@@ -318,8 +318,8 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
                 rule = actions.save_rule(client, rule_id, fields)
                 message = _message(f"Saved rule {rule_id}: {panels.condition_text(rule)}", "ok")
             elif trigger == ids.ALERT_AT_K:
-                view = ViewState.from_store(stored).pair_view()
-                k = ViewState.from_store(stored).k
+                view = Selection.from_store(stored).pair_view()
+                k = Selection.from_store(stored).k
                 rule_id, fields = forms.threshold_rule(
                     f"{view.a}-{view.b}", view.tf, k, view.window, view.method, settings.window
                 )
@@ -391,7 +391,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
     )
     def run_adf(_: int, stored: Any) -> str:
         try:
-            view = ViewState.from_store(stored)
+            view = Selection.from_store(stored)
         except ValueError as exc:
             return str(exc)
         if view.mode != "live":
@@ -416,7 +416,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
     )
     def download_csv(_: int, stored: Any, cursor: Any, zoom: Any) -> tuple[Any, ...]:
         try:
-            view = ViewState.from_store(stored)
+            view = Selection.from_store(stored)
             name, text, rows = export_csv(client, settings, view, cursor, zoom)
         except ValueError as exc:
             return no_update, f"Nothing exported: {exc}"

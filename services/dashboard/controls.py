@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from services.dashboard.formatting import parse_utc, plotly_time_ms, short_utc
-from services.dashboard.screen import MAX_K, MIN_K, ViewState
+from services.dashboard.screen import MAX_K, MIN_K, Selection
 from shared.views import MAX_WINDOW, METHODS, MIN_WINDOW
 
 PRESET_MS = {"15m": 900_000, "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000,
@@ -79,7 +79,7 @@ def view_from_controls(
     theme: str | None,
     history: tuple[int, int] | None = None,
     upload: str = "",
-) -> ViewState:
+) -> Selection:
     """The validated view; `ValueError` with a sentence for the user."""
     if not a or not b:
         raise ValueError("pick symbols A and B")
@@ -90,7 +90,7 @@ def view_from_controls(
     if method not in METHODS:
         raise ValueError("pick a hedge-ratio method")
     start, end = history if mode == "history" and history else (None, None)
-    return ViewState(
+    return Selection(
         mode=cast(Any, mode),
         a=a,
         b=b,

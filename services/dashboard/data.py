@@ -56,7 +56,7 @@ class ServiceHealth:
 
 
 @dataclass(frozen=True)
-class SymbolFeed:
+class FeedHealth:
     """One symbol's tick stream: how many ticks were ever added, the newest one, the writer's lag,
     and the latest connection event for it."""
 
@@ -74,7 +74,7 @@ class PipelineHealth:
     redis_ok: bool
     redis_error: str
     services: tuple[ServiceHealth, ...]
-    feeds: tuple[SymbolFeed, ...] = ()
+    feeds: tuple[FeedHealth, ...] = ()
     events: tuple[Event, ...] = ()
     at_ms: int = 0
 
@@ -154,7 +154,7 @@ def read_health(
                     lag = _int_or_none(group.get("lag"))
         state, detail, state_ms = _feed_state(events, symbol)
         feeds.append(
-            SymbolFeed(
+            FeedHealth(
                 symbol=symbol,
                 added=_int_or_none(stream.get("entries-added")),
                 last_tick_ms=_id_ms(stream.get("last-generated-id")),

@@ -10,7 +10,7 @@ from typing import Any
 from dash import html
 
 from services.dashboard import ids
-from services.dashboard.data import PipelineHealth, RuleRow, ServiceHealth, SymbolFeed
+from services.dashboard.data import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from services.dashboard.formatting import (
     DASH,
     clock_utc,
@@ -81,7 +81,7 @@ def _counter(value: str) -> str:
 
 
 def tick_rates(
-    feeds: Sequence[SymbolFeed], previous: dict[str, Any] | None, at_ms: int
+    feeds: Sequence[FeedHealth], previous: dict[str, Any] | None, at_ms: int
 ) -> dict[str, float | None]:
     """Ticks per second of each symbol from the change of its stream's `entries-added` since the
     previous sample (kept by the browser); None on the first sample."""
@@ -101,7 +101,7 @@ def feed_sample(health: PipelineHealth) -> dict[str, Any]:
     return {"at": health.at_ms, "added": {f.symbol: f.added for f in health.feeds}}
 
 
-def _feed_chip(feed: SymbolFeed, rate: float | None, at_ms: int) -> html.Div:
+def _feed_chip(feed: FeedHealth, rate: float | None, at_ms: int) -> html.Div:
     down = feed.state in DOWN_STATES
     rate_text = DASH if rate is None else f"{rate:,.1f}/s"
     lag = DASH if feed.writer_lag is None else fmt_count(feed.writer_lag)

@@ -40,7 +40,7 @@ MIN_K, MAX_K = 0.1, 20.0
 
 
 @dataclass(frozen=True)
-class ViewState:
+class Selection:
     """Everything the controls decide, as kept in the browser's `view` store."""
 
     mode: Mode
@@ -85,7 +85,7 @@ class ViewState:
         return asdict(self)
 
     @classmethod
-    def from_store(cls, stored: Any) -> ViewState:
+    def from_store(cls, stored: Any) -> Selection:
         if not isinstance(stored, dict):
             raise ValueError("no view chosen yet")
         method = stored.get("method")
@@ -164,7 +164,7 @@ def waiting_for_stats(view: PairView, default_window: int) -> str:
 
 
 def _status(
-    view: ViewState,
+    view: Selection,
     counts: dict[str, int],
     cap: int,
     extra: str = "",
@@ -196,7 +196,7 @@ def _chart_of(pair: PairView, snap: data.Snapshot, alerts: Sequence[Alert] = ())
     )
 
 
-def live_full(client: redis.Redis, settings: Settings, view: ViewState) -> Screen:
+def live_full(client: redis.Redis, settings: Settings, view: Selection) -> Screen:
     pair = view.pair_view()
     snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
     chart = _chart_of(pair, snap)
@@ -225,7 +225,7 @@ def live_full(client: redis.Redis, settings: Settings, view: ViewState) -> Scree
 
 
 def live_step(
-    client: redis.Redis, settings: Settings, view: ViewState, cursor: dict[str, Any] | None
+    client: redis.Redis, settings: Settings, view: Selection, cursor: dict[str, Any] | None
 ) -> Screen:
     """The next live update; a full render when the cursor belongs to another view, a stream was
     reset, a row gets its first data (to clear its empty-state message), or too much is new."""
@@ -293,7 +293,7 @@ def _stats_for(
     times: np.ndarray,
     close_a: np.ndarray,
     close_b: np.ndarray,
-    view: ViewState,
+    view: Selection,
     settings: Settings,
 ) -> tuple[list[PairStat], str]:
     """Statistics of aligned closes by `shared.pairstats`, or why there are none."""
@@ -308,7 +308,7 @@ def _stats_for(
     return stats, ""
 
 
-def load_history(settings: Settings, view: ViewState) -> Loaded:
+def load_history(settings: Settings, view: Selection) -> Loaded:
     """Bars of `[start, end)` from SQLite; statistics over them (with a window of warm-up bars
     read before `start`, so the first bar on screen already has a full window)."""
     pair = view.pair_view()
@@ -355,7 +355,7 @@ def _leg_bars(leg: Any) -> list[Bar]:
     ]
 
 
-def load_uploaded(client: redis.Redis, settings: Settings, view: ViewState) -> Loaded:
+def load_uploaded(client: redis.Redis, settings: Settings, view: Selection) -> Loaded:
     pair = actions.load_upload(client, view.upload)
     if pair is None:
         empty = ChartData(view.a, view.b, view.tf)
@@ -374,7 +374,7 @@ def load_uploaded(client: redis.Redis, settings: Settings, view: ViewState) -> L
     )
 
 
-def static_full(client: redis.Redis, settings: Settings, view: ViewState) -> Screen:
+def static_full(client: redis.Redis, settings: Settings, view: Selection) -> Screen:
     """A history range or an upload, drawn once (thinned to `DASH_MAX_POINTS` for display)."""
     loaded = (
         load_history(settings, view)
@@ -418,7 +418,7 @@ def static_full(client: redis.Redis, settings: Settings, view: ViewState) -> Scr
 def render(
     client: redis.Redis,
     settings: Settings,
-    view: ViewState,
+    view: Selection,
     cursor: dict[str, Any] | None,
     *,
     full: bool,
@@ -439,7 +439,7 @@ def render(
 def export_csv(
     client: redis.Redis,
     settings: Settings,
-    view: ViewState,
+    view: Selection,
     cursor: dict[str, Any] | None,
     zoom: dict[str, Any] | None,
 ) -> tuple[str, str, int]:

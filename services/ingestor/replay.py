@@ -133,7 +133,7 @@ def decimal_text(number: Any) -> str:
     return format(Decimal(repr(number)), "f")
 
 
-def iso_ms(text: Any) -> int:
+def parse_iso_ms(text: Any) -> int:
     """`2025-12-16T13:41:38.698Z` as epoch milliseconds (rounded to the nearest)."""
     if type(text) is not str:
         raise FrameError(f"not a time: {text!r}")
@@ -191,7 +191,7 @@ class CollectorRows:
     def _ms(self, text: Any) -> int:
         # Many trades share a millisecond: the previous row's time is often this one's.
         if text != self._time[0]:
-            self._time = (text, iso_ms(text))
+            self._time = (text, parse_iso_ms(text))
         return self._time[1]
 
     def _decimal(self, number: Any) -> str:

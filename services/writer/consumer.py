@@ -20,11 +20,11 @@ from shared.redis_io import Redis, client, ensure_group
 from shared.schemas import SchemaError, range_entry, tick_entry
 from shared.streamids import id_ms
 
-TickRow = tuple[str, int, int, str, str, str, int]
+TableRow = tuple[str, int, int, str, str, str, int]
 """A `ticks` table row of one trade from the socket: symbol, trade_id, ts, price, size, side,
 recv_ts (`last_trade_id` = trade_id, `source` = ws)."""
-RangeRow = tuple[str, int, int, str, str, str, int, int, str]
-"""A back-filled row: a `TickRow`, then last_trade_id and source."""
+RangeTableRow = tuple[str, int, int, str, str, str, int, int, str]
+"""A back-filled row: a `TableRow`, then last_trade_id and source."""
 RawEntry = tuple[str, list[str] | None]
 """(entry id, [field, value, ...]) as Redis sends it; None when the entry was trimmed away."""
 
@@ -39,14 +39,14 @@ async def _command(redis: Redis, *args: Any) -> Any:
     return await redis.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
-def tick_row(symbol: str, values: list[str]) -> TickRow:
+def tick_row(symbol: str, values: list[str]) -> TableRow:
     """Validate one entry of `ticks:<symbol>` into a table row by the shared contract
     (`shared.schemas.tick_entry`); `SchemaError` names the fault."""
     ts, price, size, trade_id, side, recv_ts, _, _ = tick_entry(values, symbol)
     return symbol, trade_id, ts, price, size, side, recv_ts
 
 
-def range_row(symbol: str, values: list[str]) -> RangeRow:
+def range_row(symbol: str, values: list[str]) -> RangeTableRow:
     """Validate one entry of `backfill:<symbol>` (`shared.schemas.range_entry`)."""
     (ts, price, size, trade_id, side, recv_ts, _, _), last_trade_id, source = range_entry(
         values, symbol
@@ -76,7 +76,7 @@ class Reject:
 class Batch:
     """Entries read from the streams: the rows to insert, the rejects, and every id to ack."""
 
-    rows: list[TickRow | RangeRow] = field(default_factory=list)
+    rows: list[TableRow | RangeTableRow] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
     oldest_ms: int | None = None
@@ -311,6 +311,6 @@ def _per_stream(reply: Any) -> Iterable[tuple[str, list[RawEntry]]]:
 
 
 __all__ = [
-    "TRIMMED", "Batch", "Lag", "RangeRow", "Reject", "TickRow", "TickStreams", "range_row",
+    "TRIMMED", "Batch", "Lag", "RangeTableRow", "Reject", "TableRow", "TickStreams", "range_row",
     "tick_row",
 ]  # fmt: skip

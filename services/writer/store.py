@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from services.writer.consumer import RangeRow, TickRow
+from services.writer.consumer import RangeTableRow, TableRow
 from shared.tickdb import open_for_writing
 
 INSERT_SQL = """
@@ -44,7 +44,7 @@ class TickStore:
     def open(cls, path: Path, *, busy_timeout_ms: int) -> TickStore:
         return cls(open_for_writing(path, busy_timeout_ms=busy_timeout_ms))
 
-    def write(self, rows: Sequence[TickRow | RangeRow]) -> int:
+    def write(self, rows: Sequence[TableRow | RangeTableRow]) -> int:
         """Insert `rows` in one transaction; the number of new rows (the rest were stored
         already). Raises `StoreBusy` after rolling back when SQLite refuses for now."""
         conn = self.conn

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from services.dashboard import actions, screen
-from services.dashboard.screen import ViewState
+from services.dashboard.screen import Selection
 from services.dashboard.upload import UploadedFile, pair_from_files
 from shared import keys, pairstats
 from shared.config import Settings, load_settings
@@ -27,11 +27,11 @@ from tests.recorded import market_trades
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
 
 
-def live_view(**overrides: Any) -> ViewState:
+def live_view(**overrides: Any) -> Selection:
     values: dict[str, Any] = {"mode": "live", "a": "BTCUSDT", "b": "ETHUSDT", "tf": "1s",
                               "window": 60, "method": "ols", "k": 2.0}  # fmt: skip
     values.update(overrides)
-    return ViewState(**values)
+    return Selection(**values)
 
 
 @pytest.fixture

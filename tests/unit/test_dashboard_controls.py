@@ -8,7 +8,7 @@ import pytest
 
 from services.dashboard.controls import resolve_range, view_from_controls, zoom_from_relayout
 from services.dashboard.formatting import parse_utc
-from services.dashboard.screen import ViewState
+from services.dashboard.screen import Selection
 
 NOW = parse_utc("2025-12-16 14:00:00")
 SPAN = (parse_utc("2025-12-16 13:41:38"), parse_utc("2025-12-16 13:44:38"))
@@ -59,7 +59,7 @@ def test_a_valid_view_round_trips_through_the_store() -> None:
     view = view_from_controls(**controls(window="120", method="kalman", k="2.5"))
     assert (view.window, view.method, view.k) == (120, "kalman", 2.5)
     assert view.pair_view().id == "BTCUSDT-ETHUSDT:1s:w120:kalman"
-    assert ViewState.from_store(view.to_store()) == view
+    assert Selection.from_store(view.to_store()) == view
 
 
 def test_the_key_changes_with_what_is_drawn_so_zoom_resets_only_then() -> None:
@@ -98,7 +98,7 @@ def test_history_and_upload_views_need_their_data() -> None:
     with pytest.raises(ValueError, match="upload a CSV file first"):
         view_from_controls(**controls(mode="upload"))
     with pytest.raises(ValueError, match="no view chosen"):
-        ViewState.from_store(None)
+        Selection.from_store(None)
 
 
 def test_zoom_from_plotly_relayout_events() -> None:

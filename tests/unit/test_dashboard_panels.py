@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import html
 
-from services.dashboard.data import PipelineHealth, RuleRow, ServiceHealth, SymbolFeed
+from services.dashboard.data import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from services.dashboard.panels import (
     banners,
     health_bar,
@@ -25,11 +25,11 @@ def service(name: str, status: str = "ok", age: int | None = 500, **counters: st
     return ServiceHealth(name, status, age, dict(counters), 5_000)
 
 
-def feed(symbol: str, state: str = "connected", last: int | None = NOW - 100) -> SymbolFeed:
-    return SymbolFeed(symbol, 1_000, last, 3, state, "socket closed", NOW - 20_000)
+def feed(symbol: str, state: str = "connected", last: int | None = NOW - 100) -> FeedHealth:
+    return FeedHealth(symbol, 1_000, last, 3, state, "socket closed", NOW - 20_000)
 
 
-def health(services: list[ServiceHealth], feeds: list[SymbolFeed]) -> PipelineHealth:
+def health(services: list[ServiceHealth], feeds: list[FeedHealth]) -> PipelineHealth:
     return PipelineHealth(True, "", tuple(services), tuple(feeds), (), NOW)
 
 
