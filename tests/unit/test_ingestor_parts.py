@@ -19,7 +19,7 @@ from services.ingestor.replay import (
     ReplayError,
     decimal_text,
     detect_format,
-    iso_ms,
+    parse_iso_ms,
 )
 from services.ingestor.state import Sequence, SymbolState, place
 from services.ingestor.tickqueue import TickQueue
@@ -170,9 +170,9 @@ def test_collector_values_convert_exactly() -> None:
     assert [decimal_text(v) for v in (87162, 87162.1, 0.003, 1e-05, 2950.25)] == [
         "87162", "87162.1", "0.003", "0.00001", "2950.25",
     ]  # fmt: skip
-    assert iso_ms("2025-12-16T13:41:38.698Z") == 1_765_892_498_698
-    assert iso_ms("2025-12-16T13:41:38.698+00:00") == 1_765_892_498_698
-    assert iso_ms("2025-12-16T13:41:38") == 1_765_892_498_000
+    assert parse_iso_ms("2025-12-16T13:41:38.698Z") == 1_765_892_498_698
+    assert parse_iso_ms("2025-12-16T13:41:38.698+00:00") == 1_765_892_498_698
+    assert parse_iso_ms("2025-12-16T13:41:38") == 1_765_892_498_000
 
 
 def test_replay_formats_are_told_apart_by_the_first_line(tmp_path: Path) -> None:
