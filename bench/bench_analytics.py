@@ -42,7 +42,8 @@ from services.analytics.pairs import TimeframePairs, ViewState
 from shared import keys
 from shared.pairstats import adf_phase, stationarity, window_stats
 from shared.views import Method, PairView
-from tests.support import REPO, service_env, wait_until
+from testkit.polling import wait_until
+from testkit.processes import REPO, service_env
 
 SYMBOLS = [f"S{i:02d}USDT" for i in range(20)]
 WINDOW = 60

@@ -32,8 +32,8 @@ from services.ingestor.routes import ROUTES, Endpoint
 from services.ingestor.service import Ingestor
 from shared.config import Settings, load_settings
 from shared.health import Health
-from tests.ingestor_support import BinanceServer, frame_bytes, trade_event
-from tests.recorded import market_trades
+from testkit.binance_ws import BinanceServer, frame_bytes, trade_event
+from testkit.recorded import market_trades
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 THROUGHPUT_TICKS = 200_000

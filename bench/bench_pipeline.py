@@ -28,8 +28,8 @@ from bench import bench_ingestor, bench_redis_baseline, bench_writer
 from bench.harness import private_redis
 from bench.pipeline_report import latency_table, plot, throughput_table
 from bench.pipeline_run import Lag, run_rate
-from tests.support import REPO
-from tests.writer_support import recorded_ticks
+from testkit.processes import REPO
+from testkit.recorded import recorded_ticks
 
 RATES = (2_000, 5_000, 10_000, 20_000, 30_000, 40_000)
 """Offered ticks per second over both symbols."""

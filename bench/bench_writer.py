@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,10 @@ from shared.redis_io import client, ensure_group, read_group
 from shared.runtime import ServiceContext
 from shared.schemas import Tick
 from shared.tickdb import INSERT_TRADES, MIGRATIONS
-from tests.support import service_env, start_service, wait_until
-from tests.writer_support import publish, recorded_ticks
+from testkit.polling import wait_until
+from testkit.processes import service_env, start_service
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 
 ENTRIES = 200_000
 RATE_PER_S = 5_000
@@ -46,7 +49,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 INSERT = INSERT_TRADES
 
 
-def tick_rows(ticks: list[Tick]) -> list[tuple[str, int, int, str, str, str, int]]:
+def tick_rows(ticks: Sequence[Tick]) -> list[tuple[str, int, int, str, str, str, int]]:
     return [(t.symbol, t.trade_id, t.ts, t.price, t.size, t.side, t.recv_ts) for t in ticks]
 
 
@@ -105,7 +108,9 @@ async def writer_throughput(url: str, db: Path) -> dict[str, Any]:
     }
 
 
-async def _publish_paced(url: str, ticks: list[Tick], sent: list[tuple[float, int, int]]) -> None:
+async def _publish_paced(
+    url: str, ticks: Sequence[Tick], sent: list[tuple[float, int, int]]
+) -> None:
     """`RATE_PER_S` ticks a second in steps of `STEP_S`; records (send time, index range)."""
     redis = client(url)
     per_step = int(RATE_PER_S * STEP_S)
@@ -130,7 +135,7 @@ async def _poll(db_uri: str, done: asyncio.Event, seen: list[tuple[float, int]])
     conn.close()
 
 
-async def _lag_run(url: str, db_uri: str, ticks: list[Tick]) -> list[float]:
+async def _lag_run(url: str, db_uri: str, ticks: Sequence[Tick]) -> list[float]:
     sent: list[tuple[float, int, int]] = []
     seen: list[tuple[float, int]] = []
     done = asyncio.Event()

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import redis
 import yaml
 
-from tests.support import REPO, RedisProcess
+from testkit.processes import REPO, RedisProcess
 
 Time = TypeVar("Time", int, npt.NDArray[np.int64])
 """Epoch milliseconds: one, or an array of them."""

@@ -37,7 +37,7 @@ from bench.harness import GroupState, closing_bar, compose_env, cpu_seconds, gro
 from bench.harness import percentiles as _percentiles
 from bench.probes import Floats, Ints, KeyspaceWatcher, SqlitePoller, StreamArrivals
 from shared import keys
-from tests.pipeline_support import Pipeline, rss_mb
+from testkit.pipeline import Pipeline, rss_mb
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 SAMPLE_S = 0.5

@@ -39,8 +39,9 @@ from bench.harness import compose_env, group_state
 from bench.pipeline_run import PIPELINE_SETS
 from shared import keys
 from shared.health import now_ms
-from tests.pipeline_support import Pipeline, rss_mb
-from tests.support import REPO, wait_until
+from testkit.pipeline import Pipeline, rss_mb
+from testkit.polling import wait_until
+from testkit.processes import REPO
 
 REPLAY = REPO / "sample_data" / "binance-futures-btcusdt-ethusdt-2025-12-16.ndjson.gz"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -136,56 +136,83 @@ async def _connect_unless_stopped(url: str, stop: asyncio.Event) -> Redis | None
     return connecting.result()
 
 
+class ServiceRun:
+    """One run of a service body under supervision: connect, heartbeat, stop, final record.
+
+    `run_service` drives it from signals; tests drive the same object in their own event loop
+    (setting `stop`), so a service under test runs exactly as `python -m services.<name>`.
+    """
+
+    def __init__(self, name: str, settings: Settings, body: ServiceBody) -> None:
+        self.name = name
+        self.settings = settings
+        self.body = body
+        self.stop = asyncio.Event()
+        self.started = asyncio.Event()
+        """Set once the body runs (`ctx` is then its context)."""
+        self.ctx: ServiceContext | None = None
+        self.cancelled = False
+        """Whether the body had to be cancelled (a second signal, or past the grace period)."""
+        self._body_task: asyncio.Task[None] | None = None
+
+    def cancel(self) -> None:
+        """Cancel the body at once (a second signal)."""
+        if self._body_task is not None and not self._body_task.done():
+            self.cancelled = True
+            self._body_task.cancel()
+
+    async def run(self) -> int:
+        """Until the body returns or `stop` is set and the body has finished: the exit status."""
+        try:
+            redis = await _connect_unless_stopped(self.settings.redis_url, self.stop)
+        except RedisUnavailable as exc:
+            log.error("giving up: %s", exc)
+            return EXIT_FAILED
+        if redis is None:
+            return EXIT_OK
+        health = Health(self.name)
+        ctx = ServiceContext(self.name, self.settings, redis, health, self.stop)
+        self.ctx = ctx
+        finished = asyncio.Event()
+        beating = asyncio.create_task(
+            heartbeat(redis, health, self.settings.health_interval_s, finished)
+        )
+        body_task = self._body_task = asyncio.create_task(self.body(ctx))
+        self.started.set()
+        log.info("started", extra={"redis": self.settings.redis_url})
+        code = EXIT_OK
+        try:
+            stopping = asyncio.create_task(self.stop.wait())
+            await asyncio.wait({body_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not body_task.done():
+                health.status = "stopping"
+                done, _ = await asyncio.wait({body_task}, timeout=SHUTDOWN_GRACE_S)
+                if not done:
+                    log.warning("in-flight work not finished in time, cancelling")
+                    self.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await body_task
+        except ServiceFailed as exc:
+            log.error("%s", exc)
+            code = exc.code
+        except Exception:
+            log.exception("service failed")
+            code = EXIT_FAILED
+        finally:
+            self.stop.set()
+            finished.set()
+            if not await _within(beating, FINAL_RECORD_S):
+                log.warning("final health record not published, redis did not answer in time")
+            await _within(redis.aclose(), FINAL_RECORD_S)
+        log.info("stopped", extra={"exit": code})
+        return code
+
+
 async def _supervise(name: str, settings: Settings, body: ServiceBody) -> int:
-    stop = asyncio.Event()
-    body_task: asyncio.Task[None] | None = None
-
-    def cancel_body() -> None:
-        if body_task is not None:
-            body_task.cancel()
-
-    stop_on_signals(stop, cancel_body)
-    try:
-        redis = await _connect_unless_stopped(settings.redis_url, stop)
-    except RedisUnavailable as exc:
-        log.error("giving up: %s", exc)
-        return EXIT_FAILED
-    if redis is None:
-        return EXIT_OK
-
-    health = Health(name)
-    ctx = ServiceContext(name=name, settings=settings, redis=redis, health=health, stop=stop)
-    finished = asyncio.Event()
-    beating = asyncio.create_task(heartbeat(redis, health, settings.health_interval_s, finished))
-    body_task = asyncio.create_task(body(ctx))
-    log.info("started", extra={"redis": settings.redis_url})
-    code = EXIT_OK
-    try:
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({body_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not body_task.done():
-            health.status = "stopping"
-            done, _ = await asyncio.wait({body_task}, timeout=SHUTDOWN_GRACE_S)
-            if not done:
-                log.warning("in-flight work not finished in time, cancelling")
-                body_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await body_task
-    except ServiceFailed as exc:
-        log.error("%s", exc)
-        code = exc.code
-    except Exception:
-        log.exception("service failed")
-        code = EXIT_FAILED
-    finally:
-        stop.set()
-        finished.set()
-        if not await _within(beating, FINAL_RECORD_S):
-            log.warning("final health record not published, redis did not answer in time")
-        await _within(redis.aclose(), FINAL_RECORD_S)
-    log.info("stopped", extra={"exit": code})
-    return code
+    supervised = ServiceRun(name, settings, body)
+    stop_on_signals(supervised.stop, supervised.cancel)
+    return await supervised.run()
 
 
 async def _within(work: Awaitable[None], seconds: float) -> bool:

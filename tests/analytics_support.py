@@ -3,12 +3,9 @@ and the real worker run in-process against the private redis-server."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,31 +16,14 @@ import redis
 from services.analytics import service
 from shared import keys
 from shared.config import load_settings, timeframe_ms
-from shared.health import Health, heartbeat
-from shared.redis_io import connect
 from shared.runtime import ServiceContext
 from shared.schemas import Bar, PairStat, Tick
 from shared.tickdb import INSERT_TRADES, open_for_writing
-from tests.recorded import market_trades
+from testkit.recorded import recorded_ticks
+from testkit.services import running_service
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 PANDAS_RULES = {"1s": "1s", "1m": "1min", "5m": "5min"}
-
-
-@cache
-def recorded_ticks() -> tuple[Tick, ...]:
-    """The recorded trades as the ingestor publishes them: trade ids in file order per symbol."""
-    next_id = dict.fromkeys(SYMBOLS, 1)
-    ticks = []
-    for trade in market_trades():
-        ticks.append(
-            Tick(
-                ts=trade.ts, symbol=trade.symbol, price=trade.price, size=trade.size,
-                trade_id=next_id[trade.symbol], side="buy", recv_ts=trade.ts + 7,
-            )
-        )  # fmt: skip
-        next_id[trade.symbol] += 1
-    return tuple(ticks)
 
 
 def first_bar() -> int:
@@ -56,15 +36,6 @@ def recorded_between(start_s: float = 0, end_s: float = float("inf")) -> list[Ti
     """The recorded ticks from `start_s` to `end_s` seconds after `first_bar()` (half-open)."""
     lo, hi = first_bar() + start_s * 1000, first_bar() + end_s * 1000
     return [t for t in recorded_ticks() if lo <= t.ts < hi]
-
-
-def publish(client: redis.Redis, ticks: Sequence[Tick], batch: int = 5_000) -> None:
-    """XADD each tick to its `ticks:<SYMBOL>` stream, as the ingestor does."""
-    for lo in range(0, len(ticks), batch):
-        pipe = client.pipeline(transaction=False)
-        for tick in ticks[lo : lo + batch]:
-            pipe.xadd(keys.ticks(tick.symbol), tick.to_fields())
-        pipe.execute()
 
 
 def store(path: Path, ticks: Sequence[Tick]) -> None:
@@ -144,42 +115,9 @@ def stream_stats(client: redis.Redis, key: str) -> list[PairStat]:
     return [PairStat.from_fields(fields) for _, fields in client.xrange(key)]  # type: ignore[misc]
 
 
-async def until(
-    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    within: float = 20.0,
-    interval: float = 0.05,
-) -> bool:
-    """Poll `predicate` (sync or async) until it holds or `within` seconds pass."""
-    deadline = time.monotonic() + within
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
-
-
 @contextlib.asynccontextmanager
 async def running_worker(redis_url: str, **overrides: Any) -> AsyncIterator[ServiceContext]:
-    """The real analytics service body, in this process, on the test's Redis; stopped on exit."""
+    """The real analytics service, in this process, on the test's Redis; stopped on exit."""
     settings = load_settings(redis_url=redis_url, health_interval_s=0.2, **overrides)
-    client = await connect(redis_url)
-    health = Health("analytics")
-    stop = asyncio.Event()
-    ctx = ServiceContext("analytics", settings, client, health, stop)
-    beating = asyncio.create_task(heartbeat(client, health, settings.health_interval_s, stop))
-    body = asyncio.create_task(service.run(ctx))
-    try:
+    async with running_service("analytics", settings, service.run) as ctx:
         yield ctx
-        if body.done():
-            body.result()
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(body, timeout=15)
-        finally:
-            await beating
-            await client.aclose()

@@ -25,7 +25,7 @@ from hypothesis import example as hypothesis_example
 from hypothesis import strategies as st
 
 from shared.schemas import Tick
-from tests.ingestor_support import frame_bytes, trade_event
+from testkit.binance_ws import frame_bytes, trade_event
 
 T = TypeVar("T")
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from shared.redis_io import Redis, client
-from tests.support import RedisProcess
+from testkit.processes import RedisProcess
 
 TIERS = ("unit", "integration", "e2e")
 

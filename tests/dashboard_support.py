@@ -28,8 +28,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from shared import keys
 from shared.schemas import Alert, Bar, PairStat
 from shared.views import PairView
-from tests.recorded import market_trades
-from tests.support import free_port, service_env, start_service, wait_until
+from testkit.polling import wait_until
+from testkit.processes import free_port, service_env, start_service
+from testkit.recorded import market_trades
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -178,7 +179,7 @@ def dashboard_process(
     process = start_service("dashboard", env, log=log)
     dashboard = DashboardProcess(f"http://127.0.0.1:{port}", process, log)
     try:
-        if not wait_until(lambda: healthz(dashboard.url) is not None, timeout=30, interval=0.2):
+        if not wait_until(lambda: healthz(dashboard.url) is not None, within=30, interval=0.2):
             raise RuntimeError(f"dashboard did not start: {log.read_text()[-2000:]}")
         yield dashboard
     finally:
@@ -277,7 +278,7 @@ class Browser:
             except WebDriverException:
                 return False
 
-        if not wait_until(check, timeout=timeout, interval=0.2):
+        if not wait_until(check, within=timeout, interval=0.2):
             raise AssertionError(
                 f"timed out after {timeout}s waiting for {what or predicate}; {self.diagnose()}"
             )

@@ -3,12 +3,9 @@ ingestor does (XADD of `Tick.to_fields()`), bad entries, and reading back what S
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import inspect
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,45 +16,10 @@ import redis
 from services.writer import service
 from shared import keys
 from shared.config import load_settings
-from shared.health import Health
-from shared.redis_io import client
 from shared.runtime import ServiceContext
-from shared.schemas import Side, StreamFields, Tick
-from tests.recorded import market_trades
-
-FIRST_TRADE_ID = 6_905_373_851
-
-
-def recorded_ticks(count: int) -> list[Tick]:
-    """`count` ticks in time order: the recorded trades of both symbols, repeated (each round
-    shifted after the previous one) until there are enough; trade ids consecutive per symbol."""
-    if count <= CACHED_TICKS:
-        return list(_recorded_ticks(CACHED_TICKS)[:count])
-    return list(_recorded_ticks(count))
-
-
-CACHED_TICKS = 200_000
-
-
-@functools.cache
-def _recorded_ticks(count: int) -> tuple[Tick, ...]:
-    trades = market_trades()
-    span = trades[-1].ts - trades[0].ts + 1_000
-    next_id: dict[str, int] = {}
-    ticks: list[Tick] = []
-    round_ = 0
-    while len(ticks) < count:
-        for n, trade in enumerate(trades):
-            if len(ticks) == count:
-                break
-            trade_id = next_id.get(trade.symbol, FIRST_TRADE_ID)
-            next_id[trade.symbol] = trade_id + 1
-            ts = trade.ts + round_ * span
-            side: Side = "sell" if n % 3 == 0 else "buy"
-            ticks.append(Tick(ts, trade.symbol, trade.price, trade.size, trade_id, side, ts + 7))
-        round_ += 1
-    return tuple(ticks)
-
+from shared.schemas import StreamFields, Tick
+from testkit.polling import eventually
+from testkit.services import running_service
 
 BAD_ENTRIES: tuple[tuple[str, StreamFields, str], ...] = (
     ("BTCUSDT", {"ts": "1765892498698", "symbol": "BTCUSDT", "price": "87162.1"}, "missing"),
@@ -85,15 +47,6 @@ class Published:
         return frame.drop_duplicates(["symbol", "trade_id"]).sort_values(
             ["symbol", "trade_id"], ignore_index=True
         )
-
-
-def publish(client: redis.Redis, ticks: Sequence[Tick], *, chunk: int = 2_000) -> None:
-    """XADD each tick to `ticks:<SYMBOL>`, pipelined, as the ingestor does."""
-    for start in range(0, len(ticks), chunk):
-        pipe = client.pipeline(transaction=False)
-        for tick in ticks[start : start + chunk]:
-            pipe.xadd(keys.ticks(tick.symbol), tick.to_fields())
-        pipe.execute()
 
 
 def publish_bad(client: redis.Redis) -> int:
@@ -165,31 +118,11 @@ def pandas_bars(ticks: pd.DataFrame, rule: str) -> pd.DataFrame:
 async def running_writer(
     redis_url: str, sqlite_path: Path, **overrides: Any
 ) -> AsyncIterator[ServiceContext]:
-    """The writer's service body in this event loop, on a private Redis and a SQLite file;
-    stopped (as SIGTERM would) on leaving. Its health counters are `ctx.health.counters`."""
+    """The writer service in this event loop, on a private Redis and a SQLite file; stopped
+    (as SIGTERM would) on leaving. Its health counters are `ctx.health.counters`."""
     settings = load_settings(
         redis_url=redis_url, sqlite_path=sqlite_path, health_interval_s=0.2, **overrides
     )
-    ctx = ServiceContext("writer", settings, client(redis_url), Health("writer"), asyncio.Event())
-    task = asyncio.create_task(service.run(ctx))
-    try:
-        await eventually(lambda: "entries" in ctx.health.counters or task.done())
+    async with running_service("writer", settings, service.run) as ctx:
+        assert await eventually(lambda: "entries" in ctx.health.counters or ctx.stop.is_set())
         yield ctx
-    finally:
-        ctx.stop.set()
-        await asyncio.wait_for(task, timeout=15)
-        await ctx.redis.aclose()
-
-
-async def eventually(predicate: Callable[[], Any], within: float = 15.0) -> None:
-    """Poll `predicate` (sync or async) until truthy; fail the test after `within` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.02)

@@ -12,17 +12,18 @@ import redis
 
 from shared import keys
 from shared.pairstats import pair_stats
+from testkit.polling import wait_until
+from testkit.processes import service_env, start_service
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 from tests.analytics_support import (
     SYMBOLS,
     aligned_closes,
     expected_bars,
-    publish,
-    recorded_ticks,
     store,
     stream_bars,
     stream_stats,
 )
-from tests.support import service_env, start_service, wait_until
 
 WINDOW = 30
 

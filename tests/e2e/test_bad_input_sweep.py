@@ -37,6 +37,8 @@ from shared.events import MAX_RAW_BYTES
 from shared.redis_io import Redis
 from shared.runtime import ServiceContext
 from shared.schemas import Tick
+from testkit.binance_ws import BinanceServer
+from testkit.polling import eventually
 from tests.analytics_support import running_worker
 from tests.bad_input_support import (
     ACTIVE,
@@ -65,13 +67,7 @@ from tests.bad_input_support import (
     sweep,
     upload_plans,
 )
-from tests.ingestor_support import (
-    BinanceServer,
-    RunningIngestor,
-    eventually,
-    ingestor_settings,
-    running_ingestor,
-)
+from tests.ingestor_support import RunningIngestor, ingestor_settings, running_ingestor
 from tests.writer_support import running_writer
 
 FRAME_EXAMPLES = 25

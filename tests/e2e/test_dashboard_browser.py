@@ -15,8 +15,8 @@ from shared import keys
 from shared.alert_rules import parse_rule
 from shared.schemas import Alert
 from shared.views import PairView
+from testkit.processes import RedisProcess
 from tests.dashboard_support import Browser, DashboardProcess, dashboard_process, seed_pair
-from tests.support import RedisProcess
 
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
 

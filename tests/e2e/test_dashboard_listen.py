@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support import REPO, free_port, service_env
+from testkit.processes import REPO, free_port, service_env
 
 
 def _run_dashboard(redis_url: str, host: str, port: int) -> subprocess.CompletedProcess[str]:

@@ -24,9 +24,10 @@ from shared.history import History
 from shared.schemas import Alert, Bar, PairStat
 from shared.times import iso_ms
 from shared.views import PairView
+from testkit.polling import wait_until
+from testkit.processes import REPO, RedisProcess, service_env, start_service
+from testkit.recorded import RECORDED
 from tests.dashboard_support import Browser, DashboardProcess, dashboard_process
-from tests.recorded import RECORDED
-from tests.support import REPO, RedisProcess, service_env, start_service, wait_until
 
 README_SCREENSHOT = REPO / "docs/dashboard.png"
 """Refreshed by `make screenshot` (UPDATE_SCREENSHOT=1); a plain test run keeps its copy in tmp."""
@@ -231,4 +232,4 @@ def test_uploads_use_the_same_statistics_and_name_a_bad_cell(page: Browser, tmp_
     assert stat_value(page, "Hedge ratio β") == f"{expected[-1].beta:,.4f}"
     page.click("#mode input[value='live']")
     page.wait_for(lambda: page.text("#chart-status").startswith("Live"), what="live again")
-    assert wait_until(lambda: page.trace_lengths()[0] > 0, timeout=10)
+    assert wait_until(lambda: page.trace_lengths()[0] > 0, within=10)

@@ -10,18 +10,11 @@ from pathlib import Path
 
 from shared import keys
 from shared.redis_io import client, decoded
-from tests.ingestor_support import (
-    BinanceServer,
-    eventually,
-    frame_bytes,
-    has_ticks,
-    ingestor_settings,
-    running_ingestor,
-    stream_ticks,
-    trade_event,
-)
-from tests.recorded import RECORDED, market_trades
-from tests.support import REPO, RedisProcess, free_port, service_env, start_service
+from testkit.binance_ws import BinanceServer, frame_bytes, trade_event
+from testkit.polling import eventually
+from testkit.processes import REPO, RedisProcess, free_port, service_env, start_service
+from testkit.recorded import RECORDED, market_trades
+from tests.ingestor_support import has_ticks, ingestor_settings, running_ingestor, stream_ticks
 
 STOP_WITHIN_S = 10.0
 

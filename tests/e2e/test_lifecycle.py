@@ -17,7 +17,8 @@ import pytest
 import redis
 
 from shared import health, keys
-from tests.support import REPO, RedisProcess, free_port, service_env, start_service, wait_until
+from testkit.polling import wait_until
+from testkit.processes import REPO, RedisProcess, free_port, service_env, start_service
 
 STOP_WITHIN_S = 10.0
 READ_BY_DASHBOARD = {

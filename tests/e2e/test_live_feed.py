@@ -20,8 +20,8 @@ import pytest
 
 from shared import keys
 from shared.history import History
-from tests.pipeline_support import Pipeline, expand
-from tests.support import wait_until
+from testkit.pipeline import Pipeline, expand
+from testkit.polling import wait_until
 
 DEFAULTS = {
     "BINANCE_STALE_TIMEOUT_S": "30",

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import REPO, RedisProcess, free_port, service_env, wait_until
+from testkit.polling import wait_until
+from testkit.processes import REPO, RedisProcess, free_port, service_env
 
 VENV = Path(sys.executable).parent.parent
 PROCFILE = "sleeper: exec sleep 300\n"

@@ -26,8 +26,8 @@ import orjson
 import pytest
 
 from shared import keys
-from tests.pipeline_support import HEALTHY_WITHIN_S, Pipeline, expand
-from tests.support import wait_until
+from testkit.pipeline import HEALTHY_WITHIN_S, Pipeline, expand
+from testkit.polling import wait_until
 
 RATE = 1_000
 """Trades per second offered over both symbols."""

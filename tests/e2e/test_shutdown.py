@@ -14,7 +14,8 @@ import redis
 
 from shared import keys
 from shared.schemas import Tick
-from tests.support import RedisProcess, free_port, service_env, start_service, wait_until
+from testkit.polling import wait_until
+from testkit.processes import RedisProcess, free_port, service_env, start_service
 
 STOP_WITHIN_S = 10.0
 """Docker Compose's `stop_grace_period`: a service still running then is killed."""

@@ -21,15 +21,16 @@ import redis
 
 from shared import keys
 from shared.history import History
-from tests.support import REPO, service_env, start_service, wait_until
+from testkit.polling import wait_until
+from testkit.processes import REPO, service_env, start_service
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 from tests.writer_support import (
     BAD_ENTRIES,
     Published,
     count_rows,
     group_pending,
     pandas_bars,
-    publish,
-    recorded_ticks,
     stored_ticks,
     with_replays,
 )

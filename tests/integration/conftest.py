@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.binance_rest import RestServer
-from tests.ingestor_support import BinanceServer
+from testkit.binance_rest import RestServer
+from testkit.binance_ws import BinanceServer
 
 
 @pytest.fixture

@@ -18,14 +18,10 @@ from shared.pairstats import pair_stats
 from shared.redis_io import Redis
 from shared.schemas import Alert, PairStat
 from shared.views import PairView
-from tests.analytics_support import (
-    SYMBOLS,
-    aligned_closes,
-    publish,
-    recorded_ticks,
-    running_worker,
-    until,
-)
+from testkit.polling import eventually
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
+from tests.analytics_support import SYMBOLS, aligned_closes, running_worker
 
 WINDOW = 20
 PAIR = "-".join(SYMBOLS)
@@ -77,11 +73,11 @@ async def test_rules_fire_once_per_crossing_with_cooldown_and_survive_bad_rules(
     pubsub = sync_redis.pubsub()
     pubsub.subscribe(keys.ALERTS)
     async with running_worker(redis_url, sqlite_path=tmp_path / "none.db", window=WINDOW) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         for lo in range(0, len(ticks), 3_000):
             publish(sync_redis, ticks[lo : lo + 3_000])
             await asyncio.sleep(0.02)
-        assert await until(
+        assert await eventually(
             lambda: int(sync_redis.hget(kalman.latest_key(WINDOW), "ts") or 0) >= last_bar
         )
         await asyncio.sleep(1.2)
@@ -141,12 +137,12 @@ async def test_a_restarted_worker_does_not_fire_a_rule_again_because_it_still_ho
 
     settings = {"sqlite_path": tmp_path / "none.db", "window": WINDOW}
     async with running_worker(redis_url, **settings) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         publish(sync_redis, ticks)
-        assert await until(lambda: len(firings()) > 0)
+        assert await eventually(lambda: len(firings()) > 0)
     before = firings()
     async with running_worker(redis_url, **settings) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         await asyncio.sleep(1.5)
         assert int(ctx.health.counters.get("stats_published", 0)) > 0, "nothing was evaluated"
     assert firings() == before

@@ -12,16 +12,16 @@ import redis
 
 from shared import keys
 from shared.schemas import Bar, Tick
+from testkit.polling import eventually
+from testkit.processes import RedisProcess
+from testkit.streams import publish
 from tests.analytics_support import (
     SYMBOLS,
     first_bar,
-    publish,
     recorded_between,
     running_worker,
     stream_stats,
-    until,
 )
-from tests.support import RedisProcess
 
 
 def tick(symbol: str, ts: int, price: str, trade_id: int, size: str = "0.5") -> Tick:
@@ -45,7 +45,7 @@ async def test_quiet_market_late_and_bad_ticks_and_health(
     async with running_worker(
         redis_url, sqlite_path=tmp_path / "none.db", window=5, bar_lateness_ms=300
     ) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         publish(sync_redis, live)
         bad = {
             "ts": str(base + 4_100), "symbol": SYMBOLS[0], "price": "abc", "size": "1",
@@ -57,12 +57,12 @@ async def test_quiet_market_late_and_bad_ticks_and_health(
         sync_redis.xadd(keys.ticks(SYMBOLS[0]), {"junk": "1"})
         # No trade comes after base + 3.75 s: the wall clock closes its bar, and the next ones.
         last_bar = base + 3_000
-        assert await until(
+        assert await eventually(
             lambda: any(b.start >= last_bar + 2_000 for b in bars(sync_redis, "1s", SYMBOLS[0])),
             within=15,
         )
         publish(sync_redis, [tick(SYMBOLS[0], base + 1_500, "1.5", 500)])
-        assert await until(lambda: ctx.health.counters.get("late_ticks") == 1)
+        assert await eventually(lambda: ctx.health.counters.get("late_ticks") == 1)
         await asyncio.sleep(0.5)
     record = sync_redis.hgetall(keys.health("analytics"))
     series = bars(sync_redis, "1s", SYMBOLS[0])
@@ -100,18 +100,18 @@ async def test_redis_outage_degrades_then_recovers_without_losing_output(
     first = first_bar()
     key = keys.analytics_latest(*SYMBOLS, "1s")
     async with running_worker(redis_url, sqlite_path=tmp_path / "none.db", window=20) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         publish(sync_redis, recorded_between(0, 30))
-        assert await until(lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 28_000)
+        assert await eventually(lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 28_000)
         redis_server.stop()
-        assert await until(lambda: ctx.health.status == "degraded", within=10)
+        assert await eventually(lambda: ctx.health.status == "degraded", within=10)
         await asyncio.sleep(0.5)
         redis_server.start()
         # The restarted server has no data (no AOF here): the worker recreates its groups and
         # goes on with what is published now.
-        assert await until(lambda: ctx.health.status == "ok", within=10)
+        assert await eventually(lambda: ctx.health.status == "ok", within=10)
         publish(sync_redis, recorded_between(30, 60))
-        assert await until(
+        assert await eventually(
             lambda: int(sync_redis.hget(key, "ts") or 0) >= first + 58_000, within=20
         )
         assert ctx.health.counters["redis_errors"] > 0

@@ -20,16 +20,16 @@ from shared.config import timeframe_ms
 from shared.pairstats import pair_stats
 from shared.schemas import PairStat, Tick
 from shared.views import PairView
+from testkit.polling import eventually
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 from tests.analytics_support import (
     SYMBOLS,
     aligned_closes,
     expected_bars,
-    publish,
-    recorded_ticks,
     running_worker,
     stream_bars,
     stream_stats,
-    until,
 )
 
 WINDOW = 60
@@ -97,7 +97,7 @@ async def test_bars_and_statistics_equal_pandas_and_statsmodels(
     async with running_worker(
         redis_url, sqlite_path=tmp_path / "none.db", window=WINDOW, adf_every=7
     ) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         for lo in range(0, len(ticks), 2_000):
             publish(sync_redis, ticks[lo : lo + 2_000])
             await asyncio.sleep(0.01)
@@ -107,7 +107,7 @@ async def test_bars_and_statistics_equal_pandas_and_statsmodels(
             bars = sync_redis.xlen(keys.bars("5m", SYMBOLS[1]))
             return latest is not None and int(latest) >= last_start("1s") and bars > 0
 
-        assert await until(caught_up, within=60), "the worker did not reach the last bar"
+        assert await eventually(caught_up, within=60), "the worker did not reach the last bar"
     for tf in ("1s", "1m", "5m"):
         for symbol in SYMBOLS:
             got = stream_bars(sync_redis, tf, symbol)

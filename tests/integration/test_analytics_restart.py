@@ -19,19 +19,19 @@ import redis
 from shared import keys
 from shared.config import timeframe_ms
 from shared.pairstats import pair_stats
+from testkit.polling import eventually
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 from tests.analytics_support import (
     SYMBOLS,
     aligned_closes,
     expected_bars,
     first_bar,
-    publish,
     recorded_between,
-    recorded_ticks,
     running_worker,
     store,
     stream_bars,
     stream_stats,
-    until,
 )
 
 WINDOW = 60
@@ -51,7 +51,7 @@ async def test_statistics_right_on_the_first_bar_after_a_restart(
     async with running_worker(
         redis_url, sqlite_path=sqlite_path, window=WINDOW, bar_lateness_ms=30_000
     ):
-        assert await until(
+        assert await eventually(
             lambda: int(sync_redis.hget(f"{key}:latest", "ts") or 0) >= first + 118_000
         )
     before = stream_stats(sync_redis, key)
@@ -65,7 +65,9 @@ async def test_statistics_right_on_the_first_bar_after_a_restart(
     newest = max(t.ts for t in ticks)
     last_bar = newest - newest % 1000 - 1000
     async with running_worker(redis_url, sqlite_path=sqlite_path, window=WINDOW) as ctx:
-        assert await until(lambda: int(sync_redis.hget(f"{key}:latest", "ts") or 0) >= last_bar)
+        assert await eventually(
+            lambda: int(sync_redis.hget(f"{key}:latest", "ts") or 0) >= last_bar
+        )
         await asyncio.sleep(0.3)
         assert ctx.health.counters.get("rebuilt_history_bars", 0) > 0
         assert ctx.health.counters.get("rebuilt_stream_ticks", 0) > 0

@@ -16,17 +16,17 @@ from shared import keys
 from shared.pairstats import pair_stats
 from shared.schemas import PairStat
 from shared.views import PairView
+from testkit.polling import eventually
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 from tests.analytics_support import (
     SYMBOLS,
     aligned_closes,
     first_bar,
-    publish,
     recorded_between,
-    recorded_ticks,
     running_worker,
     store,
     stream_stats,
-    until,
 )
 
 WINDOW = 20
@@ -69,9 +69,9 @@ async def test_views_are_served_live_filled_from_history_and_independent(
     async with running_worker(
         redis_url, sqlite_path=sqlite_path, window=WINDOW, view_fill_bars=FILL
     ) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         publish(sync_redis, part1)
-        assert await until(
+        assert await eventually(
             lambda: int(sync_redis.hget(default.latest_key(WINDOW), "ts") or 0) >= first + 115_000
         )
         now = int(time.time() * 1000)
@@ -81,7 +81,7 @@ async def test_views_are_served_live_filled_from_history_and_independent(
              "BTCUSDT-SOLUSDT:1s:w20:ols": now + 60_000, "garbage": now + 60_000},
         )  # fmt: skip
         for view in (kalman, huber, short_lived):
-            assert await until(lambda v=view: sync_redis.exists(v.latest_key(WINDOW)) == 1)
+            assert await eventually(lambda v=view: sync_redis.exists(v.latest_key(WINDOW)) == 1)
         filled = stream_stats(sync_redis, kalman.stream_key(WINDOW))
         assert len(filled) == FILL
         assert filled[0].n > WINDOW + FILL, "the kalman view's fill reached back into SQLite"
@@ -91,10 +91,10 @@ async def test_views_are_served_live_filled_from_history_and_independent(
         newest = max(t.ts for t in ticks)
         last_bar = newest - newest % 1000 - 1000
         for view in (default, kalman, huber):
-            assert await until(
+            assert await eventually(
                 lambda v=view: int(sync_redis.hget(v.latest_key(WINDOW), "ts") or 0) >= last_bar
             ), view.id
-        assert await until(lambda: sync_redis.exists(short_lived.stream_key(WINDOW)) == 0)
+        assert await eventually(lambda: sync_redis.exists(short_lived.stream_key(WINDOW)) == 0)
         await asyncio.sleep(0.6)
         assert ctx.health.counters["views_requested"] == 2
         assert ctx.health.counters["bad_views"] == 2
@@ -122,18 +122,18 @@ async def test_adf_on_request_lands_in_latest_and_the_next_entry(
     async with running_worker(
         redis_url, sqlite_path=tmp_path / "none.db", window=WINDOW, adf_every=100_000
     ) as ctx:
-        assert await until(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         publish(sync_redis, recorded_between(0, 60))
-        assert await until(
+        assert await eventually(
             lambda: int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0) >= first + 58_000
         )
         assert sync_redis.hget(view.latest_key(WINDOW), "adf_pvalue") is None
         sync_redis.xadd(keys.ANALYTICS_REQUESTS, {"kind": "adf", "view": view.id, "ts": "0"})
         sync_redis.xadd(keys.ANALYTICS_REQUESTS, {"kind": "adf", "view": "nope", "ts": "0"})
-        assert await until(lambda: sync_redis.hget(view.latest_key(WINDOW), "adf_pvalue"))
+        assert await eventually(lambda: sync_redis.hget(view.latest_key(WINDOW), "adf_pvalue"))
         requested_at = int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0)
         publish(sync_redis, recorded_between(60, 70))
-        assert await until(
+        assert await eventually(
             lambda: int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0) > requested_at + 2000
         )
     stats = stream_stats(sync_redis, view.stream_key(WINDOW))

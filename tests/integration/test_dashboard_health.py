@@ -9,7 +9,7 @@ from services.dashboard.app import build_app, redis_client
 from services.dashboard.data import read_health
 from shared.config import load_settings
 from shared.health import now_ms
-from tests.support import free_port
+from testkit.processes import free_port
 
 
 def test_read_health_reports_each_service_and_its_age(sync_redis: redis.Redis) -> None:

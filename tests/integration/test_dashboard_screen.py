@@ -21,8 +21,8 @@ from shared.history import History
 from shared.schemas import Alert
 from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
+from testkit.recorded import market_trades
 from tests.dashboard_support import seed_pair
-from tests.recorded import market_trades
 
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
 

@@ -17,7 +17,7 @@ from shared.tickdb import (
     open_for_reading,
     open_for_writing,
 )
-from tests.recorded import market_trades
+from testkit.recorded import market_trades
 from tests.writer_support import pandas_bars
 
 

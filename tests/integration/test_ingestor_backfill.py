@@ -19,17 +19,15 @@ from shared import keys
 from shared.config import Settings
 from shared.redis_io import Redis
 from shared.schemas import Tick
-from tests.binance_rest import RestServer
-from tests.exchange import Trade
+from testkit.binance_rest import RestServer
+from testkit.binance_ws import BinanceServer, frame_bytes, make_trades
+from testkit.exchange import Trade
+from testkit.polling import eventually
 from tests.ingestor_support import (
-    BinanceServer,
     RunningIngestor,
     dead_letters,
     events,
-    eventually,
-    frame_bytes,
     ingestor_settings,
-    make_trades,
     running_ingestor,
     stream_ticks,
 )

@@ -14,21 +14,23 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.redis_io import Redis
-from tests.ingestor_support import (
+from testkit.binance_ws import (
     BinanceServer,
     RecordedFrames,
-    dead_letters,
-    events,
-    eventually,
     frame_bytes,
-    ingestor_settings,
     recorded_frames,
-    running_ingestor,
-    stream_ticks,
     trade_event,
 )
-from tests.recorded import market_trades, recorded_rows
-from tests.support import free_port
+from testkit.polling import eventually
+from testkit.processes import free_port
+from testkit.recorded import market_trades, recorded_rows
+from tests.ingestor_support import (
+    dead_letters,
+    events,
+    ingestor_settings,
+    running_ingestor,
+    stream_ticks,
+)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 QUIET = {"binance_stale_timeout_s": 10.0}

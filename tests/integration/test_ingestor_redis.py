@@ -19,17 +19,10 @@ from shared import keys
 from shared.health import Health
 from shared.redis_io import Redis, client
 from shared.schemas import Tick
-from tests.ingestor_support import (
-    BinanceServer,
-    events,
-    eventually,
-    frame_bytes,
-    ingestor_settings,
-    running_ingestor,
-    stream_ticks,
-    trade_event,
-)
-from tests.support import RedisProcess
+from testkit.binance_ws import BinanceServer, frame_bytes, trade_event
+from testkit.polling import eventually
+from testkit.processes import RedisProcess
+from tests.ingestor_support import events, ingestor_settings, running_ingestor, stream_ticks
 
 
 def trades(ids: range) -> list[bytes]:

@@ -13,17 +13,16 @@ import pytest
 from shared.config import Settings
 from shared.health import now_ms
 from shared.redis_io import Redis
+from testkit.binance_ws import frame_bytes, trade_event
+from testkit.polling import eventually
+from testkit.recorded import RECORDED, market_trades, recorded_rows
 from tests.ingestor_support import (
     dead_letters,
     events,
-    eventually,
-    frame_bytes,
     ingestor_settings,
     running_ingestor,
     stream_ticks,
-    trade_event,
 )
-from tests.recorded import RECORDED, market_trades, recorded_rows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 FIRST_MS = 1_765_892_498_698

@@ -14,16 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.redis_io import Redis
-from tests.binance_rest import RestServer
-from tests.ingestor_support import (
-    BinanceServer,
-    events,
-    eventually,
-    ingestor_settings,
-    make_trades,
-    running_ingestor,
-    stream_ticks,
-)
+from testkit.binance_rest import RestServer
+from testkit.binance_ws import BinanceServer, make_trades
+from testkit.polling import eventually
+from tests.ingestor_support import events, ingestor_settings, running_ingestor, stream_ticks
 
 TS = 1_765_892_498_698
 

@@ -10,7 +10,7 @@ from shared import keys
 from shared.events import MAX_RAW_BYTES, dead_letter, emit_event
 from shared.health import Health, heartbeat, is_fresh, now_ms
 from shared.redis_io import Redis, RedisUnavailable, connect, decoded, ensure_group
-from tests.support import free_port
+from testkit.processes import free_port
 
 
 async def test_ensure_group_creates_once_and_reads_from_the_start(redis_client: Redis) -> None:

@@ -16,8 +16,9 @@ from services.writer.cli import main
 from services.writer.store import TickStore
 from shared.history import History
 from shared.times import iso_ms
-from tests.support import REPO
-from tests.writer_support import pandas_bars, recorded_ticks
+from testkit.processes import REPO
+from testkit.recorded import recorded_ticks
+from tests.writer_support import pandas_bars
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ import pytest
 from services.writer.store import TickStore
 from shared.history import BAR_COLUMNS, Gap, History
 from shared.tickdb import MIGRATIONS, SCHEMA_VERSION, open_for_writing, seconds_of
-from tests.writer_support import Published, pandas_bars, recorded_ticks
+from testkit.recorded import recorded_ticks
+from tests.writer_support import Published, pandas_bars
 
 SECONDS = f"SELECT * FROM ({seconds_of('1')}) ORDER BY symbol, start"
 

@@ -17,15 +17,15 @@ from services.writer.consumer import TRIMMED, TickStreams
 from services.writer.service import GATHER_S
 from shared import keys
 from shared.schemas import DEADLETTER_FIELDS, Tick
+from testkit.polling import eventually
+from testkit.recorded import recorded_ticks
+from testkit.streams import publish
 from tests.writer_support import (
     BAD_ENTRIES,
     Published,
     count_rows,
-    eventually,
     group_pending,
-    publish,
     publish_bad,
-    recorded_ticks,
     running_writer,
     stored_ticks,
     with_replays,
@@ -42,8 +42,8 @@ async def _all_stored(
     client: redis.Redis, sqlite_path: Path, rows: int, symbols: list[str] = SYMBOLS
 ) -> None:
     """Wait until SQLite holds `rows` ticks and the group has nothing pending."""
-    await eventually(lambda: count_rows(sqlite_path) == rows)
-    await eventually(lambda: group_pending(client, symbols) == 0)
+    assert await eventually(lambda: count_rows(sqlite_path) == rows)
+    assert await eventually(lambda: group_pending(client, symbols) == 0)
 
 
 async def _crash_after_reading(
@@ -64,8 +64,8 @@ async def test_ticks_published_before_the_first_start_are_stored_once(
     published = list(with_replays(ticks, every=10))
     publish(sync_redis, published)
     async with running_writer(redis_url, sqlite_path, writer_batch_size=500) as ctx:
-        await eventually(lambda: ctx.health.counters["entries"] == len(published))
-        await eventually(lambda: ctx.health.counters["lag_entries"] == 0)
+        assert await eventually(lambda: ctx.health.counters["entries"] == len(published))
+        assert await eventually(lambda: ctx.health.counters["lag_entries"] == 0)
         counters = dict(ctx.health.counters)
     stored = stored_ticks(sqlite_path)
     pd.testing.assert_frame_equal(stored, _expected(ticks))
@@ -107,8 +107,8 @@ async def test_entries_a_stuck_consumer_left_are_claimed_and_it_is_forgotten(
         redis_url, sqlite_path, writer_claim_idle_ms=300, writer_claim_interval_s=0.2
     ) as ctx:
         await _all_stored(sync_redis, sqlite_path, len(ticks))
-        await eventually(lambda: ctx.health.counters.get("claimed") == taken)
-        await eventually(
+        assert await eventually(lambda: ctx.health.counters.get("claimed") == taken)
+        assert await eventually(
             lambda: all(
                 "host-4242" not in {c["name"] for c in sync_redis.xinfo_consumers(s, "writer")}
                 for s in map(keys.ticks, SYMBOLS)
@@ -127,7 +127,7 @@ async def test_bad_entries_are_dead_lettered_while_good_ones_land(
         publish(sync_redis, ticks[2_000:])
         await _all_stored(sync_redis, sqlite_path, len(ticks))
         # The ack lands in Redis before the writer resumes to count the batch.
-        await eventually(lambda: ctx.health.counters.get("entries") == len(ticks) + bad)
+        assert await eventually(lambda: ctx.health.counters.get("entries") == len(ticks) + bad)
         assert ctx.health.counters["deadlettered"] == bad
     letters = sync_redis.xrange(keys.deadletter("writer"))
     assert len(letters) == bad
@@ -158,7 +158,7 @@ async def test_dead_letters_are_trimmed_approximately_like_every_other_stream(
         pipe.xadd(keys.ticks("BTCUSDT"), {"junk": str(n)})
     pipe.execute()
     async with running_writer(redis_url, sqlite_path, maxlen_deadletter=100) as ctx:
-        await eventually(lambda: ctx.health.counters.get("deadlettered") == 250)
+        assert await eventually(lambda: ctx.health.counters.get("deadlettered") == 250)
     assert 100 < sync_redis.xlen(keys.deadletter("writer")) < 200
     [(_, newest)] = sync_redis.xrevrange(keys.deadletter("writer"), count=1)
     assert list(newest) == list(DEADLETTER_FIELDS) and newest["reason"].startswith("missing field")
@@ -175,8 +175,8 @@ async def test_pending_entries_trimmed_away_are_counted_lost_and_dead_lettered(
     async with running_writer(
         redis_url, sqlite_path, writer_consumer="w1", symbols=("BTCUSDT",)
     ) as ctx:
-        await eventually(lambda: count_rows(sqlite_path) == len(ticks) - 60)
-        await eventually(lambda: group_pending(sync_redis, ["BTCUSDT"]) == 0)
+        assert await eventually(lambda: count_rows(sqlite_path) == len(ticks) - 60)
+        assert await eventually(lambda: group_pending(sync_redis, ["BTCUSDT"]) == 0)
         assert ctx.health.counters["lost"] == 60
     letters = sync_redis.xrange(keys.deadletter("writer"))
     assert [fields["reason"] for _, fields in letters] == [TRIMMED] * 60
@@ -188,18 +188,18 @@ async def test_a_locked_database_is_retried_without_acking_and_reported(
 ) -> None:
     ticks = recorded_ticks(1_000)
     async with running_writer(redis_url, sqlite_path, writer_busy_timeout_ms=20) as ctx:
-        await eventually(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         other = sqlite3.connect(sqlite_path, isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         publish(sync_redis, ticks)
-        await eventually(lambda: int(ctx.health.counters["retries"]) >= 2)
+        assert await eventually(lambda: int(ctx.health.counters["retries"]) >= 2)
         assert ctx.health.status == "degraded"
         assert "database is locked" in str(ctx.health.counters["last_error"])
         assert group_pending(sync_redis, SYMBOLS) > 0
         other.execute("ROLLBACK")
         other.close()
         await _all_stored(sync_redis, sqlite_path, len(ticks))
-        await eventually(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
     pd.testing.assert_frame_equal(stored_ticks(sqlite_path), _expected(ticks))
 
 
@@ -209,12 +209,12 @@ async def test_a_full_disk_is_retried_then_the_batch_lands(
     """SQLITE_FULL for real: the writer's connection may not grow the file past its size."""
     ticks = recorded_ticks(3_000)
     async with running_writer(redis_url, sqlite_path) as ctx:
-        await eventually(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "ok")
         conn = _writer_connection(ctx)
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         publish(sync_redis, ticks)
-        await eventually(lambda: "full" in str(ctx.health.counters["last_error"]))
+        assert await eventually(lambda: "full" in str(ctx.health.counters["last_error"]))
         assert ctx.health.status == "degraded"
         assert count_rows(sqlite_path) == 0 and group_pending(sync_redis, SYMBOLS) > 0
         conn.execute("PRAGMA max_page_count = 1073741823")
@@ -263,7 +263,7 @@ async def test_stop_commits_and_acks_what_was_read(
     ticks = recorded_ticks(20_000)
     async with running_writer(redis_url, sqlite_path, writer_batch_delay_ms=500) as ctx:
         publish(sync_redis, ticks[:10_000])
-        await eventually(lambda: int(ctx.health.counters["entries"]) > 0)
+        assert await eventually(lambda: int(ctx.health.counters["entries"]) > 0)
     delivered = sum(
         int(g["entries-read"]) for s in SYMBOLS for g in sync_redis.xinfo_groups(keys.ticks(s))
     )
@@ -277,12 +277,12 @@ async def test_a_stream_deleted_under_the_writer_gets_its_group_back(
     ticks = recorded_ticks(2_000)
     async with running_writer(redis_url, sqlite_path) as ctx:
         publish(sync_redis, ticks[:1_000])
-        await eventually(lambda: count_rows(sqlite_path) == 1_000)
+        assert await eventually(lambda: count_rows(sqlite_path) == 1_000)
         sync_redis.delete(*(keys.ticks(s) for s in SYMBOLS))
-        await eventually(lambda: ctx.health.status == "degraded", within=5)
-        await eventually(lambda: ctx.health.status == "ok")
+        assert await eventually(lambda: ctx.health.status == "degraded", within=5)
+        assert await eventually(lambda: ctx.health.status == "ok")
         publish(sync_redis, ticks[1_000:])
-        await eventually(lambda: count_rows(sqlite_path) == len(ticks))
+        assert await eventually(lambda: count_rows(sqlite_path) == len(ticks))
 
 
 async def test_a_trickle_of_ticks_is_gathered_into_batches_not_read_one_publish_at_a_time(
@@ -325,7 +325,7 @@ async def test_backfill_streams_are_stored_like_tick_streams_with_their_ranges(
     sync_redis.xadd(keys.backfill("BTCUSDT"), bad)  # type: ignore[arg-type]
     sync_redis.xadd(keys.backfill("BTCUSDT"), {**filled[0].to_fields(), "source": "guess"})  # type: ignore[arg-type]
     async with running_writer(redis_url, sqlite_path, symbols="btcusdt") as ctx:
-        await eventually(lambda: ctx.health.counters["entries"] == 10)
+        assert await eventually(lambda: ctx.health.counters["entries"] == 10)
         counters = dict(ctx.health.counters)
     with sqlite3.connect(sqlite_path) as conn:
         rows = conn.execute(
@@ -357,7 +357,7 @@ async def test_entries_of_a_writer_whose_liveness_key_is_gone_are_taken_over_at_
     sync_redis.set(keys.writer_alive("slow-writer"), "1", px=60_000)
     started = time.monotonic()
     async with running_writer(redis_url, sqlite_path, writer_claim_idle_ms=600_000) as ctx:
-        await eventually(lambda: count_rows(sqlite_path) == len(ticks) - alive)
+        assert await eventually(lambda: count_rows(sqlite_path) == len(ticks) - alive)
         took_s = time.monotonic() - started
         counters = dict(ctx.health.counters)
         me = ctx.health.counters["consumer"]

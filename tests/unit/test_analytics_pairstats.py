@@ -25,7 +25,8 @@ from shared.pairstats import (
     stationarity,
     window_stats,
 )
-from tests.analytics_support import SYMBOLS, aligned_closes, recorded_ticks
+from testkit.recorded import recorded_ticks
+from tests.analytics_support import SYMBOLS, aligned_closes
 
 
 @pytest.fixture(scope="module")

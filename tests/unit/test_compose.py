@@ -14,7 +14,7 @@ import yaml
 
 from shared import keys
 from shared.config import Settings
-from tests.support import REPO
+from testkit.processes import REPO
 
 APP_SERVICES = ("ingestor", "writer", "analytics", "dashboard")
 

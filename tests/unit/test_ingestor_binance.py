@@ -19,7 +19,7 @@ from services.ingestor.binance import (
     parse_tick,
 )
 from shared.schemas import Tick
-from tests.support import REPO
+from testkit.processes import REPO
 
 RAW_FRAMES = REPO / "tests/fixtures/binance/binance-futures-raw-frames.ws.txt"
 TRADE = {

@@ -12,7 +12,7 @@ from services.writer import service as writer
 from shared import runtime
 from shared.health import FINAL_PUBLISH_S
 from shared.redis_io import SOCKET_TIMEOUT_S
-from tests.support import REPO
+from testkit.processes import REPO
 
 
 def _grace_s() -> float:

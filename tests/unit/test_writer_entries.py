@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from services.writer.consumer import TRIMMED, Batch, tick_row
 from shared.schemas import TICK_FIELDS, SchemaError, Tick
-from tests.writer_support import BAD_ENTRIES, recorded_ticks
+from testkit.recorded import recorded_ticks
+from tests.writer_support import BAD_ENTRIES
 
 
 def _flat(fields: dict[str, str]) -> list[str]:

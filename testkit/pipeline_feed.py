@@ -32,10 +32,10 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from tests.binance_rest import RestServer
-from tests.exchange import Exchange
-from tests.ingestor_support import BinanceServer, LocalBases, wire_frame
-from tests.recorded import market_trades
+from testkit.binance_rest import RestServer
+from testkit.binance_ws import BinanceServer, LocalBases, wire_frame
+from testkit.exchange import Exchange
+from testkit.recorded import market_trades
 
 FIRST_ID = 7_000_000_001
 TICK_S = 0.002

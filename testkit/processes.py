@@ -1,4 +1,4 @@
-"""Test helpers that run real processes: a private redis-server, service subprocesses."""
+"""Real processes for tests and benchmarks: a private redis-server, service subprocesses."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import redis
+
+from testkit.polling import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,18 +22,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.05) -> bool:
-    """Poll `predicate()` until it is truthy or `timeout` passes; the last result as a bool."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 class RedisProcess:
@@ -72,7 +61,7 @@ class RedisProcess:
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        if not wait_until(self.answers, timeout=10):
+        if not wait_until(self.answers, within=10):
             raise RuntimeError(f"redis-server on port {self.port} did not start")
         return self
 

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.exchange import Exchange
+from testkit.exchange import Exchange
 
 WEIGHTS = {
     "/fapi/v1/time": 1,

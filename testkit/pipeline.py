@@ -21,8 +21,9 @@ import redis
 
 from shared import keys
 from shared.health import now_ms
-from tests.pipeline_feed import Feed
-from tests.support import RedisProcess, free_port, service_env, start_service, wait_until
+from testkit.pipeline_feed import Feed
+from testkit.polling import wait_until
+from testkit.processes import RedisProcess, free_port, service_env, start_service
 
 SERVICES = keys.SERVICES
 HEALTHY_WITHIN_S = 10.0
