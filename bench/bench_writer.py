@@ -29,15 +29,14 @@ from services.writer import service
 from services.writer.store import TickStore
 from shared import keys
 from shared.config import load_settings
-from shared.health import Health
 from shared.history import History
 from shared.redis_io import client, ensure_group, read_group
-from shared.runtime import ServiceContext
 from shared.schemas import Tick
 from shared.tickdb import INSERT_TRADES, MIGRATIONS
 from testkit.polling import wait_until
 from testkit.processes import service_env, start_service
 from testkit.recorded import recorded_ticks
+from testkit.services import running_service
 from testkit.streams import publish
 
 ENTRIES = 200_000
@@ -93,15 +92,11 @@ def bare_insert_loop(rows: list[Any], directory: Path, *, schema: str) -> float:
 
 async def writer_throughput(url: str, db: Path) -> dict[str, Any]:
     settings = load_settings(redis_url=url, sqlite_path=db)
-    ctx = ServiceContext("writer", settings, client(url), Health("writer"), asyncio.Event())
-    started = time.perf_counter()
-    body = asyncio.create_task(service.run(ctx))
-    while int(ctx.health.counters.get("entries", 0)) < ENTRIES:  # noqa: ASYNC110 (sampling)
-        await asyncio.sleep(0.005)
-    elapsed = time.perf_counter() - started
-    ctx.stop.set()
-    await body
-    await ctx.redis.aclose()
+    async with running_service("writer", settings, service.run) as ctx:
+        started = time.perf_counter()
+        while int(ctx.health.counters.get("entries", 0)) < ENTRIES:  # noqa: ASYNC110 (sampling)
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
     return {
         "writer_rows_per_s": rate(int(ctx.health.counters["rows_written"]), elapsed),
         "writer_batches": int(ctx.health.counters["batches"]),

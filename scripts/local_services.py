@@ -17,6 +17,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.config import Settings
 
 PID_FILE = Path("data/honcho.pid")
 STOP_WAIT_S = 15.0
@@ -28,11 +31,35 @@ def honcho_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("honcho")
 
 
+def redis_cli(redis_url: str) -> str:
+    """The `redis-cli` command that reaches the database `redis_url` names (`-n 1` for the
+    demo's database 1): the plain recipes in the README read database 0."""
+    parts = urlsplit(redis_url)
+    command = ["redis-cli"]
+    if parts.hostname not in (None, "127.0.0.1", "localhost"):
+        command += ["-h", parts.hostname]
+    if parts.port not in (None, 6379):
+        command += ["-p", str(parts.port)]
+    database = parts.path.strip("/") or "0"
+    if database != "0":
+        command += ["-n", database]
+    if parts.username:
+        command += ["--user", parts.username]
+    if parts.password:
+        command.append("--askpass")
+    if parts.scheme == "rediss":
+        command.append("--tls")
+    return " ".join(command)
+
+
 def run(procfile: str) -> int:
     binary = honcho_binary()
     if binary is None:
         print("services: honcho is not installed; run `make setup`", file=sys.stderr)
         return 1
+    cli = redis_cli(os.environ.get("REDIS_URL") or Settings.model_fields["redis_url"].default)
+    example = f"{cli} XREVRANGE events + - COUNT 10"
+    print(f"services: inspect Redis with `{cli}`, for example `{example}`", flush=True)
     PID_FILE.parent.mkdir(parents=True, exist_ok=True)
     PID_FILE.write_text(f"{os.getpid()}\n")
     os.execv(binary, [binary, "-f", procfile, "start"])

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -59,6 +60,8 @@ class Checkout:
             )  # fmt: skip
         assert wait_until(lambda: "started (pid=" in self.log.read_text(), 20), self.log.read_text()
         self.child = int(re.findall(r"started \(pid=(\d+)\)", self.log.read_text())[0])
+        port = urlsplit(redis_url).port
+        assert f"inspect Redis with `redis-cli -p {port}`" in self.log.read_text()
 
     def stop(self) -> None:
         if self.honcho.poll() is None:
