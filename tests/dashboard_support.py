@@ -189,6 +189,10 @@ def dashboard_process(
 # Headless Chromium ---------------------------------------------------------------------------
 
 
+class GraphNotDrawn(AssertionError):
+    """The page has no Plotly plot in the graph asked for (yet)."""
+
+
 class Browser:
     """A headless Chromium driven by Selenium, its console collected, downloads in a folder."""
 
@@ -275,7 +279,7 @@ class Browser:
         def check() -> bool:
             try:
                 return bool(predicate())
-            except WebDriverException:
+            except (WebDriverException, GraphNotDrawn):
                 return False
 
         if not wait_until(check, within=timeout, interval=0.2):
@@ -319,13 +323,17 @@ class Browser:
         element.click()
 
     def trace_lengths(self, graph_id: str = "chart") -> list[int]:
-        """Points in each trace of the Plotly graph as drawn in the page."""
+        """Points in each trace of the Plotly graph as drawn in the page; `GraphNotDrawn` while
+        the graph is not drawn yet (plotly.js loads after the page, so the status line can
+        already say "Live" when there is no plot: `wait_for` waits through it)."""
         lengths = self.driver.execute_script(
             "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
             "return gd && gd.data ? gd.data.map(t => (t.x || []).length) : null;",
             graph_id,
         )
-        return [int(n) for n in lengths] if lengths else []
+        if lengths is None:
+            raise GraphNotDrawn(f"#{graph_id} has no plot yet")
+        return [int(n) for n in lengths]
 
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
