@@ -14,6 +14,7 @@ too, then broadcasts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from testkit.exchange import Exchange, Trade
@@ -241,7 +243,9 @@ class BinanceServer(LocalBases):
     async def send(self, stream: str, frames: Iterable[bytes], *, combined: bool = False) -> int:
         """Broadcast frames to the listeners of `stream`, in order; how many listeners.
 
-        `combined=True` wraps each frame in the `{"stream","data"}` envelope.
+        `combined=True` wraps each frame in the `{"stream","data"}` envelope. A listener that
+        closes meanwhile (a client renewing its connection) just stops receiving, as on the
+        exchange: the broadcast goes on to the others.
         """
         if stream in self.muted:
             return 0
@@ -251,7 +255,8 @@ class BinanceServer(LocalBases):
             if combined:
                 text = f'{{"stream":"{stream}","data":{text}}}'
             for connection in listeners:
-                await connection.send(text)
+                with contextlib.suppress(ConnectionClosed):
+                    await connection.send(text)
         return len(listeners)
 
     async def send_raw(self, stream: str, frames: Iterable[bytes | str]) -> None:

@@ -229,7 +229,8 @@ def _writer_connection(ctx: object) -> sqlite3.Connection:
 
     from services.writer.store import TickStore
 
-    (store,) = [o for o in gc.get_objects() if isinstance(o, TickStore)]
+    # `type`, not `isinstance`: the heap holds dead weak proxies, which `isinstance` trips on.
+    (store,) = [o for o in gc.get_objects() if type(o) is TickStore]
     return store.conn
 
 
