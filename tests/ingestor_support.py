@@ -52,7 +52,7 @@ class RunningIngestor:
         return dict(self.health.counters)
 
     def state(self, symbol: str) -> SymbolState:
-        return self.ingestor.intake.states[symbol]
+        return self.ingestor.intake.state(symbol)
 
 
 @asynccontextmanager

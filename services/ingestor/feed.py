@@ -26,6 +26,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -118,8 +119,38 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class _Ended(Exception):
-    """How a connection ended, when the feed itself ended it."""
+class Ending(Enum):
+    """Why a connection ended: the edges out of the open state."""
+
+    DROPPED = "dropped"
+    """The server or the network closed it."""
+    STOPPING = "stopping"
+    STALE = "stale"
+    """Silent, and REST could not say whether the exchange traded: reconnected blindly."""
+    STUCK = "stuck"
+    """Silent while the exchange traded, on a route that has delivered: reconnected."""
+    ROUTE_SILENT = "route silent"
+    """Silent while the exchange traded, on a route that never delivered: the next route."""
+    RENEWED = "renewed"
+    """Replaced by a successor that has caught up, before Binance's 24 h cut-off."""
+
+
+@dataclass(frozen=True)
+class Successor:
+    """The renewal's new connection and the frames it delivered while catching up."""
+
+    connection: ClientConnection
+    pending: list[tuple[bytes, int]]
+
+
+@dataclass(frozen=True)
+class Closing:
+    """The decision to end a connection (or the news that it ended), with the words for the
+    `disconnected` event."""
+
+    ending: Ending
+    detail: str
+    successor: Successor | None = None
 
 
 class SymbolFeed:
@@ -148,9 +179,6 @@ class SymbolFeed:
         self._prober = prober
         self._recorder = recorder
         self._ws: ClientConnection | None = None
-        self._ending = ""
-        self._silent = False
-        self._successor: tuple[ClientConnection, list[tuple[bytes, int]]] | None = None
 
     @property
     def connects(self) -> int:
@@ -191,7 +219,6 @@ class SymbolFeed:
         """Close the open connection now (the stop flag keeps it from reopening)."""
         ws = self._ws
         if ws is not None:
-            self._ending = self._ending or "stopping"
             await ws.close()
 
     async def _open(self, url: str) -> ClientConnection:
@@ -207,7 +234,12 @@ class SymbolFeed:
         )
 
     async def _session(self) -> tuple[bool, bool]:
-        """One connection's life: (whether it delivered frames, whether the route changed)."""
+        """One connection's life: (whether it delivered frames, whether the route changed).
+
+        connecting -> open -> closed, where open may pass to a renewed connection any number
+        of times. This task alone moves between the states: the guard only decides (and
+        prepares the successor), returning a `Closing`.
+        """
         url = self.url
         self.attempts += 1
         route_before = self.route.index
@@ -219,36 +251,26 @@ class SymbolFeed:
                 self._route_refused(url, exc)
             return False, self.route.index != route_before
         frames_before = self.frames
-        self._ending, self._silent = "", False
-        self._state.connected = True
-        self._state.connects += 1
+        self._intake.connection_opened(self.symbol)
         self._notices.event("connected", url, self.symbol)
         try:
             while True:
                 self._ws = ws
-                guard = asyncio.create_task(self._guard(ws, url))
-                try:
-                    reason = await self._read(ws)
-                finally:
-                    guard.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await guard
-                if self._successor is None:
+                closing = await self._watch(ws, url)
+                if closing.successor is None:
                     break
-                with contextlib.suppress(*CONNECT_ERRORS):
-                    await ws.close()
-                ws, pending = self._successor
-                self._successor = None
-                self._take_over(pending)
+                ws = closing.successor.connection
+                self._take_over(closing.successor.pending)
         finally:
             self._ws = None
-            self._state.connected = False
+            self._intake.connection_closed(self.symbol)
             with contextlib.suppress(*CONNECT_ERRORS):
                 await ws.close()
-        self._notices.event("disconnected", f"{url}: {self._ending or reason}", self.symbol)
+        self._notices.event("disconnected", f"{url}: {closing.detail}", self.symbol)
         delivered = self.frames > frames_before
         limit = self.options.fallback_after
-        if self._silent and not delivered and self.route.unproven_silence(limit):
+        stale = closing.ending is Ending.STALE
+        if stale and not delivered and self.route.unproven_silence(limit):
             self._route_changed(
                 f"{self.options.fallback_after} silent connections in a row that REST could "
                 "not judge"
@@ -272,6 +294,26 @@ class SymbolFeed:
         )
         if self.route.everywhere_silent:
             log.error(self.problem)
+
+    async def _watch(self, ws: ClientConnection, url: str) -> Closing:
+        """Read `ws` while its guard watches it, until one of them ends it: how it ended."""
+        reader = asyncio.create_task(self._read(ws))
+        guard = asyncio.create_task(self._guard(url))
+        try:
+            await asyncio.wait((reader, guard), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not guard.done():
+                guard.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await guard
+            if not reader.done():
+                with contextlib.suppress(*CONNECT_ERRORS):
+                    await ws.close()
+                await reader
+        if not guard.cancelled():
+            return guard.result()
+        ending = Ending.STOPPING if self.stop.is_set() else Ending.DROPPED
+        return Closing(ending, "stopping" if ending is Ending.STOPPING else reader.result())
 
     async def _read(self, ws: ClientConnection) -> str:
         """Handle frames until the connection closes; why it closed."""
@@ -308,8 +350,8 @@ class SymbolFeed:
         else:
             self._intake.tick(parsed)
 
-    async def _guard(self, ws: ClientConnection, url: str) -> None:
-        """Watch one connection: stop, silence, first delivery, and the 24 h renewal."""
+    async def _guard(self, url: str) -> Closing:
+        """Watch one connection for a reason to end it: stop, silence, and the 24 h renewal."""
         loop = asyncio.get_running_loop()
         options = self.options
         opened = last_change = loop.time()
@@ -319,28 +361,30 @@ class SymbolFeed:
         quiet_for = options.stale_s
         while True:
             if await self._sleep(interval):
-                self._ending = "stopping"
-                await ws.close()
-                return
+                return Closing(Ending.STOPPING, "stopping")
             now = loop.time()
             if self.frames != seen:
                 seen, last_change, quiet_for = self.frames, now, options.stale_s
             elif now - last_change >= quiet_for:
-                if await self._silence(ws, url, opened_ms, seen):
-                    return
+                closing = await self._silence(url, opened_ms, seen)
+                if closing is not None:
+                    return closing
                 last_change = loop.time()
                 quiet_for = min(quiet_for * 2, options.stale_s * QUIET_CHECKS_MAX)
             if now - opened >= options.max_age_s:
-                if await self._renew(ws):
-                    return
+                successor = await self._renew()
+                if successor is not None:
+                    return Closing(
+                        Ending.RENEWED, "renewed before Binance's 24 h cut-off", successor
+                    )
                 opened = now - options.max_age_s + options.stale_s
 
-    async def _silence(self, ws: ClientConnection, url: str, opened_ms: int, seen: int) -> bool:
-        """The connection delivered nothing for a while: ask REST what it means and act. True
-        when the connection is closed for it."""
+    async def _silence(self, url: str, opened_ms: int, seen: int) -> Closing | None:
+        """The connection delivered nothing for a while: ask REST what it means. How to end
+        the connection for it, or None to keep it."""
         silence = f"nothing received for {self.options.stale_s:g} s"
         if self._prober is None:
-            return await self._close_stale(ws, url, silence)
+            return self._stale(url, silence)
         try:
             # Bounded: a REST pause (429, a 418 ban, the budget spent on back-fills) must not
             # keep a stuck connection open nor hold the 24 h renewal.
@@ -351,9 +395,9 @@ class SymbolFeed:
         except (RestFailure, TimeoutError) as exc:
             said = str(exc) or "no answer in time"
             self._notices.event("stale", f"{url}: {silence}; REST: {said}", self.symbol)
-            return await self._close_stale(ws, url, None)
+            return self._stale(url, None)
         if self.frames != seen:
-            return False
+            return None
         judgement = judge(
             opened_ms=self._prober.exchange_ms(opened_ms),
             newest_id=None if newest is None else newest.id,
@@ -366,52 +410,47 @@ class SymbolFeed:
         if judgement.verdict is Verdict.QUIET:
             self.quiet_checks += 1
             log.debug("quiet, proven by REST", extra={"symbol": self.symbol})
-            return False
+            return None
         assert newest is not None
         traded = f"the exchange traded (id {newest.id} at {iso_ms(newest.time)})"
         if judgement.verdict is Verdict.STUCK:
             self._notices.event(
                 "stale", f"{url}: {silence} while {traded}: reconnecting", self.symbol
             )
-            self._ending = f"stuck, {silence}"
-        else:
-            self._notices.event(
-                "route_silent",
-                f"{url}: {silence} while {traded} since the connection opened",
-                self.symbol,
-            )
-            silent = self.route.label
-            self._ending = f"route {silent} silent"
-            self.route.proven_silent()
-            self._route_changed(f"{silent} is silent")
-        await ws.close()
-        return True
+            return Closing(Ending.STUCK, f"stuck, {silence}")
+        self._notices.event(
+            "route_silent",
+            f"{url}: {silence} while {traded} since the connection opened",
+            self.symbol,
+        )
+        silent = self.route.label
+        self.route.proven_silent()
+        self._route_changed(f"{silent} is silent")
+        return Closing(Ending.ROUTE_SILENT, f"route {silent} silent")
 
-    async def _close_stale(self, ws: ClientConnection, url: str, silence: str | None) -> bool:
-        """Close a silent connection that REST could not judge (the old watchdog)."""
-        self._silent = True
+    def _stale(self, url: str, silence: str | None) -> Closing:
+        """End a silent connection that REST could not judge (the old watchdog)."""
         if silence is not None:
             self._notices.event("stale", f"{url}: {silence}", self.symbol)
-        self._ending = f"stale, nothing received for {self.options.stale_s:g} s"
-        await ws.close()
-        return True
+        return Closing(Ending.STALE, f"stale, nothing received for {self.options.stale_s:g} s")
 
     def _delivering(self) -> None:
         if self.route.delivering():
-            self._state.route = self.route.label
+            self._intake.route_delivering(self.symbol, self.route.label)
             self._notices.event(
                 "delivering", f"{self.route.label} delivers {self.stream_name}", self.symbol
             )
 
-    async def _renew(self, old: ClientConnection) -> bool:
-        """Open a second connection, switch once it has caught up with the first; True when
-        switched. Trades both delivered are dropped by the sequence check of the switch."""
+    async def _renew(self) -> Successor | None:
+        """Open a second connection and let it catch up with the first: the successor, or
+        None when it could not. Trades both delivered are dropped by the sequence check of
+        the switch."""
         url = self.url
         try:
             new = await self._open(url)
         except CONNECT_ERRORS as exc:
             self._notices.event("connect_failed", f"renewal {url}: {_describe(exc)}", self.symbol)
-            return False
+            return None
         pending: list[tuple[bytes, int]] = []
         switched = False
         try:
@@ -419,11 +458,7 @@ class SymbolFeed:
         finally:
             if not switched:
                 await new.close()
-        if switched:
-            self._successor = (new, pending)
-            self._ending = "renewed before Binance's 24 h cut-off"
-            await old.close()
-        return switched
+        return Successor(new, pending) if switched else None
 
     async def _catch_up(self, new: ClientConnection, pending: list[tuple[bytes, int]]) -> bool:
         """Buffer `new`'s frames until the old connection has reached the first of them (or

@@ -7,6 +7,10 @@ The same path for live, replayed and synthetic trades, so they are treated alike
 - a repeated or older id is dropped and counted;
 - a non-market print is counted (and moves the sequence on when it carries the next id);
 - a frame that is not a well-formed trade goes to the dead letters with the reason.
+
+`Intake` is the one writer of every `SymbolState`: sources, the publisher and the service
+report what happened (a connection opened, a batch published, a sequence resumed) and it
+counts; everyone else only reads `state(symbol)`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class Intake:
         *,
         record_gaps: bool = False,
     ) -> None:
-        self.states: dict[str, SymbolState] = {s: SymbolState(s) for s in symbols}
+        self._states: dict[str, SymbolState] = {s: SymbolState(s) for s in symbols}
         self.queue = TickQueue(queue_size, self._overflowed)
         self.notices = notices
         self.deadlettered = 0
@@ -43,7 +47,40 @@ class Intake:
         self._lost: dict[str, tuple[int, int, int]] = {}
 
     def state(self, symbol: str) -> SymbolState:
-        return self.states[symbol]
+        """The symbol's counters, to read (only `Intake` writes them)."""
+        return self._states[symbol]
+
+    @property
+    def states(self) -> tuple[SymbolState, ...]:
+        return tuple(self._states.values())
+
+    def connection_opened(self, symbol: str) -> None:
+        state = self._states[symbol]
+        state.connected = True
+        state.connects += 1
+
+    def connection_closed(self, symbol: str) -> None:
+        self._states[symbol].connected = False
+
+    def source_flowing(self, flowing: bool) -> None:
+        """An in-process source (replay, synthetic) started or ended: every symbol is
+        connected while it runs, with no connection to count."""
+        for state in self._states.values():
+            state.connected = flowing
+
+    def route_delivering(self, symbol: str, route: str) -> None:
+        self._states[symbol].route = route
+
+    def published(self, symbol: str, added: int, duplicates: int) -> None:
+        """A batch reached Redis: `added` new entries, `duplicates` already there."""
+        state = self._states[symbol]
+        state.published += added
+        state.duplicates += duplicates
+
+    def resume(self, symbol: str, trade_id: int, ts: int) -> None:
+        """Continue the sequence after a trade stored by an earlier run."""
+        state = self._states[symbol]
+        state.last_id, state.last_ts = trade_id, ts
 
     def tick(self, row: TickRow) -> None:
         """A live tick: queued at once (the oldest waiting tick is dropped if the queue is full)."""
@@ -57,7 +94,7 @@ class Intake:
 
     def _admit(self, row: TickRow) -> bool:
         """Check the tick's id against its symbol's sequence and count it; False to drop it."""
-        state = self.states[row[1]]
+        state = self._states[row[1]]
         trade_id = row[4]
         if trade_id != state.last_id + 1 and not self._out_of_sequence(state, row):
             return False
@@ -68,7 +105,7 @@ class Intake:
         return True
 
     def non_market(self, print_: NonMarketPrint) -> None:
-        state = self.states[print_.symbol]
+        state = self._states[print_.symbol]
         state.non_market += 1
         if print_.trade_id == state.last_id + 1:
             state.last_id = print_.trade_id
@@ -76,8 +113,8 @@ class Intake:
     def reject(self, raw: bytes | str, reason: str, symbol: str = "") -> None:
         """A frame that is not a well-formed trade: to the dead letters, counted."""
         self.deadlettered += 1
-        if symbol in self.states:
-            self.states[symbol].deadlettered += 1
+        if symbol in self._states:
+            self._states[symbol].deadlettered += 1
         self.notices.dead_letter(raw, f"{symbol}: {reason}" if symbol else reason)
 
     def _out_of_sequence(self, state: SymbolState, row: TickRow) -> bool:
@@ -101,7 +138,7 @@ class Intake:
         return True
 
     def _open(self, gap: Gap, how: str = "", *, record: bool = True) -> None:
-        state = self.states[gap.symbol]
+        state = self._states[gap.symbol]
         state.gaps += 1
         state.missing += gap.ids
         self.notices.event("gap", f"{gap.describe()}{how}", gap.symbol)
@@ -114,7 +151,7 @@ class Intake:
         are back-filled rather than reported again. `record=False`: the caller fills the gap
         itself (it is not recorded for the back-filler). The gap, or None when nothing was
         missing (or nothing was received yet, so there is no "after")."""
-        state = self.states[symbol]
+        state = self._states[symbol]
         if state.last_id < 0 or through_id <= state.last_id:
             return None
         if implausible_jump(state, through_id, ts):
@@ -143,7 +180,7 @@ class Intake:
 
     def _overflowed(self, row: TickRow) -> None:
         symbol, trade_id = row[1], row[4]
-        self.states[symbol].overflowed += 1
+        self._states[symbol].overflowed += 1
         count, first, last = self._lost.get(symbol, (0, trade_id, trade_id))
         self._lost[symbol] = (count + 1, min(first, trade_id), max(last, trade_id))
         if not self.overflowing:

@@ -183,9 +183,7 @@ class Publisher:
     def _account(self, counts: Sequence[int]) -> None:
         self.batches += 1
         for i, symbol in enumerate(self._symbols):
-            state = self._intake.states[symbol]
-            state.published += int(counts[2 * i])
-            state.duplicates += int(counts[2 * i + 1])
+            self._intake.published(symbol, int(counts[2 * i]), int(counts[2 * i + 1]))
         if not self.reachable:
             self.reachable = True
             outage = time.monotonic() - self._away_since

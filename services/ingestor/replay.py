@@ -361,9 +361,7 @@ class ReplaySource:
             f"{self.path} ({self.kind}) speed={self.speed:g} shift={self.relocation.shift} "
             f"loop={self.loop}",
         )
-        states = self._intake.states.values()
-        for state in states:
-            state.connected = True
+        self._intake.source_flowing(True)
         started = time.monotonic()
         try:
             while True:
@@ -373,8 +371,7 @@ class ReplaySource:
                 self.relocation.next_pass()
                 self._notices.event("replay_pass", f"pass {self.relocation.passes + 1} begins")
         finally:
-            for state in states:
-                state.connected = False
+            self._intake.source_flowing(False)
         if not self._finished():
             self.done = True
             self._notices.event(

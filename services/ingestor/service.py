@@ -152,8 +152,7 @@ class Ingestor:
         """Continue each symbol's id sequence from its stream, so that the trades a restart
         missed (the exchange does not send them again) are reported as a gap, not unnoticed."""
         for symbol, (trade_id, ts) in (await self.publisher.newest_trades()).items():
-            state = self.intake.state(symbol)
-            state.last_id, state.last_ts = trade_id, ts
+            self.intake.resume(symbol, trade_id, ts)
             log.info(
                 "resuming after the stream's newest trade",
                 extra={"symbol": symbol, "trade_id": trade_id},
@@ -203,7 +202,7 @@ class Ingestor:
 
     def _update(self, health: Health) -> None:
         intake = self.intake
-        states = intake.states.values()
+        states = intake.states
         problems = self.source.problems
         if self.backfilling is not None and _failed(self.backfilling):
             problems.append(f"back-fill stopped: {self.backfilling.exception()!r}")

@@ -123,8 +123,7 @@ class SyntheticSource:
             f"on {market.driver}, mean_reversion={market.mean_reversion:g}/s "
             f"noise={market.noise:g} rate={market.tick_rate:g}/s",
         )
-        for state in self._intake.states.values():
-            state.connected = True
+        self._intake.source_flowing(True)
         start = now_ms()
         started = time.monotonic()
         try:
@@ -138,8 +137,7 @@ class SyntheticSource:
                 await self._intake.tick_waiting((*trade, now_ms()))
                 self.ticks += 1
         finally:
-            for state in self._intake.states.values():
-                state.connected = False
+            self._intake.source_flowing(False)
 
     async def close(self) -> None:
         self._closed = True
