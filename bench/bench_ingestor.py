@@ -27,13 +27,17 @@ from websockets.asyncio.client import connect
 
 from bench.harness import percentiles, private_redis, rate
 from services.ingestor.binance import TickRow, parse_frame
-from services.ingestor.feed import MAX_MESSAGE_BYTES, LiveSource, SymbolFeed
+from services.ingestor.connection import MAX_MESSAGE_BYTES
+from services.ingestor.feed import SymbolFeed
+from services.ingestor.live import LiveSource
 from services.ingestor.routes import ROUTES, Endpoint
 from services.ingestor.service import Ingestor
 from shared.config import Settings, load_settings
-from shared.health import Health
+from shared.runtime import ServiceContext
 from testkit.binance_ws import BinanceServer, frame_bytes, trade_event
+from testkit.polling import eventually
 from testkit.recorded import market_trades
+from testkit.services import running_service
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 THROUGHPUT_TICKS = 200_000
@@ -157,7 +161,6 @@ async def ingest(
     settings: Settings, server: ServerProcess, total: int, latency: bool
 ) -> dict[str, Any]:
     """Run the ingestor until `total` ticks are published; its rate, or its latencies."""
-    stop = asyncio.Event()
     published = 0
     first_batch: list[tuple[float, int]] = []
     done = asyncio.Event()
@@ -177,15 +180,21 @@ async def ingest(
             first_batch.append((now, published))
             done.set()
 
-    ingestor = Ingestor(settings, stop, on_published=on_published)
-    if latency:
-        _stamp_receive_times(ingestor, received_ns)
-    serving = asyncio.create_task(ingestor.serve(Health("ingestor")))
-    server.go()
-    await asyncio.wait_for(done.wait(), 300)
-    stop.set()
-    await serving
+    made: list[Ingestor] = []
+
+    async def body(ctx: ServiceContext) -> None:
+        ingestor = Ingestor(ctx.settings, ctx.stop, on_published=on_published)
+        if latency:
+            _stamp_receive_times(ingestor, received_ns)
+        made.append(ingestor)
+        await ingestor.serve(ctx.health)
+
+    async with running_service("ingestor", settings, body):
+        assert await eventually(lambda: bool(made))
+        server.go()
+        await asyncio.wait_for(done.wait(), 300)
     server.pipe.recv()
+    ingestor = made[0]
     if latency:
         return percentiles(latencies_ms)
     (start, first_size), (end, _) = first_batch

@@ -14,9 +14,12 @@ from shared import keys
 from shared.config import Settings, load_settings
 from shared.health import Health
 from shared.redis_io import Redis
+from shared.runtime import ServiceContext
 from shared.schemas import Event, Tick
 from testkit.binance_ws import BinanceServer
+from testkit.polling import eventually
 from testkit.processes import free_port
+from testkit.services import running_service
 
 
 def ingestor_settings(
@@ -44,7 +47,12 @@ def ingestor_settings(
 class RunningIngestor:
     ingestor: Ingestor
     health: Health
-    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+    @property
+    def stopped(self) -> bool:
+        """The service has ended or is ending (the runtime sets `stop` when its body returns)."""
+        return self.stop.is_set()
 
     @property
     def counters(self) -> dict[str, Any]:
@@ -57,17 +65,17 @@ class RunningIngestor:
 
 @asynccontextmanager
 async def running_ingestor(settings: Settings) -> AsyncIterator[RunningIngestor]:
-    """The ingestor in this event loop (the same code `python -m services.ingestor` runs);
+    """The ingestor in this event loop, through the runtime `python -m services.ingestor` runs;
     stopped as SIGTERM would stop it when the block ends."""
-    stop = asyncio.Event()
-    ingestor = Ingestor(settings, stop)
-    health = Health("ingestor")
-    task = asyncio.create_task(ingestor.serve(health))
-    try:
-        yield RunningIngestor(ingestor, health, task)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
+    made: list[Ingestor] = []
+
+    async def body(ctx: ServiceContext) -> None:
+        made.append(Ingestor(ctx.settings, ctx.stop))
+        await made[0].serve(ctx.health)
+
+    async with running_service("ingestor", settings, body) as ctx:
+        assert await eventually(lambda: bool(made))
+        yield RunningIngestor(made[0], ctx.health, ctx.stop)
 
 
 async def stream_ticks(redis: Redis, symbol: str) -> list[Tick]:

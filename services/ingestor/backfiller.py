@@ -52,10 +52,11 @@ from services.ingestor.rest import (
 )
 from services.ingestor.rest_records import AggTrade
 from services.ingestor.routes import StreamKind
+from services.ingestor.stored_ticks import StoredTicks
 from shared import keys
 from shared.health import BACKFILL_WAITING, now_ms
-from shared.redis_io import UNAVAILABLE, Redis, StreamEntry
-from shared.schemas import SchemaError, Tick, check_tick, range_entry
+from shared.redis_io import UNAVAILABLE, Redis
+from shared.schemas import Tick
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,10 +70,6 @@ before the ingestor takes them as missing too."""
 EDGE_GIVE_UP_S = 30.0
 """How long it waits for trades received but not yet in Redis (the queue is behind)."""
 EDGE_POLL_S = 0.1
-SCAN = 1_000
-"""Entries read per call when looking for an aggregate's other trades in Redis."""
-NEAR_MS = 2_000
-"""How far before a gap's time the search for its neighbours starts."""
 
 
 class GiveUp(Exception):
@@ -149,6 +146,7 @@ class Backfiller:
         stop: asyncio.Event,
     ) -> None:
         self.redis = redis
+        self.stored = StoredTicks(redis)
         self.rest = rest
         self.intake = intake
         self.notices = intake.notices
@@ -268,7 +266,7 @@ class Backfiller:
     async def _fill_by_ids(self, gaps: SymbolGaps, gap: Gap) -> None:
         """`historicalTrades` or, for an `@aggTrade` stream, `aggTrades` by id: pages from the
         gap's first id until it is covered."""
-        reference = await self._reference_price(gap.symbol)
+        reference = await self.stored.reference_price(gap.symbol)
         from_id = gap.first
         while from_id <= gap.last:
 
@@ -298,7 +296,7 @@ class Backfiller:
     async def _fill_from_aggregates(self, gaps: SymbolGaps, gap: Gap) -> None:
         """`aggTrades` for a `@trade` stream without an API key: find the first aggregate that
         reaches the gap by time, then go on by aggregate id until past the gap."""
-        reference = await self._reference_price(gap.symbol)
+        reference = await self.stored.reference_price(gap.symbol)
         end_of_time = max(gap.before_ts, gap.after_ts)
         window_start = gap.after_ts if gap.after_ts > 0 else max(0, end_of_time - AGG_WINDOW_MS + 1)
         page: list[AggTrade] = []
@@ -369,7 +367,7 @@ class Backfiller:
         deadline = time.monotonic() + EDGE_WAIT_S
         give_up_at = time.monotonic() + EDGE_GIVE_UP_S
         while True:
-            known = await self._known(gap.symbol, first, last, near_ms or gap.before_ts)
+            known = await self.stored.known(gap.symbol, first, last, near_ms or gap.before_ts)
             waiting = [g for g in gaps.pending if g.last > gaps.done_through]
             missing = _minus(_runs_of(merged([gap, *waiting, *claimed]), first, last), known.ranges)
             try:
@@ -400,92 +398,6 @@ class Backfiller:
                 raise Stopping
 
     # Redis.
-
-    async def _known(self, symbol: str, first: int, last: int, near_ms: int) -> Known:
-        """The ticks of trade ids `first..last` already in `ticks:<symbol>` (sizes) and in
-        `backfill:<symbol>` (ranges)."""
-        sizes = {
-            trade_id: size
-            for trade_id, size in await self._ticks_between(symbol, first, last, near_ms)
-        }
-        ranges = []
-        upper = "+"
-        while True:
-            entries = cast(
-                list[StreamEntry],
-                await self.redis.xrevrange(keys.backfill(symbol), max=upper, min="-", count=SCAN),
-            )
-            for _, fields in entries:
-                try:
-                    tick, covers_through, _ = range_entry(
-                        [text for pair in fields.items() for text in pair], symbol
-                    )
-                except SchemaError:
-                    continue
-                if tick[3] <= last and covers_through >= first:
-                    ranges.append((tick[3], covers_through, tick[2]))
-            if len(entries) < SCAN or not entries:
-                break
-            oldest = entries[-1][1]
-            if int(oldest.get("last_trade_id", "0") or 0) < first:
-                break
-            upper = f"({entries[-1][0]}"
-        return Known(sizes, ranges)
-
-    async def _ticks_between(
-        self, symbol: str, first: int, last: int, near_ms: int
-    ) -> list[tuple[int, str]]:
-        """(trade id, size) of the ticks of `ticks:<symbol>` with ids `first..last`. The
-        search starts near `near_ms` (entry ids are the times Redis added the ticks) and steps
-        back when it started too late."""
-        stream = keys.ticks(symbol)
-        start = str(max(0, near_ms - NEAR_MS))
-        entries = cast(list[StreamEntry], await self.redis.xrange(stream, min=start, count=SCAN))
-        if not entries:
-            tail = await self.redis.xrevrange(stream, count=SCAN)
-            entries = list(reversed(cast(list[StreamEntry], tail)))
-        while entries and self._trade_id(entries[0], symbol) > first:
-            before = cast(
-                list[StreamEntry],
-                await self.redis.xrevrange(stream, max=f"({entries[0][0]}", min="-", count=SCAN),
-            )
-            if not before:
-                break
-            entries = [*reversed(before), *entries]
-        found: list[tuple[int, str]] = []
-        while entries:
-            for entry in entries:
-                try:
-                    _, _, size, trade_id, _, _, _, _ = check_tick(entry[1], symbol)
-                except SchemaError:
-                    continue
-                if trade_id > last:
-                    return found
-                if trade_id >= first:
-                    found.append((trade_id, size))
-            if len(entries) < SCAN:
-                break
-            entries = cast(
-                list[StreamEntry],
-                await self.redis.xrange(stream, min=f"({entries[-1][0]}", count=SCAN),
-            )
-        return found
-
-    @staticmethod
-    def _trade_id(entry: StreamEntry, symbol: str) -> int:
-        try:
-            return check_tick(entry[1], symbol)[3]
-        except SchemaError:
-            return -1
-
-    async def _reference_price(self, symbol: str) -> float | None:
-        newest = cast(list[StreamEntry], await self.redis.xrevrange(keys.ticks(symbol), count=1))
-        if not newest:
-            return None
-        try:
-            return check_tick(newest[0][1], symbol)[6]
-        except SchemaError:
-            return None
 
     async def _publish(self, gaps: SymbolGaps, ticks: Sequence[Tick], through: int) -> None:
         """Append `ticks` and mark every id up to `through` done, atomically; retried until

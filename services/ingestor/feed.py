@@ -1,4 +1,4 @@
-"""The live source: one WebSocket per symbol to `<host><route>/ws/<symbol>@<stream>`, forever.
+"""One symbol's live feed: one WebSocket to `<host><route>/ws/<symbol>@<stream>`, forever.
 
 Connection life, per symbol (`SymbolFeed.run`):
 - the route comes from the routing table (`routes.py`); a route is left only when REST proves
@@ -22,23 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from services.ingestor.binance import FrameError, NonMarketPrint, TickRow, parse_frame
+from services.ingestor.connection import (
+    CONNECT_ERRORS,
+    Closing,
+    Ending,
+    FeedOptions,
+    Successor,
+    backoff_delays,
+    open_connection,
+)
 from services.ingestor.intake import Intake
 from services.ingestor.probe import Prober
 from services.ingestor.recorder import Recorder
 from services.ingestor.rest import RestFailure
-from services.ingestor.routes import Endpoint, RouteChoice, StreamKind
+from services.ingestor.routes import RouteChoice
 from services.ingestor.silence import Verdict, judge
-from shared.config import Settings
 from shared.health import now_ms
 from shared.times import iso_ms
 
@@ -52,10 +56,6 @@ MAX_AHEAD_MS = 60_000
 """A live trade stamped further ahead of the local clock than this is refused (dead letter): one
 bad timestamp would otherwise move the analytics event clock past every real trade to come."""
 
-MAX_MESSAGE_BYTES = 1024 * 1024
-"""The websockets library closes a connection that sends a bigger message (code 1009).
-Frames between 64 KiB and this size are dead-lettered and the connection carries on."""
-CONNECT_ERRORS = (OSError, TimeoutError, WebSocketException)
 HANDOVER_POLL_S = 0.01
 
 
@@ -64,93 +64,12 @@ QUIET_CHECKS_MAX = 8
 timeouts apart (each check costs REST weight)."""
 
 
-@dataclass(frozen=True)
-class FeedOptions:
-    """The connection policy, from settings."""
-
-    endpoint: Endpoint
-    stream: StreamKind
-    stale_s: float
-    fallback_after: int
-    backoff_base_s: float
-    backoff_max_s: float
-    max_age_s: float
-    open_timeout_s: float = 10.0
-    ping_interval_s: float = 20.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FeedOptions:
-        return cls(
-            endpoint=Endpoint.from_url(settings.binance_ws_url),
-            stream=settings.binance_stream,
-            stale_s=settings.binance_stale_timeout_s,
-            fallback_after=settings.binance_fallback_after,
-            backoff_base_s=settings.binance_reconnect_base_s,
-            backoff_max_s=settings.binance_reconnect_max_s,
-            max_age_s=settings.binance_max_age_s,
-            open_timeout_s=min(10.0, max(1.0, settings.binance_stale_timeout_s)),
-        )
-
-
-def backoff_delays(
-    base_s: float, max_s: float, rng: Callable[[], float] = random.random
-) -> Callable[[bool], float]:
-    """A function `next_delay(reset)`: exponential from `base_s`, capped at `max_s`, with
-    jitter (each delay is drawn between half and all of the current step); `reset=True` after
-    a good connection starts again from `base_s`."""
-    step = base_s
-
-    def next_delay(reset: bool) -> float:
-        nonlocal step
-        if reset:
-            step = base_s
-        delay = step * (0.5 + 0.5 * rng())
-        step = min(step * 2, max_s)
-        return delay
-
-    return next_delay
-
-
 def _trade_id(parsed: TickRow | NonMarketPrint) -> int:
     return parsed.trade_id if isinstance(parsed, NonMarketPrint) else parsed[4]
 
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-class Ending(Enum):
-    """Why a connection ended: the edges out of the open state."""
-
-    DROPPED = "dropped"
-    """The server or the network closed it."""
-    STOPPING = "stopping"
-    STALE = "stale"
-    """Silent, and REST could not say whether the exchange traded: reconnected blindly."""
-    STUCK = "stuck"
-    """Silent while the exchange traded, on a route that has delivered: reconnected."""
-    ROUTE_SILENT = "route silent"
-    """Silent while the exchange traded, on a route that never delivered: the next route."""
-    RENEWED = "renewed"
-    """Replaced by a successor that has caught up, before Binance's 24 h cut-off."""
-
-
-@dataclass(frozen=True)
-class Successor:
-    """The renewal's new connection and the frames it delivered while catching up."""
-
-    connection: ClientConnection
-    pending: list[tuple[bytes, int]]
-
-
-@dataclass(frozen=True)
-class Closing:
-    """The decision to end a connection (or the news that it ended), with the words for the
-    `disconnected` event."""
-
-    ending: Ending
-    detail: str
-    successor: Successor | None = None
 
 
 class SymbolFeed:
@@ -221,18 +140,6 @@ class SymbolFeed:
         if ws is not None:
             await ws.close()
 
-    async def _open(self, url: str) -> ClientConnection:
-        return await connect(
-            url,
-            open_timeout=self.options.open_timeout_s,
-            ping_interval=self.options.ping_interval_s,
-            ping_timeout=self.options.ping_interval_s,
-            close_timeout=1.0,
-            compression=None,
-            max_size=MAX_MESSAGE_BYTES,
-            max_queue=256,
-        )
-
     async def _session(self) -> tuple[bool, bool]:
         """One connection's life: (whether it delivered frames, whether the route changed).
 
@@ -244,7 +151,7 @@ class SymbolFeed:
         self.attempts += 1
         route_before = self.route.index
         try:
-            ws = await self._open(url)
+            ws = await open_connection(url, self.options)
         except CONNECT_ERRORS as exc:
             self._notices.event("connect_failed", f"{url}: {_describe(exc)}", self.symbol)
             if isinstance(exc, InvalidStatus):
@@ -447,7 +354,7 @@ class SymbolFeed:
         the switch."""
         url = self.url
         try:
-            new = await self._open(url)
+            new = await open_connection(url, self.options)
         except CONNECT_ERRORS as exc:
             self._notices.event("connect_failed", f"renewal {url}: {_describe(exc)}", self.symbol)
             return None
@@ -511,57 +418,3 @@ class SymbolFeed:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), timeout=seconds)
         return self.stop.is_set()
-
-
-class LiveSource:
-    """Every configured symbol's feed."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        intake: Intake,
-        stop: asyncio.Event,
-        prober: Prober | None,
-        recorder: Recorder | None = None,
-    ) -> None:
-        options = FeedOptions.from_settings(settings)
-        self.options = options
-        self.feeds = [
-            SymbolFeed(symbol, options, intake, stop, prober, recorder)
-            for symbol in settings.symbols
-        ]
-        self._prober = prober
-        self._recorder = recorder
-        self._notices = intake.notices
-
-    async def run(self) -> None:
-        note = self.options.endpoint.note(self.options.stream)
-        if note is not None:
-            log.warning(note)
-            self._notices.event("config", note)
-        async with asyncio.TaskGroup() as group:
-            if self._prober is not None:
-                group.create_task(self._prober.sync_clock(), name="exchange-clock")
-            for feed in self.feeds:
-                group.create_task(feed.run(), name=f"feed-{feed.symbol}")
-
-    async def close(self) -> None:
-        await asyncio.gather(*(feed.close() for feed in self.feeds))
-        if self._recorder is not None:
-            self._recorder.close()
-
-    def health_fields(self) -> dict[str, int | str]:
-        fields: dict[str, int | str] = {}
-        for feed in self.feeds:
-            fields[f"route:{feed.symbol}"] = feed.route.label
-            fields[f"quiet_checks:{feed.symbol}"] = feed.quiet_checks
-        return fields
-
-    @property
-    def problems(self) -> list[str]:
-        return [problem for feed in self.feeds if (problem := feed.problem)]
-
-    @property
-    def started(self) -> bool:
-        """Every feed has tried to connect at least once."""
-        return all(feed.attempts for feed in self.feeds)

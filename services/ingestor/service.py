@@ -17,8 +17,8 @@ from typing import Protocol
 
 from services.ingestor.backfiller import Backfiller
 from services.ingestor.binance import TickRow
-from services.ingestor.feed import LiveSource
 from services.ingestor.intake import Intake
+from services.ingestor.live import LiveSource
 from services.ingestor.notices import Notices
 from services.ingestor.probe import Prober
 from services.ingestor.publisher import Publisher, publishing_client

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from services.analytics import service as analytics_service
 from services.dashboard.upload import UploadError, decode_contents, pair_from_files
-from services.ingestor.feed import LiveSource
+from services.ingestor.live import LiveSource
 from shared import keys
 from shared.alert_rules import RuleError, parse_rule, rule_from_dict
 from shared.events import MAX_RAW_BYTES
@@ -146,7 +146,7 @@ async def test_random_and_mutated_frames_are_each_published_counted_or_dead_lett
             await _frame_example(server, run, redis_client, plans, next_id, tally)
 
         await sweep(FRAME_BATCHES, example, FRAME_EXAMPLES)
-        assert not run.task.done(), "the ingestor stopped"
+        assert not run.stopped, "the ingestor stopped"
     print(
         f"\ningestor sweep: {tally.examples} examples, {sum(tally.sent.values())} frames "
         f"({dict(tally.sent)}) -> {dict(tally.outcome)} in {time.monotonic() - started:.1f} s"
@@ -197,7 +197,7 @@ async def _frame_example(
             for s in SYMBOLS
         )
     )
-    assert not run.task.done(), "the ingestor stopped"
+    assert not run.stopped, "the ingestor stopped"
     letters = await _entries(redis, keys.deadletter("ingestor"), letters_tail)
     for symbol in SYMBOLS:
         after = _counts(run, symbol)

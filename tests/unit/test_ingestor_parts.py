@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from services.ingestor.binance import NonMarketPrint, TickRow
-from services.ingestor.feed import FeedOptions, backoff_delays
+from services.ingestor.connection import FeedOptions, backoff_delays
 from services.ingestor.intake import describe_lost
 from services.ingestor.library import LIBRARY
 from services.ingestor.replay import (
