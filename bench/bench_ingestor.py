@@ -172,7 +172,9 @@ async def ingest(
         now = time.perf_counter()
         if latency:
             now_ns = time.monotonic_ns()
-            latencies_ms.extend((now_ns - received_ns.pop((r[1], r[4]))) / 1e6 for r in rows)
+            latencies_ms.extend(
+                (now_ns - received_ns.pop((r.symbol, r.trade_id))) / 1e6 for r in rows
+            )
         if not first_batch:
             first_batch.append((now, len(rows)))
         published += len(rows)
@@ -217,8 +219,8 @@ def _wrap(feed: SymbolFeed, received_ns: dict[tuple[str, int], int]) -> None:
 
     def stamped(raw: bytes, recv_ts: int) -> None:
         parsed = parse_frame(raw, recv_ts, symbols)
-        assert isinstance(parsed, tuple)
-        received_ns[(parsed[1], parsed[4])] = time.monotonic_ns()
+        assert isinstance(parsed, TickRow)
+        received_ns[(parsed.symbol, parsed.trade_id)] = time.monotonic_ns()
         handle(raw, recv_ts)
 
     feed._handle = stamped  # type: ignore[method-assign]
@@ -229,7 +231,7 @@ async def publisher_alone(redis_url: str, total: int) -> float:
     settings = load_settings(redis_url=redis_url, symbols=",".join(SYMBOLS), source="synthetic")
     ingestor = Ingestor(settings, asyncio.Event())
     rows: list[TickRow] = [
-        (1_765_892_498_698 + i, SYMBOLS[i % 2], "87162.10", "0.003", 10**9 + i, "buy", 1)
+        TickRow(1_765_892_498_698 + i, SYMBOLS[i % 2], "87162.10", "0.003", 10**9 + i, "buy", 1)
         for i in range(total)
     ]
     await ingestor.publisher.load()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -47,8 +47,17 @@ class NonMarketPrint:
     ts: int
 
 
-TickRow = tuple[int, str, str, str, int, Side, int]
-"""A tick as the fields of `Tick`, in order: built about ten times faster than the record."""
+class TickRow(NamedTuple):
+    """A tick as the fields of `Tick` (`TICK_FIELDS`, in order): a tuple, built about ten
+    times faster than the checked record."""
+
+    ts: int
+    symbol: str
+    price: str
+    size: str
+    trade_id: int
+    side: Side
+    recv_ts: int
 
 
 _ZERO_BY_DECIMAL: dict[str, bool] = {}
@@ -172,7 +181,7 @@ def normalize_trade(
         return NonMarketPrint(symbol, trade_id, execution, ts)
     if zero_price or zero_size:
         return NonMarketPrint(symbol, trade_id, "ZERO", ts)
-    return (ts, symbol, price, size, trade_id, "sell" if maker else "buy", recv_ts)
+    return TickRow(ts, symbol, price, size, trade_id, "sell" if maker else "buy", recv_ts)
 
 
 def decode_frame(raw: bytes | str) -> dict[str, Any]:

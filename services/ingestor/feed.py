@@ -27,7 +27,7 @@ import time
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from services.ingestor.binance import FrameError, NonMarketPrint, TickRow, parse_frame
+from services.ingestor.binance import FrameError, NonMarketPrint, parse_frame
 from services.ingestor.connection import (
     CONNECT_ERRORS,
     Closing,
@@ -62,10 +62,6 @@ HANDOVER_POLL_S = 0.01
 QUIET_CHECKS_MAX = 8
 """A symbol REST keeps proving quiet is checked ever less often, up to this many stale
 timeouts apart (each check costs REST weight)."""
-
-
-def _trade_id(parsed: TickRow | NonMarketPrint) -> int:
-    return parsed.trade_id if isinstance(parsed, NonMarketPrint) else parsed[4]
 
 
 def _describe(exc: BaseException) -> str:
@@ -251,8 +247,8 @@ class SymbolFeed:
             return
         if isinstance(parsed, NonMarketPrint):
             self._intake.non_market(parsed)
-        elif parsed[0] > recv_ts + MAX_AHEAD_MS:
-            ahead = parsed[0] - recv_ts
+        elif parsed.ts > recv_ts + MAX_AHEAD_MS:
+            ahead = parsed.ts - recv_ts
             self._intake.reject(raw, f"trade time {ahead} ms ahead of this clock", self.symbol)
         else:
             self._intake.tick(parsed)
@@ -378,7 +374,7 @@ class SymbolFeed:
                 pending.append((raw, time.time_ns() // 1_000_000))
                 if not first_id:
                     with contextlib.suppress(FrameError):
-                        first_id.append(_trade_id(parse_frame(raw, 0, self._symbols)))
+                        first_id.append(parse_frame(raw, 0, self._symbols).trade_id)
 
         reader = asyncio.create_task(buffer())
         try:
@@ -403,7 +399,7 @@ class SymbolFeed:
             except FrameError:
                 self._handle(raw, recv_ts)
                 continue
-            if _trade_id(parsed) <= last_id:
+            if parsed.trade_id <= last_id:
                 overlap += 1
                 continue
             self._handle(raw, recv_ts)

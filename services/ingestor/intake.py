@@ -16,6 +16,7 @@ counts; everyone else only reads `state(symbol)`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import orjson
 
@@ -44,7 +45,7 @@ class Intake:
         """Live trades: gaps are recorded in Redis and back-filled from REST (a replayed or
         synthetic source has nothing to fetch them from)."""
         self._opened: list[Gap] = []
-        self._lost: dict[str, tuple[int, int, int]] = {}
+        self._lost: dict[str, Lost] = {}
 
     def state(self, symbol: str) -> SymbolState:
         """The symbol's counters, to read (only `Intake` writes them)."""
@@ -94,14 +95,14 @@ class Intake:
 
     def _admit(self, row: TickRow) -> bool:
         """Check the tick's id against its symbol's sequence and count it; False to drop it."""
-        state = self._states[row[1]]
-        trade_id = row[4]
+        state = self._states[row.symbol]
+        trade_id = row.trade_id
         if trade_id != state.last_id + 1 and not self._out_of_sequence(state, row):
             return False
         state.last_id = trade_id
         state.ticks += 1
-        state.last_ts = row[0]
-        state.last_price = row[2]
+        state.last_ts = row.ts
+        state.last_price = row.price
         return True
 
     def non_market(self, print_: NonMarketPrint) -> None:
@@ -119,22 +120,22 @@ class Intake:
 
     def _out_of_sequence(self, state: SymbolState, row: TickRow) -> bool:
         """True to accept a tick whose id is not the next one (the first, or after a gap)."""
-        trade_id = row[4]
+        trade_id = row.trade_id
         where = place(state.last_id, trade_id)
         if where is Sequence.OLD:
             state.dropped += 1
             return False
-        if where is Sequence.GAP and implausible_jump(state, trade_id, row[0]):
+        if where is Sequence.GAP and implausible_jump(state, trade_id, row.ts):
             self.reject(
-                orjson.dumps(row),
+                orjson.dumps(tuple(row)),
                 f"trade id {trade_id} is {trade_id - state.last_id} past the last one "
-                f"({state.last_id}) within {max(0, row[0] - state.last_ts)} ms of trade time: "
+                f"({state.last_id}) within {max(0, row.ts - state.last_ts)} ms of trade time: "
                 "refused as corrupt",
                 state.symbol,
             )
             return False
         if where is Sequence.GAP:
-            self._open(Gap(state.symbol, state.last_id + 1, trade_id - 1, state.last_ts, row[0]))
+            self._open(Gap(state.symbol, state.last_id + 1, trade_id - 1, state.last_ts, row.ts))
         return True
 
     def _open(self, gap: Gap, how: str = "", *, record: bool = True) -> None:
@@ -179,10 +180,10 @@ class Intake:
         return opened
 
     def _overflowed(self, row: TickRow) -> None:
-        symbol, trade_id = row[1], row[4]
+        symbol, trade_id = row.symbol, row.trade_id
         self._states[symbol].overflowed += 1
-        count, first, last = self._lost.get(symbol, (0, trade_id, trade_id))
-        self._lost[symbol] = (count + 1, min(first, trade_id), max(last, trade_id))
+        was = self._lost.get(symbol, Lost(0, trade_id, trade_id))
+        self._lost[symbol] = Lost(was.count + 1, min(was.first, trade_id), max(was.last, trade_id))
         if not self.overflowing:
             self.overflowing = True
             self.notices.event(
@@ -215,10 +216,19 @@ def implausible_jump(state: SymbolState, trade_id: int, ts: int) -> bool:
     return trade_id - state.last_id > JUMP_SLACK + MAX_TRADES_PER_MS * elapsed_ms
 
 
-def describe_lost(lost: Mapping[str, tuple[int, int, int]]) -> str:
+@dataclass(frozen=True)
+class Lost:
+    """The ticks of one symbol an overflow dropped: how many, and their id range."""
+
+    count: int
+    first: int
+    last: int
+
+
+def describe_lost(lost: Mapping[str, Lost]) -> str:
     """`lost 1200 ticks: BTCUSDT 700 (ids 5..900), ETHUSDT 500 (ids 7..600)`."""
-    total = sum(count for count, _, _ in lost.values())
+    total = sum(one.count for one in lost.values())
     parts = ", ".join(
-        f"{symbol} {count} (ids {first}..{last})" for symbol, (count, first, last) in lost.items()
+        f"{symbol} {one.count} (ids {one.first}..{one.last})" for symbol, one in lost.items()
     )
     return f"lost {total} ticks: {parts}"

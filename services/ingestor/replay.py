@@ -289,7 +289,7 @@ class Relocation:
     def row(self, row: TickRow, recv_ts: int) -> TickRow:
         """The tick moved, and received at `recv_ts` (when the replay hands it over)."""
         ts, symbol, price, size, trade_id, side, _ = row
-        return (
+        return TickRow(
             self._ts(ts), symbol, price, size, self._id(symbol, trade_id), side, recv_ts,
         )  # fmt: skip
 
@@ -414,11 +414,11 @@ class ReplaySource:
                 except FrameError as exc:
                     intake.reject(line, f"{self.path.name} line {count}: {exc}")
                     continue
-                symbol = parsed.symbol if isinstance(parsed, NonMarketPrint) else parsed[1]
+                symbol = parsed.symbol
                 if symbol not in self.symbols:
                     self._skip(symbol)
                     continue
-                ts = parsed.ts if isinstance(parsed, NonMarketPrint) else parsed[0]
+                ts = parsed.ts
                 if relocation.first_ts is None:
                     relocation.start(ts, now_ms())
                 await self._pace(started, ts, count)

@@ -22,9 +22,11 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from services.ingestor.binance import TickRow
 from services.ingestor.intake import Intake
 from shared.config import Settings
 from shared.health import now_ms
@@ -35,8 +37,16 @@ DRIVER_VOLATILITY = 0.001
 """Per √second: about 30% a day, so a minute-scale window sees the hedge clearly."""
 BLOCK = 1024
 
-Trade = tuple[int, str, str, str, int, Side]
-"""(ts, symbol, price, size, trade_id, side): a tick without its receive time."""
+
+class Trade(NamedTuple):
+    """A tick without its receive time."""
+
+    ts: int
+    symbol: str
+    price: str
+    size: str
+    trade_id: int
+    side: Side
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,7 @@ class Market:
                 price = b if k == driver else self.hedge_ratio * b + spreads[k]
                 trade_id = next_id[k]
                 next_id[k] += 1
-                yield (
+                yield Trade(
                     int(clock_ms), symbols[k], f"{max(price, 0.01):.2f}",
                     f"{max(sizes[i], 0.001):.3f}", trade_id, "sell" if sells[i] else "buy",
                 )  # fmt: skip
@@ -128,13 +138,13 @@ class SyntheticSource:
         started = time.monotonic()
         try:
             for trade in market.trades(start):
-                wait = started + (trade[0] - start) / 1000 - time.monotonic()
+                wait = started + (trade.ts - start) / 1000 - time.monotonic()
                 if wait > 0.001:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stop.wait(), wait)
                 if self._closed or self.stop.is_set():
                     return
-                await self._intake.tick_waiting((*trade, now_ms()))
+                await self._intake.tick_waiting(TickRow(*trade, now_ms()))
                 self.ticks += 1
         finally:
             self._intake.source_flowing(False)

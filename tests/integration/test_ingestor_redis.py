@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from services.ingestor.backfiller import encode_backfill
+from services.ingestor.binance import TickRow
 from services.ingestor.gaps import Gap
 from services.ingestor.library import LIBRARY
 from services.ingestor.publisher import encode_batch, encode_gaps
@@ -32,8 +33,8 @@ def trades(ids: range) -> list[bytes]:
     ]
 
 
-def row(trade_id: int, symbol: str = "BTCUSDT") -> tuple[int, str, str, str, int, str, int]:
-    return (1_700_000_000_000 + trade_id, symbol, "87000.5", "0.010", trade_id, "buy", 1)
+def row(trade_id: int, symbol: str = "BTCUSDT") -> TickRow:
+    return TickRow(1_700_000_000_000 + trade_id, symbol, "87000.5", "0.010", trade_id, "buy", 1)
 
 
 @pytest.fixture
@@ -54,11 +55,9 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 INDEX = {"BTCUSDT": 1, "ETHUSDT": 2}
 
 
-async def call(
-    redis: Redis, rows: list[tuple[int, str, str, str, int, str, int]], gaps: tuple[Gap, ...] = ()
-) -> list[int]:
+async def call(redis: Redis, rows: list[TickRow], gaps: tuple[Gap, ...] = ()) -> list[int]:
     streams = [*(keys.ticks(s) for s in SYMBOLS), *(keys.gaps(s) for s in SYMBOLS)]
-    payload = encode_batch(rows, INDEX)  # type: ignore[arg-type]
+    payload = encode_batch(rows, INDEX)
     reply = await redis.fcall(
         keys.PUBLISH_TICKS, 4, *streams, "1000", payload, encode_gaps(gaps, INDEX)
     )
@@ -126,7 +125,7 @@ async def test_the_function_caps_streams_with_maxlen(redis_client: Redis) -> Non
 
 
 def test_batch_encoding_is_one_json_array_of_strings() -> None:
-    encoded = orjson.loads(encode_batch([row(7)], {"BTCUSDT": 1}))  # type: ignore[list-item]
+    encoded = orjson.loads(encode_batch([row(7)], {"BTCUSDT": 1}))
     assert encoded == [[1, "1700000000007", "BTCUSDT", "87000.5", "0.010", "7", "buy", "1"]]
 
 

@@ -19,6 +19,7 @@ from services.ingestor.backfill import (
     fill_from_trades,
     runs_without,
 )
+from services.ingestor.binance import TickRow
 from services.ingestor.budget import BAN_DEFAULT_S, WeightBudget
 from services.ingestor.gaps import Gap, merged
 from services.ingestor.intake import Intake
@@ -119,7 +120,7 @@ def intake() -> Intake:
     notices = Notices(client("redis://127.0.0.1:1/0"), "ingestor", maxlen_events=100,
                       maxlen_deadletter=100)  # fmt: skip
     live = Intake(["BTCUSDT"], 100, notices, record_gaps=True)
-    live.tick((1_000, "BTCUSDT", "10.5", "1", 10, "buy", 1_001))
+    live.tick(TickRow(1_000, "BTCUSDT", "10.5", "1", 10, "buy", 1_001))
     return live
 
 
@@ -131,7 +132,7 @@ def test_a_claim_opens_the_gap_rest_revealed_and_moves_the_sequence_past_it() ->
     state = live.state("BTCUSDT")
     assert (state.last_id, state.gaps, state.missing) == (15, 1, 5)
     assert live.claim("BTCUSDT", 15, 2_000) is None
-    live.tick((2_000, "BTCUSDT", "10.5", "1", 14, "buy", 2_001))  # covered by the claim
+    live.tick(TickRow(2_000, "BTCUSDT", "10.5", "1", 14, "buy", 2_001))  # covered by the claim
     assert state.dropped == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.ingestor.binance import NonMarketPrint, TickRow
 from services.ingestor.connection import FeedOptions, backoff_delays
-from services.ingestor.intake import describe_lost
+from services.ingestor.intake import Lost, describe_lost
 from services.ingestor.library import LIBRARY
 from services.ingestor.replay import (
     CollectorRows,
@@ -35,7 +35,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def row(trade_id: int, symbol: str = "BTCUSDT", ts: int = 1_000) -> TickRow:
-    return (ts, symbol, "1.5", "2", trade_id, "buy", 0)
+    return TickRow(ts, symbol, "1.5", "2", trade_id, "buy", 0)
 
 
 def test_sequence_places_each_id_against_the_last() -> None:
@@ -77,12 +77,12 @@ async def test_queue_drops_the_oldest_waiting_tick_when_full() -> None:
     for i in range(1, 4):
         queue.put_nowait(row(i))
     batch = await queue.take(2)
-    assert [r[4] for r in batch] == [1, 2] and len(queue) == 3  # in flight still counts
+    assert [r.trade_id for r in batch] == [1, 2] and len(queue) == 3  # in flight still counts
     queue.put_nowait(row(4))
-    assert [r[4] for r in dropped] == [3]
+    assert [r.trade_id for r in dropped] == [3]
     queue.done()
     queue.put_nowait(row(5))
-    assert [r[4] for r in await queue.take(10)] == [4, 5]
+    assert [r.trade_id for r in await queue.take(10)] == [4, 5]
 
 
 async def test_queue_put_waits_for_room_instead_of_dropping() -> None:
@@ -96,12 +96,12 @@ async def test_queue_put_waits_for_room_instead_of_dropping() -> None:
     queue.done()
     await asyncio.wait_for(waiting, 1)
     queue.close()
-    assert [r[4] for r in await queue.take(5)] == [3]
+    assert [r.trade_id for r in await queue.take(5)] == [3]
     assert await queue.take(5) == []
 
 
 def test_lost_ticks_are_described_per_symbol() -> None:
-    assert describe_lost({"BTCUSDT": (3, 5, 7), "ETHUSDT": (1, 9, 9)}) == (
+    assert describe_lost({"BTCUSDT": Lost(3, 5, 7), "ETHUSDT": Lost(1, 9, 9)}) == (
         "lost 4 ticks: BTCUSDT 3 (ids 5..7), ETHUSDT 1 (ids 9..9)"
     )
 
@@ -230,3 +230,7 @@ def test_reconnect_base_above_the_cap_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BINANCE_RECONNECT_MAX_S", "10")
     with pytest.raises(ConfigError, match=re.escape("BINANCE_RECONNECT_BASE_S=20.0 is above")):
         load_settings()
+
+
+def test_a_tick_row_holds_the_tick_fields_in_their_order() -> None:
+    assert TickRow._fields == TICK_FIELDS

@@ -11,7 +11,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.tsa.stattools import adfuller
 
-from services.ingestor.synthetic import Market
+from services.ingestor.synthetic import Market, Trade
 from shared.schemas import DECIMAL_PATTERN
 
 START = 1_765_892_498_698
@@ -25,7 +25,7 @@ def market(**changes: object) -> Market:
     return Market(**{**values, **changes})  # type: ignore[arg-type]
 
 
-def second_closes(trades: list[tuple[int, str, str, str, int, str]]) -> pd.DataFrame:
+def second_closes(trades: list[Trade]) -> pd.DataFrame:
     """Last price of each symbol in each second, carried forward: what 1 s bars would close at."""
     frame = pd.DataFrame(trades, columns=["ts", "symbol", "price", "size", "trade_id", "side"])
     frame["price"] = frame["price"].astype(float)
@@ -39,20 +39,20 @@ def test_the_same_seed_gives_the_same_trades_and_another_seed_others() -> None:
     again = list(itertools.islice(market().trades(START), 500))
     other = list(itertools.islice(market(seed=8).trades(START), 500))
     assert first == again
-    assert [t[2] for t in first] != [t[2] for t in other]
+    assert [t.price for t in first] != [t.price for t in other]
 
 
 def test_trades_are_well_formed_ticks_with_contiguous_ids_per_symbol() -> None:
     trades = list(itertools.islice(market().trades(START), 2_000))
-    assert trades[0][0] == START
-    assert [t[0] for t in trades] == sorted(t[0] for t in trades)
+    assert trades[0].ts == START
+    assert [t.ts for t in trades] == sorted(t.ts for t in trades)
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        ids = [t[4] for t in trades if t[1] == symbol]
+        ids = [t.trade_id for t in trades if t.symbol == symbol]
         assert ids == list(range(START * 1000, START * 1000 + len(ids)))
         assert 800 < len(ids) < 1_200
-    assert all(DECIMAL_PATTERN.match(t[2]) and DECIMAL_PATTERN.match(t[3]) for t in trades)
-    assert {t[5] for t in trades} == {"buy", "sell"}
-    seconds = (trades[-1][0] - START) / 1000
+    assert all(DECIMAL_PATTERN.match(t.price) and DECIMAL_PATTERN.match(t.size) for t in trades)
+    assert {t.side for t in trades} == {"buy", "sell"}
+    seconds = (trades[-1].ts - START) / 1000
     assert 2_000 / seconds == pytest.approx(20, rel=0.1)
 
 
