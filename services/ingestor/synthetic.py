@@ -22,7 +22,6 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -30,23 +29,11 @@ from services.ingestor.binance import TickRow
 from services.ingestor.intake import Intake
 from shared.config import Settings
 from shared.health import now_ms
-from shared.schemas import Side
 
 DRIVER_START = 100.0
 DRIVER_VOLATILITY = 0.001
 """Per √second: about 30% a day, so a minute-scale window sees the hedge clearly."""
 BLOCK = 1024
-
-
-class Trade(NamedTuple):
-    """A tick without its receive time."""
-
-    ts: int
-    symbol: str
-    price: str
-    size: str
-    trade_id: int
-    side: Side
 
 
 @dataclass(frozen=True)
@@ -73,8 +60,9 @@ class Market:
     def driver(self) -> str:
         return self.symbols[1] if len(self.symbols) > 1 else self.symbols[0]
 
-    def trades(self, start_ms: int) -> Iterator[Trade]:
-        """The endless, seeded sequence of trades, the first at `start_ms`."""
+    def trades(self, start_ms: int) -> Iterator[TickRow]:
+        """The endless, seeded sequence of trades, the first at `start_ms`; `recv_ts` is 0 until
+        the source hands each over."""
         rng = np.random.default_rng(self.seed)
         symbols = self.symbols
         driver = symbols.index(self.driver)
@@ -105,9 +93,9 @@ class Market:
                 price = b if k == driver else self.hedge_ratio * b + spreads[k]
                 trade_id = next_id[k]
                 next_id[k] += 1
-                yield Trade(
+                yield TickRow(
                     int(clock_ms), symbols[k], f"{max(price, 0.01):.2f}",
-                    f"{max(sizes[i], 0.001):.3f}", trade_id, "sell" if sells[i] else "buy",
+                    f"{max(sizes[i], 0.001):.3f}", trade_id, "sell" if sells[i] else "buy", 0,
                 )  # fmt: skip
 
 
@@ -144,7 +132,7 @@ class SyntheticSource:
                         await asyncio.wait_for(self.stop.wait(), wait)
                 if self._closed or self.stop.is_set():
                     return
-                await self._intake.tick_waiting(TickRow(*trade, now_ms()))
+                await self._intake.tick_waiting(trade._replace(recv_ts=now_ms()))
                 self.ticks += 1
         finally:
             self._intake.source_flowing(False)

@@ -11,7 +11,8 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.tsa.stattools import adfuller
 
-from services.ingestor.synthetic import Market, Trade
+from services.ingestor.binance import TickRow
+from services.ingestor.synthetic import Market
 from shared.schemas import DECIMAL_PATTERN
 
 START = 1_765_892_498_698
@@ -25,9 +26,9 @@ def market(**changes: object) -> Market:
     return Market(**{**values, **changes})  # type: ignore[arg-type]
 
 
-def second_closes(trades: list[Trade]) -> pd.DataFrame:
+def second_closes(trades: list[TickRow]) -> pd.DataFrame:
     """Last price of each symbol in each second, carried forward: what 1 s bars would close at."""
-    frame = pd.DataFrame(trades, columns=["ts", "symbol", "price", "size", "trade_id", "side"])
+    frame = pd.DataFrame(trades, columns=TickRow._fields)
     frame["price"] = frame["price"].astype(float)
     frame["second"] = frame["ts"] // 1000
     closes = frame.pivot_table(index="second", columns="symbol", values="price", aggfunc="last")
