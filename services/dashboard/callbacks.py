@@ -14,9 +14,10 @@ import orjson
 import redis
 from dash import ALL, Dash, Input, Output, Patch, State, ctx, html, no_update
 
-from services.dashboard import actions, controls, data, forms, ids, panels, upload
+from services.dashboard import actions, controls, data, forms, ids, panels, records, upload
 from services.dashboard.formatting import clock_utc, short_utc
-from services.dashboard.screen import Selection, export_csv, render
+from services.dashboard.screen import export_csv, render
+from services.dashboard.selection import Selection
 from shared import keys
 from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, RuleError
 from shared.config import Settings
@@ -224,7 +225,7 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         try:
             if not cursor:
                 recent = data.read_alerts(client, FEED_ROWS)
-                newest = recent[0][0] if recent else data.START
+                newest = recent[0][0] if recent else records.START
                 rows = panels.alerts_feed([alert for _, alert in recent])
                 return rows, no_update, {"id": newest, "n": len(recent), "serial": 0}
             fresh = data.read_alerts_after(client, cursor["id"], FEED_ROWS)
@@ -474,6 +475,6 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         return token, _message(text, "ok"), "upload", None
 
 
-def _rules_digest(rows: list[data.RuleRow]) -> str:
+def _rules_digest(rows: list[records.RuleRow]) -> str:
     body = orjson.dumps([(row.rule_id, row.raw) for row in rows])
     return f"{zlib.crc32(body):08x}"

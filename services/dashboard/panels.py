@@ -10,7 +10,6 @@ from typing import Any
 from dash import html
 
 from services.dashboard import ids
-from services.dashboard.data import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from services.dashboard.formatting import (
     DASH,
     clock_utc,
@@ -21,6 +20,7 @@ from services.dashboard.formatting import (
     fmt_price,
     fmt_pvalue,
 )
+from services.dashboard.records import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from shared.alert_rules import AlertRule
 from shared.config import timeframe_ms
 from shared.health import (
