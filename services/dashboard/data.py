@@ -270,6 +270,12 @@ def read_rules(client: redis.Redis) -> list[RuleRow]:
     return rows
 
 
+def read_rule(client: redis.Redis, rule_id: str) -> str | None:
+    """The JSON stored under `rule_id`, None when there is no such rule."""
+    raw = client.hget(keys.ALERT_RULES, rule_id)
+    return None if raw is None else str(raw)
+
+
 # History (SQLite, read-only) ------------------------------------------------------------------
 
 
