@@ -36,7 +36,6 @@ from shared.tickdb import TickDbError
 from shared.views import PairView
 
 T = TypeVar("T")
-Entry = tuple[str, dict[str, str]]
 FEED_KINDS = ("connected", "disconnected", "stale", "connect_failed")
 """Event kinds that say whether a symbol's feed is up; the latest one per symbol wins."""
 DEFAULT_STALE_AFTER_MS = stale_after_ms(Settings.model_fields["health_interval_s"].default)
