@@ -14,7 +14,7 @@ import orjson
 import redis
 
 from services.dashboard import data
-from services.dashboard.forms import RuleCommand, RuleDone
+from services.dashboard.rules import RuleCommand, RuleDone
 from services.dashboard.upload import UploadedPair
 from shared import keys
 from shared.alert_rules import AlertRule, RuleError, parse_rule, rule_from_dict, validate_rule_id

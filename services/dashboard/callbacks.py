@@ -1,9 +1,9 @@
-"""Callback wiring: ids -> reads (data.py, screen.py) -> decisions (controller.py) -> writes
-(actions.py) -> outputs.
+"""Callback wiring: ids -> reads (data.py, screen.py) -> decisions (controller.py, rules.py)
+-> writes (actions.py) -> outputs.
 
-Each callback only routes; what it decides lives in `controller.py`, which tests call directly.
-Redis errors never blank the page: outputs keep their last value and the status says what
-happened.
+Each callback only routes; what it decides lives in `controller.py` and `rules.py`, which tests
+call directly. Redis errors never blank the page: outputs keep their last value and the status
+says what happened.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 import redis
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
-from services.dashboard import actions, controller, data, ids, status, upload
-from services.dashboard.controller import FEED_ROWS, AlertsCursor, AlertsUpdate, FormFill
+from services.dashboard import actions, controller, data, ids, rules, status, upload
+from services.dashboard.controller import FEED_ROWS, AlertsCursor, AlertsUpdate
+from services.dashboard.rules import FormFill
 from services.dashboard.screen import export_csv, render
 from services.dashboard.selection import Selection
 from shared.alert_rules import RuleError
@@ -247,7 +248,7 @@ def _rule_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
             rows = data.read_rules(client)
         except redis.RedisError:
             return no_update, no_update
-        shown = controller.rules_refresh(rows, digest, settings.window)
+        shown = rules.rules_refresh(rows, digest, settings.window)
         return (no_update, no_update) if shown is None else (shown.table, shown.digest)
 
     @app.callback(
@@ -272,15 +273,15 @@ def _rule_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
         if not _clicked():
             return no_update, no_update, no_update
         try:
-            command = controller.rule_command(ctx.triggered_id, form, stored, settings.window)
+            command = rules.rule_command(ctx.triggered_id, form, stored, settings.window)
             done = actions.run_rule_command(client, command)
             rows = data.read_rules(client)
         except (RuleError, ValueError) as exc:
-            return no_update, no_update, controller.rule_refused(exc)
+            return no_update, no_update, rules.rule_refused(exc)
         except redis.RedisError as exc:
-            return no_update, no_update, controller.rule_not_written(exc)
-        shown = controller.rules_view(rows, settings.window)
-        return shown.table, shown.digest, controller.rule_done(command, done)
+            return no_update, no_update, rules.rule_not_written(exc)
+        shown = rules.rules_view(rows, settings.window)
+        return shown.table, shown.digest, rules.rule_done(command, done)
 
     @app.callback(
         *(Output(state.component_id, "value") for state in RULE_FORM.values()),
@@ -293,13 +294,13 @@ def _rule_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
         if not _clicked():
             return tuple(no_update for _ in range(len(RULE_FORM) + 1))
         if ctx.triggered_id == ids.RULE_CLEAR:
-            return _form(controller.cleared_form())
+            return _form(rules.cleared_form())
         rule_id = str(ctx.triggered_id["rule"])
         try:
             raw = data.read_rule(client, rule_id)
         except redis.RedisError as exc:
-            return _form(controller.form_not_loaded(exc))
-        return _form(controller.edit_form(rule_id, raw))
+            return _form(rules.form_not_loaded(exc))
+        return _form(rules.edit_form(rule_id, raw))
 
 
 def _upload_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""What each dashboard callback decides, from values to values (pure: no Dash context, no I/O).
+"""What the dashboard's callbacks decide, from values to values (pure: no Dash context, no I/O);
+the alert-rules panel's decisions are in `rules.py`.
 
 `callbacks.py` reads (`data.py`, `screen.py`), calls one function here, writes what it says
 (`actions.py`) and maps the record it gets to the callback's outputs. A field that is None
@@ -7,28 +8,21 @@ leaves its output as it is.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from dash import Patch, html
 
-from services.dashboard import controls, forms, ids, panels, status, upload
+from services.dashboard import controls, ids, panels, status, upload
 from services.dashboard.export import Export
 from services.dashboard.formatting import clock_utc, short_utc
-from services.dashboard.records import START, PipelineHealth, RuleRow
+from services.dashboard.records import START, PipelineHealth
 from services.dashboard.selection import Selection
-from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, RuleError
 from shared.schemas import Alert
 
 FEED_ROWS = 50
 """Fired alerts in the feed table; older rows drop off the bottom."""
-
-
-def message(text: str, tone: str = "") -> html.Div:
-    return html.Div(text, className=f"message {tone}".strip())
 
 
 def theme_class(theme: str | None) -> str:
@@ -301,114 +295,6 @@ def next_alerts(cursor: AlertsCursor, fresh: Sequence[tuple[str, Alert]]) -> Ale
     return AlertsUpdate(feed, toast, AlertsCursor(fresh[-1][0], length, serial))
 
 
-# Alert rules ----------------------------------------------------------------------------------
-
-
-def rules_digest(rows: Sequence[RuleRow]) -> str:
-    body = orjson.dumps([(row.rule_id, row.raw) for row in rows])
-    return f"{zlib.crc32(body):08x}"
-
-
-@dataclass(frozen=True)
-class RulesView:
-    table: Any
-    digest: str
-
-
-def rules_view(rows: Sequence[RuleRow], default_window: int) -> RulesView:
-    return RulesView(panels.rules_table(rows, default_window), rules_digest(rows))
-
-
-def rules_refresh(
-    rows: Sequence[RuleRow], shown_digest: str | None, default_window: int
-) -> RulesView | None:
-    """The rules table when the stored rules changed since `shown_digest`; None otherwise."""
-    if rules_digest(rows) == shown_digest:
-        return None
-    return rules_view(rows, default_window)
-
-
-def rule_command(
-    trigger: Any, form: Mapping[str, Any], stored: Any, default_window: int
-) -> forms.RuleCommand:
-    """What a click in the rules panel asks for: save the form, save an |z| rule for the view
-    shown, or toggle or delete a rule of the table. `RuleError`/`ValueError` saying what is wrong.
-    """
-    if trigger == ids.RULE_SAVE:
-        rule_id, fields = forms.rule_from_form({**form, "enabled": bool(form["enabled"])})
-        return forms.RuleCommand("save", rule_id, fields)
-    if trigger == ids.ALERT_AT_K:
-        view = Selection.from_store(stored).pair_view()
-        k = Selection.from_store(stored).k
-        rule_id, fields = forms.threshold_rule(
-            f"{view.a}-{view.b}", view.tf, k, view.window, view.method, default_window
-        )
-        return forms.RuleCommand("save", rule_id, fields)
-    if trigger["type"] == ids.RULE_TOGGLE:
-        return forms.RuleCommand("toggle", trigger["rule"])
-    return forms.RuleCommand("delete", trigger["rule"])
-
-
-def rule_done(command: forms.RuleCommand, done: forms.RuleDone) -> html.Div:
-    """What the status line under the form says once `command` ran."""
-    rule_id = command.rule_id
-    if command.action == "save" and done.saved is not None:
-        return message(f"Saved rule {rule_id}: {panels.condition_text(done.saved)}", "ok")
-    if command.action == "toggle":
-        return message(f"Rule {rule_id} {'enabled' if done.enabled else 'disabled'}")
-    if done.deleted:
-        return message(f"Deleted rule {rule_id}")
-    return message(f"Rule {rule_id} was already deleted")
-
-
-def rule_refused(exc: Exception) -> html.Div:
-    return message(f"Not saved: {exc}", "error")
-
-
-def rule_not_written(exc: Exception) -> html.Div:
-    return message(f"Redis unreachable: {exc}", "error")
-
-
-@dataclass(frozen=True)
-class FormFill:
-    """New values of the rule form's fields (by `ids.RULE_FORM` name; a missing name is left as
-    it is) and the note under the form."""
-
-    values: Mapping[str, Any]
-    note: Any
-
-
-def cleared_form() -> FormFill:
-    blank = {
-        "id": "",
-        "name": "",
-        "threshold": "",
-        "cooldown_s": DEFAULT_COOLDOWN_TEXT,
-        "window": "",
-        "method": None,
-        "conditions": "",
-        "enabled": ["on"],
-    }
-    return FormFill(blank, "")
-
-
-def edit_form(rule_id: str, raw: str | None) -> FormFill:
-    """The form filled with the rule stored under `rule_id` (`raw`, None when it is gone)."""
-    if raw is None:
-        return FormFill({}, message("That rule no longer exists", "error"))
-    try:
-        values, problem = forms.form_from_stored(rule_id, raw)
-    except RuleError as exc:
-        return FormFill({}, message(str(exc), "error"))
-    if problem:
-        return FormFill(values, message(f"Editing {rule_id}, which is invalid: {problem}", "error"))
-    return FormFill(values, message(f"Editing {rule_id}"))
-
-
-def form_not_loaded(exc: Exception) -> FormFill:
-    return FormFill({}, message(f"Not loaded, Redis unreachable: {exc}", "error"))
-
-
 # Uploads --------------------------------------------------------------------------------------
 
 
@@ -428,16 +314,16 @@ def upload_loaded(pair: upload.UploadedPair) -> html.Div:
         f"Loaded {pair.a.symbol}/{pair.b.symbol}: {pair.rows:,} aligned bars from "
         f"{', '.join(pair.files)}{dropped}."
     )
-    return message(text, "ok")
+    return panels.message(text, "ok")
 
 
 def upload_refused(exc: Exception) -> html.Div:
-    return message(str(exc), "error")
+    return panels.message(str(exc), "error")
 
 
 def upload_not_stored(exc: Exception) -> html.Div:
-    return message(f"Not stored, Redis unreachable: {exc}", "error")
+    return panels.message(f"Not stored, Redis unreachable: {exc}", "error")
 
 
 def upload_unreadable(exc: Exception) -> html.Div:
-    return message(f"The upload could not be read ({type(exc).__name__}: {exc})", "error")
+    return panels.message(f"The upload could not be read ({type(exc).__name__}: {exc})", "error")

@@ -7,35 +7,14 @@ converts text to the types a rule has, and says which field could not be read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from shared.alert_rules import DEFAULT_COOLDOWN_S, RULE_ID, AlertRule, RuleError, parse_rule
+from shared.alert_rules import DEFAULT_COOLDOWN_S, RULE_ID, RuleError, parse_rule
 from shared.views import DEFAULT_METHOD
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class RuleCommand:
-    """What a click in the rules panel asks for: save `fields` under `rule_id`, or toggle or
-    delete the rule stored under it."""
-
-    action: Literal["save", "toggle", "delete"]
-    rule_id: str
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RuleDone:
-    """What running a `RuleCommand` did: the rule saved, the state a toggle set, or whether a
-    delete found the rule."""
-
-    saved: AlertRule | None = None
-    enabled: bool | None = None
-    deleted: bool = False
 
 
 def _blank(value: Any) -> bool:

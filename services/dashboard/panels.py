@@ -48,6 +48,10 @@ KEY_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
 """(counter, label) shown on each service's chip where present; all are in its tooltip."""
 
 
+def message(text: str, tone: str = "") -> html.Div:
+    return html.Div(text, className=f"message {tone}".strip())
+
+
 # Health ---------------------------------------------------------------------------------------
 
 

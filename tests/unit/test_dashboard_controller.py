@@ -1,5 +1,5 @@
-"""What the callbacks decide, without Dash: views, the chart plan, zoom, the alerts feed, rule
-commands and the rule form, health, ADF requests, downloads and uploads, on the recorded trades."""
+"""What the callbacks decide, without Dash: views, the chart plan, zoom, the alerts feed, health,
+ADF requests, downloads and uploads, on the recorded trades."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from services.dashboard import controller, ids, status
 from services.dashboard.controller import AlertsCursor, ViewControls
 from services.dashboard.export import Export
 from services.dashboard.formatting import short_utc
-from services.dashboard.forms import RuleCommand, RuleDone
-from services.dashboard.records import START, PipelineHealth, RuleRow, ServiceHealth
+from services.dashboard.records import START, PipelineHealth, ServiceHealth
 from services.dashboard.upload import UploadError
-from shared.alert_rules import RuleError, parse_rule
 from shared.schemas import Alert
 from testkit.recorded import market_trades
 from tests.dashboard_support import recorded_bars, rolling_stats
@@ -146,68 +144,6 @@ def test_new_alerts_replace_the_empty_row_then_go_on_top_and_old_rows_drop_off()
     assert deletes == [[index] for index in range(len(fired) - 1, controller.FEED_ROWS - 1, -1)]
     assert more.cursor == AlertsCursor(fired[-1][0], controller.FEED_ROWS, 2)
     assert more.cursor == AlertsCursor.from_store(more.cursor.to_store())
-
-
-def rule_form(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {name: None for name in ids.RULE_FORM}
-    values.update(name="z above 2", pair="BTCUSDT-ETHUSDT", tf="1s", metric="zscore", op="abs>",
-                  threshold="2", cooldown_s="300", enabled=["on"])  # fmt: skip
-    values.update(overrides)
-    return values
-
-
-def test_rule_clicks_become_commands() -> None:
-    save = controller.rule_command(ids.RULE_SAVE, rule_form(), None, 60)
-    assert (save.action, save.rule_id) == ("save", "z-above-2")
-    assert save.fields["threshold"] == 2.0 and save.fields["enabled"] is True
-    off = controller.rule_command(ids.RULE_SAVE, rule_form(enabled=[]), None, 60)
-    assert off.fields["enabled"] is False
-    with pytest.raises(RuleError, match="threshold must be a number"):
-        controller.rule_command(ids.RULE_SAVE, rule_form(threshold="two"), None, 60)
-    at_k = controller.rule_command(ids.ALERT_AT_K, rule_form(), {**LIVE, "k": 1.5}, 60)
-    assert at_k.action == "save" and at_k.fields["threshold"] == 1.5
-    assert at_k.fields["pair"] == "BTCUSDT-ETHUSDT" and "window" not in at_k.fields
-    with pytest.raises(ValueError, match="no view chosen yet"):
-        controller.rule_command(ids.ALERT_AT_K, rule_form(), None, 60)
-    toggle = controller.rule_command({"type": ids.RULE_TOGGLE, "rule": "r1"}, rule_form(), None, 60)
-    delete = controller.rule_command({"type": ids.RULE_DELETE, "rule": "r1"}, rule_form(), None, 60)
-    assert toggle == RuleCommand("toggle", "r1") and delete == RuleCommand("delete", "r1")
-
-
-def test_what_a_rule_command_did_is_said_under_the_form() -> None:
-    rule = parse_rule('{"name": "z", "pair": "BTCUSDT-ETHUSDT", "tf": "1s", "metric": "zscore",'
-                      ' "op": "abs>", "threshold": 2}')  # fmt: skip
-    saved = controller.rule_done(RuleCommand("save", "z"), RuleDone(saved=rule))
-    assert text(saved) == "Saved rule z: zscore abs> 2" and saved.className == "message ok"
-    off = controller.rule_done(RuleCommand("toggle", "z"), RuleDone(enabled=False))
-    assert text(off) == "Rule z disabled"
-    gone = controller.rule_done(RuleCommand("delete", "z"), RuleDone(deleted=True))
-    assert text(gone) == "Deleted rule z"
-    again = controller.rule_done(RuleCommand("delete", "z"), RuleDone(deleted=False))
-    assert text(again) == "Rule z was already deleted"
-    assert text(controller.rule_refused(RuleError("bad"))) == "Not saved: bad"
-
-
-def test_the_rules_table_is_sent_only_when_the_rules_changed() -> None:
-    rows = [RuleRow("r1", '{"x": 1}', None, "not a rule")]
-    shown = controller.rules_refresh(rows, None, 60)
-    assert shown is not None and shown.digest == controller.rules_digest(rows)
-    assert controller.rules_refresh(rows, shown.digest, 60) is None
-    assert controller.rules_digest([]) != shown.digest
-
-
-def test_the_rule_form_is_filled_from_a_stored_rule_or_cleared() -> None:
-    stored = '{"name": "half a rule", "tf": "1m", "threshold": "abc"}'
-    half = controller.edit_form("half", stored)
-    assert half.values["name"] == "half a rule" and half.values["threshold"] == "abc"
-    assert text(half.note).startswith("Editing half, which is invalid")
-    assert set(half.values) == set(ids.RULE_FORM)
-    assert text(controller.edit_form("gone", None).note) == "That rule no longer exists"
-    broken = controller.edit_form("a-list", "[1]")
-    assert broken.values == {} and "is a JSON array, not an object" in text(broken.note)
-    cleared = controller.cleared_form()
-    assert cleared.note == "" and cleared.values["enabled"] == ["on"]
-    assert set(cleared.values) < set(ids.RULE_FORM) and "pair" not in cleared.values
 
 
 def test_health_without_redis_leaves_events_and_the_view_alone() -> None:
