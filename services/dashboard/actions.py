@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 import redis
 
+from services.dashboard import data
+from services.dashboard.rules import RuleCommand, RuleDone
 from services.dashboard.upload import UploadedPair
 from shared import keys
 from shared.alert_rules import AlertRule, RuleError, parse_rule, rule_from_dict, validate_rule_id
@@ -61,6 +63,28 @@ def set_rule_enabled(client: redis.Redis, rule_id: str, enabled: bool) -> AlertR
     rule = parse_rule(str(raw))
     data = {**rule_to_dict(rule), "enabled": enabled}
     return save_rule(client, rule_id, data)
+
+
+def run_rule_command(client: redis.Redis, command: RuleCommand) -> RuleDone:
+    """Save, toggle or delete a rule; `RuleError` when the rule is not valid."""
+    if command.action == "save":
+        return RuleDone(saved=save_rule(client, command.rule_id, command.fields))
+    if command.action == "toggle":
+        current = {row.rule_id: row for row in data.read_rules(client)}
+        row = current.get(command.rule_id)
+        enable = not (row and row.rule and row.rule.enabled)
+        set_rule_enabled(client, command.rule_id, enable)
+        return RuleDone(enabled=enable)
+    return RuleDone(deleted=delete_rule(client, command.rule_id))
+
+
+def keep_view(client: redis.Redis, view_id: str) -> None:
+    """`register_view`, quiet when Redis is away: the health bar says so, and the page renews
+    its view every second."""
+    try:
+        register_view(client, view_id)
+    except redis.RedisError:
+        pass
 
 
 def rule_to_dict(rule: AlertRule) -> dict[str, Any]:

@@ -1,30 +1,30 @@
-"""Callback wiring: ids -> reads (data.py, screen.py) -> components (panels.py, figures.py).
+"""Callback wiring: ids -> reads (data.py, screen.py) -> decisions (controller.py, rules.py)
+-> writes (actions.py) -> outputs.
 
-Each callback only routes; the logic lives in modules that tests call directly. Redis errors
-never blank the page: outputs keep their last value and the status line says what happened.
+Each callback only routes; what it decides lives in `controller.py` and `rules.py`, which tests
+call directly. Redis errors never blank the page: outputs keep their last value and the status
+says what happened.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Any
 
-import orjson
 import redis
-from dash import ALL, Dash, Input, Output, Patch, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
-from services.dashboard import actions, controls, data, forms, ids, panels, upload
-from services.dashboard.formatting import clock_utc, short_utc
-from services.dashboard.screen import Selection, export_csv, render
-from shared import keys
-from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, RuleError
+from services.dashboard import actions, controller, data, ids, rules, status, upload
+from services.dashboard.controller import FEED_ROWS, AlertsCursor, AlertsUpdate
+from services.dashboard.rules import FormFill
+from services.dashboard.screen import export_csv, render
+from services.dashboard.selection import Selection
+from shared.alert_rules import RuleError
 from shared.config import Settings
 from shared.health import now_ms, stale_after_ms
 
 log = logging.getLogger(__name__)
 
-FEED_ROWS = 50
 UPLOAD_CHECK_JS = """
 function(contents, names, config) {
     const none = window.dash_clientside.no_update;
@@ -44,91 +44,74 @@ function(contents, names, config) {
     return [{names: files, contents: list}, "Reading " + files.join(", ") + "…"];
 }
 """
-
-
-def _message(text: str, tone: str = "") -> html.Div:
-    return html.Div(text, className=f"message {tone}".strip())
+VIEW_CONTROLS = {
+    "mode": Input(ids.MODE, "value"),
+    "a": Input(ids.SYMBOL_A, "value"),
+    "b": Input(ids.SYMBOL_B, "value"),
+    "tf": Input(ids.TIMEFRAME, "value"),
+    "window": Input(ids.WINDOW, "value"),
+    "method": Input(ids.METHOD, "value"),
+    "k": Input(ids.THRESHOLD, "value"),
+    "theme": Input(ids.THEME, "value"),
+    "upload_token": Input(ids.UPLOAD_TOKEN, "data"),
+    "preset": State(ids.HISTORY_PRESET, "value"),
+    "start": State(ids.HISTORY_FROM, "value"),
+    "end": State(ids.HISTORY_TO, "value"),
+}
+"""The inputs behind `controller.ViewControls`, by its field names."""
+RULE_FORM = {name: State(component, "value") for name, component in ids.RULE_FORM.items()}
 
 
 def _unchanged(*values: Any) -> tuple[Any, ...]:
     return tuple(no_update if value is None else value for value in values)
 
 
-def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
-    stale_after = stale_after_ms(settings.health_interval_s)
+def _clicked() -> bool:
+    """False for the call Dash makes when a pattern-matched button appears (n_clicks None)."""
+    return bool(ctx.triggered and ctx.triggered[0].get("value"))
 
+
+def _alerts(update: AlertsUpdate | None) -> tuple[Any, ...]:
+    if update is None:
+        return no_update, no_update, no_update
+    return _unchanged(update.feed, update.toast, update.cursor.to_store())
+
+
+def _form(fill: FormFill) -> tuple[Any, ...]:
+    return (*(fill.values.get(name, no_update) for name in ids.RULE_FORM), fill.note)
+
+
+def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
+    _view_callbacks(app, client, settings)
+    _chart_callbacks(app, client, settings)
+    _health_callbacks(app, client, settings)
+    _rule_callbacks(app, client, settings)
+    _upload_callbacks(app, client, settings)
+
+
+def _view_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
     @app.callback(Output(ids.ROOT, "className"), Input(ids.THEME, "value"))
     def apply_theme(theme: str | None) -> str:
-        return f"app theme-{'light' if theme == 'light' else 'dark'}"
+        return controller.theme_class(theme)
 
     @app.callback(
-        Output(ids.VIEW, "data"),
-        Output(ids.CONTROL_ERROR, "children"),
-        Output(ids.HISTORY_SPAN, "children"),
-        Input(ids.MODE, "value"),
-        Input(ids.SYMBOL_A, "value"),
-        Input(ids.SYMBOL_B, "value"),
-        Input(ids.TIMEFRAME, "value"),
-        Input(ids.WINDOW, "value"),
-        Input(ids.METHOD, "value"),
-        Input(ids.THRESHOLD, "value"),
-        Input(ids.THEME, "value"),
-        Input(ids.HISTORY_LOAD, "n_clicks"),
-        Input(ids.UPLOAD_TOKEN, "data"),
-        State(ids.HISTORY_PRESET, "value"),
-        State(ids.HISTORY_FROM, "value"),
-        State(ids.HISTORY_TO, "value"),
+        output=[
+            Output(ids.VIEW, "data"),
+            Output(ids.CONTROL_ERROR, "children"),
+            Output(ids.HISTORY_SPAN, "children"),
+        ],
+        inputs={"load": Input(ids.HISTORY_LOAD, "n_clicks"), "chosen": VIEW_CONTROLS},
     )
-    def choose_view(
-        mode: str,
-        a: str,
-        b: str,
-        tf: str,
-        window: Any,
-        method: str,
-        k: Any,
-        theme: str,
-        _load: int,
-        token: str | None,
-        preset: str,
-        start: str | None,
-        end: str | None,
-    ) -> tuple[Any, ...]:
-        span_text: Any = no_update
-        try:
-            history = None
-            if mode == "history":
-                spans = data.read_history_span(settings.sqlite_path, [a, b] if a and b else [])
-                stored = [s for s in spans.values() if s]
-                span = (min(s[0] for s in stored), max(s[1] for s in stored)) if stored else None
-                span_text = (
-                    f"Stored: {short_utc(span[0])} to {short_utc(span[1])} UTC"
-                    if span
-                    else "No ticks stored yet."
-                )
-                history = controls.resolve_range(preset, start, end, now_ms(), span)
-            if mode == "upload" and not token:
-                raise ValueError("upload a CSV file first (below), then pick Upload")
-            view = controls.view_from_controls(
-                mode=mode,
-                a=a,
-                b=b,
-                tf=tf,
-                window=window,
-                method=method,
-                k=k,
-                theme=theme,
-                history=history,
-                upload=token or "",
-            )
-        except ValueError as exc:
-            return no_update, str(exc), span_text
-        if view.mode == "live":
-            try:
-                actions.register_view(client, view.pair_view().id)
-            except redis.RedisError:
-                pass  # the health bar says Redis is down; the renewal retries every second
-        return view.to_store(), "", span_text
+    def choose_view(load: int | None, chosen: dict[str, Any]) -> tuple[Any, ...]:
+        controls = controller.ViewControls(**chosen)
+        spans = None
+        if controls.mode == "history":
+            symbols = [controls.a, controls.b] if controls.a and controls.b else []
+            spans = data.read_history_span(settings.sqlite_path, symbols)
+        choice = controller.choose_view(controls, spans, now_ms())
+        if choice.live_view_id:
+            actions.keep_view(client, choice.live_view_id)
+        return _unchanged(choice.store, choice.error, choice.span_text)
 
     @app.callback(
         Output(ids.PAUSED, "data"),
@@ -138,8 +121,11 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         prevent_initial_call=True,
     )
     def toggle_live(_: int, paused: bool | None) -> tuple[bool, str]:
-        return (not paused), ("Resume" if not paused else "Pause")
+        pause = controller.toggle_pause(paused)
+        return pause.paused, pause.label
 
+
+def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
     @app.callback(
         Output(ids.GRAPH, "figure"),
         Output(ids.CURSOR, "data"),
@@ -154,25 +140,17 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
     def update_chart(
         _: int | None, stored: Any, paused: bool | None, cursor: dict[str, Any] | None
     ) -> tuple[Any, ...]:
+        plan = controller.plan_chart(stored, paused, ctx.triggered_id)
+        if plan.view is None:
+            return _unchanged(None, None, None, plan.status)
         try:
-            view = Selection.from_store(stored)
-        except (ValueError, TypeError):
-            return no_update, no_update, no_update, no_update
-        trigger = ctx.triggered_id
-        if paused and trigger in (ids.PAUSED, ids.LIVE_TICK):
-            # Said on every tick, so an update that was in flight when Pause was pressed
-            # cannot leave the status saying "Live".
-            return no_update, no_update, no_update, "Paused: press Resume for live updates"
-        full = trigger in (None, ids.VIEW) or trigger == ids.PAUSED
-        try:
-            screen = render(client, settings, view, cursor, full=full)
+            shown = render(client, settings, plan.view, cursor, full=plan.full)
         except redis.RedisError as exc:
-            status = f"Redis unreachable ({exc}); showing the last data received"
-            return no_update, no_update, no_update, status
+            return _unchanged(None, None, None, status.redis_unreachable(exc))
         except Exception as exc:  # the chart keeps its last state; the next tick retries
             log.exception("chart update failed")
-            return no_update, None, no_update, f"Update failed ({exc}); retrying"
-        return _unchanged(screen.figure, screen.cursor, screen.stats, screen.status)
+            return no_update, None, no_update, status.update_failed(exc)
+        return _unchanged(shown.figure, shown.cursor, shown.stats, shown.status)
 
     @app.callback(
         Output(ids.ZOOM, "data"),
@@ -181,13 +159,47 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         prevent_initial_call=True,
     )
     def remember_zoom(relayout: dict[str, Any] | None, stored: Any) -> Any:
-        zoom = controls.zoom_from_relayout(relayout)
-        if zoom is None:
-            return no_update
-        key = Selection.from_store(stored).key if stored else ""
-        if zoom == "reset":
-            return None
-        return {"key": key, "start": zoom[0], "end": zoom[1]}
+        change = controller.zoom_change(relayout, stored)
+        return no_update if change is None else change.store
+
+    @app.callback(
+        Output(ids.ADF_STATUS, "children"),
+        Input(ids.ADF_BUTTON, "n_clicks"),
+        State(ids.VIEW, "data"),
+        prevent_initial_call=True,
+    )
+    def run_adf(_: int, stored: Any) -> str:
+        target = controller.adf_target(stored)
+        if target.view_id is None:
+            return target.refusal
+        try:
+            actions.request_adf(client, target.view_id)
+        except redis.RedisError as exc:
+            return controller.adf_not_sent(exc)
+        return controller.adf_requested(target.view_id, now_ms())
+
+    @app.callback(
+        Output(ids.EXPORT_DOWNLOAD, "data"),
+        Output(ids.EXPORT_STATUS, "children"),
+        Input(ids.EXPORT_BUTTON, "n_clicks"),
+        State(ids.VIEW, "data"),
+        State(ids.CURSOR, "data"),
+        State(ids.ZOOM, "data"),
+        prevent_initial_call=True,
+    )
+    def download_csv(_: int, stored: Any, cursor: Any, zoom: Any) -> tuple[Any, ...]:
+        try:
+            export = export_csv(client, settings, Selection.from_store(stored), cursor, zoom)
+        except ValueError as exc:
+            return no_update, controller.nothing_exported(exc)
+        except redis.RedisError as exc:
+            return no_update, controller.nothing_exported_redis(exc)
+        file = controller.download(export)
+        return file.file, file.status
+
+
+def _health_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
+    stale_after = stale_after_ms(settings.health_interval_s)
 
     @app.callback(
         Output(ids.HEALTH_BAR, "children"),
@@ -201,17 +213,10 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
     )
     def update_health(_: int | None, sample: Any, stored: Any) -> tuple[Any, ...]:
         health = data.read_health(client, settings.symbols, stale_after_ms=stale_after)
-        rates = panels.tick_rates(health.feeds, sample, health.at_ms)
-        chips, redis_text, banner = panels.health_bar(health, rates)
-        if not health.redis_ok:
-            return chips, redis_text, banner, no_update, no_update
-        if isinstance(stored, dict) and stored.get("mode") == "live":
-            try:
-                actions.register_view(client, Selection.from_store(stored).pair_view().id)
-            except (ValueError, redis.RedisError):
-                pass
-        events = panels.events_list(health.events, health.at_ms)
-        return chips, redis_text, banner, events, panels.feed_sample(health)
+        shown = controller.health_view(health, sample, stored)
+        if shown.live_view_id:
+            actions.keep_view(client, shown.live_view_id)
+        return _unchanged(shown.chips, shown.redis_text, shown.banner, shown.events, shown.sample)
 
     @app.callback(
         Output(ids.ALERTS_FEED, "children"),
@@ -220,34 +225,18 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
         Input(ids.HEALTH_TICK, "n_intervals"),
         State(ids.ALERTS_CURSOR, "data"),
     )
-    def update_alerts(_: int | None, cursor: dict[str, Any] | None) -> tuple[Any, ...]:
+    def update_alerts(_: int | None, stored: dict[str, Any] | None) -> tuple[Any, ...]:
         try:
-            if not cursor:
-                recent = data.read_alerts(client, FEED_ROWS)
-                newest = recent[0][0] if recent else data.START
-                rows = panels.alerts_feed([alert for _, alert in recent])
-                return rows, no_update, {"id": newest, "n": len(recent), "serial": 0}
-            fresh = data.read_alerts_after(client, cursor["id"], FEED_ROWS)
+            if not stored:
+                return _alerts(controller.first_alerts(data.read_alerts(client, FEED_ROWS)))
+            cursor = AlertsCursor.from_store(stored)
+            fresh = data.read_alerts_after(client, cursor.id, FEED_ROWS)
         except redis.RedisError:
             return no_update, no_update, no_update
-        if not fresh:
-            return no_update, no_update, no_update
-        feed: Any
-        if cursor["n"] == 0:  # the table holds only its "no alert yet" row: replace it
-            feed = panels.alerts_feed([alert for _entry, alert in reversed(fresh)])
-            length = len(fresh)
-        else:
-            feed = Patch()
-            for _entry, alert in fresh:
-                feed.prepend(panels.alert_row(alert))
-            length = cursor["n"] + len(fresh)
-            while length > FEED_ROWS:
-                length -= 1
-                del feed[length]
-        serial = cursor["serial"] + 1
-        toast = panels.toast(fresh[-1][1], serial)
-        return feed, toast, {"id": fresh[-1][0], "n": length, "serial": serial}
+        return _alerts(controller.next_alerts(cursor, fresh))
 
+
+def _rule_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
     @app.callback(
         Output(ids.RULES_TABLE, "children"),
         Output(ids.RULES_DIGEST, "data"),
@@ -259,171 +248,62 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
             rows = data.read_rules(client)
         except redis.RedisError:
             return no_update, no_update
-        new = _rules_digest(rows)
-        if new == digest:
-            return no_update, no_update
-        return panels.rules_table(rows, settings.window), new
-
-    rule_form = [
-        State(ids.RULE_ID, "value"),
-        State(ids.RULE_NAME, "value"),
-        State(ids.RULE_PAIR, "value"),
-        State(ids.RULE_TF, "value"),
-        State(ids.RULE_METRIC, "value"),
-        State(ids.RULE_OP, "value"),
-        State(ids.RULE_THRESHOLD, "value"),
-        State(ids.RULE_COOLDOWN, "value"),
-        State(ids.RULE_WINDOW, "value"),
-        State(ids.RULE_METHOD, "value"),
-        State(ids.RULE_CONDITIONS, "value"),
-        State(ids.RULE_ENABLED, "value"),
-    ]
-    form_names = (
-        "id",
-        "name",
-        "pair",
-        "tf",
-        "metric",
-        "op",
-        "threshold",
-        "cooldown_s",
-        "window",
-        "method",
-        "conditions",
-        "enabled",
-    )
+        shown = rules.rules_refresh(rows, digest, settings.window)
+        return (no_update, no_update) if shown is None else (shown.table, shown.digest)
 
     @app.callback(
-        Output(ids.RULES_TABLE, "children", allow_duplicate=True),
-        Output(ids.RULES_DIGEST, "data", allow_duplicate=True),
-        Output(ids.RULE_STATUS, "children"),
-        Input(ids.RULE_SAVE, "n_clicks"),
-        Input(ids.ALERT_AT_K, "n_clicks"),
-        Input({"type": ids.RULE_TOGGLE, "rule": ALL}, "n_clicks"),
-        Input({"type": ids.RULE_DELETE, "rule": ALL}, "n_clicks"),
-        *rule_form,
-        State(ids.VIEW, "data"),
+        output=[
+            Output(ids.RULES_TABLE, "children", allow_duplicate=True),
+            Output(ids.RULES_DIGEST, "data", allow_duplicate=True),
+            Output(ids.RULE_STATUS, "children"),
+        ],
+        inputs={
+            "clicks": [
+                Input(ids.RULE_SAVE, "n_clicks"),
+                Input(ids.ALERT_AT_K, "n_clicks"),
+                Input({"type": ids.RULE_TOGGLE, "rule": ALL}, "n_clicks"),
+                Input({"type": ids.RULE_DELETE, "rule": ALL}, "n_clicks"),
+            ],
+            "form": RULE_FORM,
+            "stored": State(ids.VIEW, "data"),
+        },
         prevent_initial_call=True,
     )
-    def change_rules(*args: Any) -> tuple[Any, ...]:
-        if not ctx.triggered or not ctx.triggered[0].get("value"):
+    def change_rules(clicks: list[Any], form: dict[str, Any], stored: Any) -> tuple[Any, ...]:
+        if not _clicked():
             return no_update, no_update, no_update
-        form = dict(zip(form_names, args[4:16], strict=True))
-        form["enabled"] = bool(form["enabled"])
-        stored = args[16]
-        trigger = ctx.triggered_id
         try:
-            if trigger == ids.RULE_SAVE:
-                rule_id, fields = forms.rule_from_form(form)
-                rule = actions.save_rule(client, rule_id, fields)
-                message = _message(f"Saved rule {rule_id}: {panels.condition_text(rule)}", "ok")
-            elif trigger == ids.ALERT_AT_K:
-                view = Selection.from_store(stored).pair_view()
-                k = Selection.from_store(stored).k
-                rule_id, fields = forms.threshold_rule(
-                    f"{view.a}-{view.b}", view.tf, k, view.window, view.method, settings.window
-                )
-                rule = actions.save_rule(client, rule_id, fields)
-                message = _message(f"Saved rule {rule_id}: {panels.condition_text(rule)}", "ok")
-            elif trigger["type"] == ids.RULE_TOGGLE:
-                current = {row.rule_id: row for row in data.read_rules(client)}
-                row = current.get(trigger["rule"])
-                enable = not (row and row.rule and row.rule.enabled)
-                actions.set_rule_enabled(client, trigger["rule"], enable)
-                message = _message(f"Rule {trigger['rule']} {'enabled' if enable else 'disabled'}")
-            elif actions.delete_rule(client, trigger["rule"]):
-                message = _message(f"Deleted rule {trigger['rule']}")
-            else:
-                message = _message(f"Rule {trigger['rule']} was already deleted")
+            command = rules.rule_command(ctx.triggered_id, form, stored, settings.window)
+            done = actions.run_rule_command(client, command)
             rows = data.read_rules(client)
         except (RuleError, ValueError) as exc:
-            return no_update, no_update, _message(f"Not saved: {exc}", "error")
+            return no_update, no_update, rules.rule_refused(exc)
         except redis.RedisError as exc:
-            return no_update, no_update, _message(f"Redis unreachable: {exc}", "error")
-        return panels.rules_table(rows, settings.window), _rules_digest(rows), message
+            return no_update, no_update, rules.rule_not_written(exc)
+        shown = rules.rules_view(rows, settings.window)
+        return shown.table, shown.digest, rules.rule_done(command, done)
 
     @app.callback(
-        *(Output(state.component_id, "value") for state in rule_form),
+        *(Output(state.component_id, "value") for state in RULE_FORM.values()),
         Output(ids.RULE_STATUS, "children", allow_duplicate=True),
         Input({"type": ids.RULE_EDIT, "rule": ALL}, "n_clicks"),
         Input(ids.RULE_CLEAR, "n_clicks"),
         prevent_initial_call=True,
     )
     def fill_rule_form(*_: Any) -> tuple[Any, ...]:
-        if not ctx.triggered or not ctx.triggered[0].get("value"):
-            return tuple(no_update for _ in range(len(form_names) + 1))
-        trigger = ctx.triggered_id
-        if trigger == ids.RULE_CLEAR:
-            blank = {
-                "id": "",
-                "name": "",
-                "threshold": "",
-                "cooldown_s": DEFAULT_COOLDOWN_TEXT,
-                "window": "",
-                "method": None,
-                "conditions": "",
-                "enabled": ["on"],
-            }
-            return (*(blank.get(name, no_update) for name in form_names), "")
-        rule_id = str(trigger["rule"])
-        unchanged = tuple(no_update for _ in form_names)
+        if not _clicked():
+            return tuple(no_update for _ in range(len(RULE_FORM) + 1))
+        if ctx.triggered_id == ids.RULE_CLEAR:
+            return _form(rules.cleared_form())
+        rule_id = str(ctx.triggered_id["rule"])
         try:
-            raw = client.hget(keys.ALERT_RULES, rule_id)
+            raw = data.read_rule(client, rule_id)
         except redis.RedisError as exc:
-            return (*unchanged, _message(f"Not loaded, Redis unreachable: {exc}", "error"))
-        if raw is None:
-            return (*unchanged, _message("That rule no longer exists", "error"))
-        try:
-            values, problem = forms.form_from_stored(rule_id, str(raw))
-        except RuleError as exc:
-            return (*unchanged, _message(str(exc), "error"))
-        if problem:
-            note = _message(f"Editing {rule_id}, which is invalid: {problem}", "error")
-        else:
-            note = _message(f"Editing {rule_id}")
-        return (*(values[name] for name in form_names), note)
+            return _form(rules.form_not_loaded(exc))
+        return _form(rules.edit_form(rule_id, raw))
 
-    @app.callback(
-        Output(ids.ADF_STATUS, "children"),
-        Input(ids.ADF_BUTTON, "n_clicks"),
-        State(ids.VIEW, "data"),
-        prevent_initial_call=True,
-    )
-    def run_adf(_: int, stored: Any) -> str:
-        try:
-            view = Selection.from_store(stored)
-        except ValueError as exc:
-            return str(exc)
-        if view.mode != "live":
-            return "ADF on demand runs on the live view; history and uploads show their own tests."
-        try:
-            actions.request_adf(client, view.pair_view().id)
-        except redis.RedisError as exc:
-            return f"Not sent, Redis unreachable: {exc}"
-        return (
-            f"ADF requested at {clock_utc(now_ms())} UTC for {view.pair_view().id}; "
-            "the result appears above when the worker has it."
-        )
 
-    @app.callback(
-        Output(ids.EXPORT_DOWNLOAD, "data"),
-        Output(ids.EXPORT_STATUS, "children"),
-        Input(ids.EXPORT_BUTTON, "n_clicks"),
-        State(ids.VIEW, "data"),
-        State(ids.CURSOR, "data"),
-        State(ids.ZOOM, "data"),
-        prevent_initial_call=True,
-    )
-    def download_csv(_: int, stored: Any, cursor: Any, zoom: Any) -> tuple[Any, ...]:
-        try:
-            view = Selection.from_store(stored)
-            name, text, rows = export_csv(client, settings, view, cursor, zoom)
-        except ValueError as exc:
-            return no_update, f"Nothing exported: {exc}"
-        except redis.RedisError as exc:
-            return no_update, f"Nothing exported, Redis unreachable: {exc}"
-        return {"content": text, "filename": name, "type": "text/csv"}, f"{name}: {rows:,} rows"
-
+def _upload_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
     app.clientside_callback(  # type: ignore[no-untyped-call]
         UPLOAD_CHECK_JS,
         Output(ids.UPLOAD_ACCEPTED, "data"),
@@ -445,35 +325,14 @@ def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> No
     def accept_upload(accepted: dict[str, Any] | None) -> tuple[Any, ...]:
         if not accepted:
             return no_update, no_update, no_update, no_update
-        limit = int(settings.dash_upload_max_mb * 1_048_576)
         try:
-            files = [
-                upload.decode_contents(str(name), str(contents), limit)
-                for name, contents in zip(accepted["names"], accepted["contents"], strict=True)
-            ]
-            pair = upload.pair_from_files(files)
+            pair = controller.read_upload(accepted, settings.dash_upload_max_mb)
             token = actions.store_upload(client, pair)
         except upload.UploadError as exc:
-            return no_update, _message(str(exc), "error"), no_update, None
+            return no_update, controller.upload_refused(exc), no_update, None
         except redis.RedisError as exc:
-            return (
-                no_update,
-                _message(f"Not stored, Redis unreachable: {exc}", "error"),
-                no_update,
-                None,
-            )
+            return no_update, controller.upload_not_stored(exc), no_update, None
         except Exception as exc:  # the status must not stay at "Reading ..."
             log.exception("upload not read")
-            message = f"The upload could not be read ({type(exc).__name__}: {exc})"
-            return no_update, _message(message, "error"), no_update, None
-        dropped = f"; {pair.dropped:,} rows without a partner bar left out" if pair.dropped else ""
-        text = (
-            f"Loaded {pair.a.symbol}/{pair.b.symbol}: {pair.rows:,} aligned bars from "
-            f"{', '.join(pair.files)}{dropped}."
-        )
-        return token, _message(text, "ok"), "upload", None
-
-
-def _rules_digest(rows: list[data.RuleRow]) -> str:
-    body = orjson.dumps([(row.rule_id, row.raw) for row in rows])
-    return f"{zlib.crc32(body):08x}"
+            return no_update, controller.upload_unreadable(exc), no_update, None
+        return token, controller.upload_loaded(pair), "upload", None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from services.dashboard.formatting import parse_utc, plotly_time_ms, short_utc
-from services.dashboard.screen import MAX_K, MIN_K, Selection
+from services.dashboard.selection import MAX_K, MIN_K, Selection
 from shared.views import MAX_WINDOW, METHODS, MIN_WINDOW
 
 PRESET_MS = {"15m": 900_000, "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000,

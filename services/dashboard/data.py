@@ -2,22 +2,32 @@
 
 Every read is one pipelined round trip. Entries that do not match their schema are skipped and
 counted, never shown as zeros. Nothing here keeps state between calls: the browser holds the
-stream positions it has seen (see `screen.py`).
+stream positions it has seen (see `cursor.py`). The records are in `records.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pandas as pd
 import redis
 
+from services.dashboard.records import (
+    ROLES,
+    START,
+    FeedHealth,
+    PipelineHealth,
+    RuleRow,
+    ServiceHealth,
+    Snapshot,
+)
 from shared import keys
-from shared.alert_rules import AlertRule, RuleError, parse_rule
-from shared.health import now_ms
+from shared.alert_rules import RuleError, parse_rule
+from shared.config import Settings
+from shared.health import now_ms, stale_after_ms
 from shared.history import History
 from shared.redis_io import RAW_REPLY, decoded, text_hash
 from shared.schemas import Alert, Bar, Event, PairStat, SchemaError
@@ -26,57 +36,13 @@ from shared.tickdb import TickDbError
 from shared.views import PairView
 
 T = TypeVar("T")
-Entry = tuple[str, dict[str, str]]
-ROLES = ("a", "b", "stats", "alerts")
-"""The four streams behind the charts: bars of leg A, bars of leg B, the view's statistics,
-and the fired alerts."""
-START = "0-0"
 FEED_KINDS = ("connected", "disconnected", "stale", "connect_failed")
 """Event kinds that say whether a symbol's feed is up; the latest one per symbol wins."""
+DEFAULT_STALE_AFTER_MS = stale_after_ms(Settings.model_fields["health_interval_s"].default)
+"""At the default heartbeat interval; the dashboard passes the one of its settings."""
 
 
 # Health ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceHealth:
-    """One service's health record as the dashboard shows it."""
-
-    service: str
-    status: str
-    age_ms: int | None
-    counters: dict[str, str]
-    stale_after_ms: int = 5_000
-
-    @property
-    def stale(self) -> bool:
-        if self.status == "stopped":
-            return False
-        return self.age_ms is None or self.age_ms > self.stale_after_ms
-
-
-@dataclass(frozen=True)
-class FeedHealth:
-    """One symbol's tick stream: how many ticks were ever added, the newest one, the writer's lag,
-    and the latest connection event for it."""
-
-    symbol: str
-    added: int | None
-    last_tick_ms: int | None
-    writer_lag: int | None
-    state: str
-    state_detail: str
-    state_ms: int | None
-
-
-@dataclass(frozen=True)
-class PipelineHealth:
-    redis_ok: bool
-    redis_error: str
-    services: tuple[ServiceHealth, ...]
-    feeds: tuple[FeedHealth, ...] = ()
-    events: tuple[Event, ...] = ()
-    at_ms: int = 0
 
 
 def _service(record: dict[str, str], service: str, at: int, stale_after_ms: int) -> ServiceHealth:
@@ -113,7 +79,7 @@ def read_health(
     client: redis.Redis,
     symbols: Sequence[str] = (),
     *,
-    stale_after_ms: int = 5_000,
+    stale_after_ms: int = DEFAULT_STALE_AFTER_MS,
     event_count: int = 200,
 ) -> PipelineHealth:
     """Every service's record in pipeline order, each symbol's feed, and the latest events
@@ -170,33 +136,6 @@ def read_health(
 # Streams behind the charts ------------------------------------------------------------------
 
 
-@dataclass
-class Snapshot:
-    """Entries of the four chart streams, oldest first, with their ids; `tails` is each stream's
-    newest id (to notice a stream that was reset), `latest` the view's latest-statistics hash."""
-
-    bars_a: list[tuple[str, Bar]] = field(default_factory=list)
-    bars_b: list[tuple[str, Bar]] = field(default_factory=list)
-    stats: list[tuple[str, PairStat]] = field(default_factory=list)
-    alerts: list[tuple[str, Alert]] = field(default_factory=list)
-    latest: dict[str, str] = field(default_factory=dict)
-    tails: dict[str, str] = field(default_factory=dict)
-    skipped: int = 0
-
-    def newest_ids(self, previous: dict[str, str]) -> dict[str, str]:
-        ids = dict(previous)
-        groups: tuple[Sequence[tuple[str, object]], ...] = (
-            self.bars_a,
-            self.bars_b,
-            self.stats,
-            self.alerts,
-        )
-        for role, rows in zip(ROLES, groups, strict=True):
-            if rows:
-                ids[role] = rows[-1][0]
-        return ids
-
-
 def stream_keys(view: PairView, default_window: int) -> dict[str, str]:
     return {
         "a": keys.bars(view.tf, view.a),
@@ -226,10 +165,6 @@ def _with_ids(
         except (SchemaError, ValueError, TypeError, KeyError) as exc:
             errors.append(str(exc))
     return out
-
-
-def alert_matches(alert: Alert, view: PairView) -> bool:
-    return alert.pair == keys.pair_name(view.a, view.b) and alert.tf == view.tf
 
 
 def _snapshot(replies: list[Any], view: PairView, *, oldest_first: bool) -> Snapshot:
@@ -308,13 +243,6 @@ def read_on_screen(
     return _snapshot([*replies, [], {}], view, oldest_first=False)
 
 
-def latest_stat(latest: dict[str, str]) -> PairStat | None:
-    try:
-        return PairStat.from_fields(latest) if latest else None
-    except (SchemaError, ValueError, TypeError, KeyError):
-        return None
-
-
 # Alerts ---------------------------------------------------------------------------------------
 
 
@@ -330,16 +258,6 @@ def read_alerts_after(client: redis.Redis, after: str, limit: int) -> list[tuple
     return _with_ids(Alert.from_fields, client.xrange(keys.ALERTS, min=start, count=limit), [])
 
 
-@dataclass(frozen=True)
-class RuleRow:
-    """One entry of `alert-rules`: the parsed rule, or why the stored JSON is not a valid rule."""
-
-    rule_id: str
-    raw: str
-    rule: AlertRule | None
-    error: str = ""
-
-
 def read_rules(client: redis.Redis) -> list[RuleRow]:
     rows = []
     stored = client.execute_command("HGETALL", keys.ALERT_RULES, **RAW_REPLY)  # type: ignore[no-untyped-call]
@@ -349,6 +267,12 @@ def read_rules(client: redis.Redis) -> list[RuleRow]:
         except RuleError as exc:
             rows.append(RuleRow(rule_id, raw, None, str(exc)))
     return rows
+
+
+def read_rule(client: redis.Redis, rule_id: str) -> str | None:
+    """The JSON stored under `rule_id`, None when there is no such rule."""
+    raw = client.hget(keys.ALERT_RULES, rule_id)
+    return None if raw is None else str(raw)
 
 
 # History (SQLite, read-only) ------------------------------------------------------------------

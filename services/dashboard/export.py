@@ -10,7 +10,9 @@ import csv
 import io
 import math
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
+from services.dashboard.figures import ChartData
 from shared.schemas import BAR_FIELDS, PAIR_STAT_FIELDS, Bar, PairStat
 from shared.times import iso_ms
 
@@ -84,3 +86,35 @@ def filename(a: str, b: str, tf: str, start_ms: int | None, end_ms: int | None) 
         return iso_ms(ms)[:19].replace("-", "").replace(":", "") + "Z"
 
     return f"{a}-{b}_{tf}_{stamp(start_ms)}_{stamp(end_ms)}.csv"
+
+
+class Export(NamedTuple):
+    """A CSV file to download, and how many data rows it has."""
+
+    filename: str
+    text: str
+    rows: int
+
+
+def zoomed_range(zoom: dict[str, Any] | None, key: str) -> tuple[int | None, int | None]:
+    """The time range the user zoomed to on the view `key`; open ends otherwise."""
+    if zoom and zoom.get("key") == key:
+        return zoom.get("start"), zoom.get("end")
+    return None, None
+
+
+def export_chart(
+    chart: ChartData, start: int | None, end: int | None, bar_columns: Sequence[str]
+) -> Export:
+    text = to_csv(
+        chart.a,
+        chart.b,
+        chart.bars_a,
+        chart.bars_b,
+        chart.stats,
+        start,
+        end,
+        bar_columns=bar_columns,
+    )
+    name = filename(chart.a, chart.b, chart.tf, start, end)
+    return Export(name, text, text.count("\n") - 1)

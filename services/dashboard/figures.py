@@ -23,6 +23,8 @@ from shared.schemas import Alert, Bar, PairStat
 Role = Literal["a", "b", "stats", "alerts"]
 Theme = Literal["dark", "light"]
 Y = float | None
+Series = tuple[list[int], list[Y], list[str] | None]
+"""One trace's x (epoch ms), y and hover text."""
 
 ROW_TITLES = (
     "Prices",
@@ -151,9 +153,7 @@ def _x(role: Role, row: Any) -> int:
     return int(row.ts)
 
 
-def points(
-    trace: Trace, chart: ChartData, k: float, z_at: dict[int, float]
-) -> tuple[list[int], list[Y], list[str] | None]:
+def points(trace: Trace, chart: ChartData, k: float, z_at: dict[int, float]) -> Series:
     """x (epoch ms), y and hover text of one trace. An alert on another metric than the z-score
     is marked at the z-score of its bar (0 when that bar is not on screen)."""
     rows = chart.rows(trace.role)
@@ -194,18 +194,9 @@ def _trace_object(trace: Trace, xs: list[int], ys: list[Y], texts: list[str] | N
     return go.Scatter(mode="lines", line=line, connectgaps=False, **common)
 
 
-def build_figure(
-    chart: ChartData,
-    *,
-    k: float,
-    theme: Theme = "dark",
-    uirevision: str = "",
-    empty: dict[int, str] | None = None,
-) -> dict[str, Any]:
-    """The whole figure as Plotly's JSON form (`data`, `layout`), which `dcc.Graph` takes as is;
-    `empty` maps a row (1-5) to the message shown while it has no data."""
-    colors = THEMES[theme]
-    fig = make_subplots(
+def _grid() -> go.Figure:
+    """Five empty rows on one shared time axis; the first has a right axis for leg B."""
+    return make_subplots(
         rows=5,
         cols=1,
         shared_xaxes=True,
@@ -214,8 +205,9 @@ def build_figure(
         subplot_titles=ROW_TITLES,
         specs=[[{"secondary_y": True}], [{}], [{}], [{}], [{}]],
     )
-    z_at = {s.ts: s.zscore for s in chart.stats}
-    series = [points(trace, chart, k, z_at) for trace in traces(chart.a, chart.b)]
+
+
+def _add_traces(fig: go.Figure, chart: ChartData, series: Sequence[Series]) -> None:
     for trace, (_, _, texts) in zip(traces(chart.a, chart.b), series, strict=True):
         fig.add_trace(
             _trace_object(trace, [], [], [] if texts is not None else None),
@@ -223,6 +215,9 @@ def build_figure(
             col=1,
             secondary_y=trace.secondary if trace.row == 1 else None,
         )
+
+
+def _add_threshold_lines(fig: go.Figure, k: float, colors: dict[str, str]) -> None:
     for level, dash in ((k, "dash"), (-k, "dash"), (0.0, "dot")):
         fig.add_hline(
             y=level,
@@ -230,7 +225,10 @@ def build_figure(
             col=1,
             line={"color": COLORS["alert"] if level else colors["grid"], "width": 1, "dash": dash},
         )
-    for row, message in (empty or {}).items():
+
+
+def _add_empty_messages(fig: go.Figure, empty: dict[int, str], colors: dict[str, str]) -> None:
+    for row, message in empty.items():
         fig.add_annotation(
             text=message,
             showarrow=False,
@@ -241,6 +239,9 @@ def build_figure(
             font={"size": 13, "color": colors["text"]},
             opacity=0.8,
         )
+
+
+def _style_layout(fig: go.Figure, colors: dict[str, str], uirevision: str) -> None:
     fig.update_layout(
         template=colors["template"],
         paper_bgcolor=colors["paper"],
@@ -264,6 +265,9 @@ def build_figure(
     )
     for title in fig.layout.annotations[: len(ROW_TITLES)]:
         title.update(x=0, xanchor="left", font={"size": 12, "color": colors["text"]})
+
+
+def _style_axes(fig: go.Figure, chart: ChartData, colors: dict[str, str]) -> None:
     fig.update_xaxes(
         type="date",
         gridcolor=colors["grid"],
@@ -285,15 +289,40 @@ def build_figure(
         showgrid=False,
     )
     fig.update_yaxes(range=[-1.05, 1.05], row=4, col=1)
-    # Plotly validated the styled, empty figure; the arrays go into its plain form afterwards
-    # (validating or copying 100,000 values one by one takes a second) and stay plain lists,
-    # which live Patches can extend (numpy arrays would be sent as base64 blobs).
+
+
+def _with_points(fig: go.Figure, series: Sequence[Series]) -> dict[str, Any]:
+    """Plotly validated the styled, empty figure; the arrays go into its plain form afterwards
+    (validating or copying 100,000 values one by one takes a second) and stay plain lists,
+    which live Patches can extend (numpy arrays would be sent as base64 blobs)."""
     spec: dict[str, Any] = fig.to_plotly_json()
     for data, (xs, ys, texts) in zip(spec["data"], series, strict=True):
         data["x"], data["y"] = xs, ys
         if texts is not None:
             data["text"] = texts
     return spec
+
+
+def build_figure(
+    chart: ChartData,
+    *,
+    k: float,
+    theme: Theme = "dark",
+    uirevision: str = "",
+    empty: dict[int, str] | None = None,
+) -> dict[str, Any]:
+    """The whole figure as Plotly's JSON form (`data`, `layout`), which `dcc.Graph` takes as is;
+    `empty` maps a row (1-5) to the message shown while it has no data."""
+    colors = THEMES[theme]
+    fig = _grid()
+    z_at = {s.ts: s.zscore for s in chart.stats}
+    series = [points(trace, chart, k, z_at) for trace in traces(chart.a, chart.b)]
+    _add_traces(fig, chart, series)
+    _add_threshold_lines(fig, k, colors)
+    _add_empty_messages(fig, empty or {}, colors)
+    _style_layout(fig, colors, uirevision)
+    _style_axes(fig, chart, colors)
+    return _with_points(fig, series)
 
 
 def extend_patch(

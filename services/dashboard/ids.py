@@ -79,6 +79,21 @@ RULE_SAVE = "rule-save"
 RULE_CLEAR = "rule-clear"
 RULE_STATUS = "rule-status"
 ALERT_AT_K = "alert-at-k"
+RULE_FORM = {
+    "id": RULE_ID,
+    "name": RULE_NAME,
+    "pair": RULE_PAIR,
+    "tf": RULE_TF,
+    "metric": RULE_METRIC,
+    "op": RULE_OP,
+    "threshold": RULE_THRESHOLD,
+    "cooldown_s": RULE_COOLDOWN,
+    "window": RULE_WINDOW,
+    "method": RULE_METHOD,
+    "conditions": RULE_CONDITIONS,
+    "enabled": RULE_ENABLED,
+}
+"""The rule form's inputs by the field names of `forms.py`, in the order of the form."""
 
 # Fired alerts.
 ALERTS_FEED = "alerts-feed"

@@ -24,6 +24,8 @@ HISTORY_PRESETS = (
     ("Everything stored", "all"),
     ("Custom (type from / to below)", "custom"),
 )
+REMEMBERED: dict[str, Any] = {"persistence": True, "persistence_type": "local"}
+"""Controls the browser keeps between visits."""
 METHOD_LABELS = {"ols": "OLS", "kalman": "Kalman filter", "huber": "Huber (robust)"}
 
 
@@ -47,130 +49,104 @@ def _panel(title: str, *children: Any, class_name: str = "", **kwargs: Any) -> h
     )
 
 
-def _controls(settings: Settings) -> html.Section:
+def _dropdown(component_id: str, options: Any, value: Any) -> dcc.Dropdown:
+    """A dropdown the browser remembers between visits."""
+    return dcc.Dropdown(
+        id=component_id, options=options, value=value, clearable=False, **REMEMBERED
+    )
+
+
+def _number(component_id: str, value: float, low: float, high: float, step: float) -> dcc.Input:
+    """A number box the browser remembers between visits, applied on Enter or blur."""
+    return dcc.Input(
+        id=component_id,
+        type="number",
+        value=value,
+        min=low,
+        max=high,
+        step=step,
+        debounce=True,
+        **REMEMBERED,
+    )
+
+
+def _row(*fields: Any, class_name: str = "field-row") -> html.Div:
+    return html.Div(className=class_name, children=list(fields))
+
+
+def _button(label: str, component_id: str, title: str, class_name: str = "btn") -> html.Button:
+    return html.Button(label, id=component_id, className=class_name, n_clicks=0, title=title)
+
+
+def _mode_switch() -> dcc.RadioItems:
+    return dcc.RadioItems(
+        id=ids.MODE,
+        className="segmented",
+        options=[
+            {"label": "Live", "value": "live"},
+            {"label": "History", "value": "history"},
+            {"label": "Upload", "value": "upload"},
+        ],
+        value="live",
+        inline=True,
+    )
+
+
+def _symbol_fields(settings: Settings) -> html.Div:
     symbols = list(settings.symbols)
     b_default = symbols[1] if len(symbols) > 1 else symbols[0]
+    return _row(
+        _field("Symbol A", _dropdown(ids.SYMBOL_A, _options(symbols), symbols[0])),
+        _field("Symbol B", _dropdown(ids.SYMBOL_B, _options(symbols), b_default)),
+    )
+
+
+def _window_fields(settings: Settings) -> html.Div:
+    return _row(
+        _field(
+            "Timeframe",
+            _dropdown(ids.TIMEFRAME, _options(settings.timeframes), settings.timeframes[0]),
+        ),
+        _field(
+            "Window (bars)",
+            _number(ids.WINDOW, settings.window, MIN_WINDOW, MAX_WINDOW, 1),
+            "Rolling window of the hedge ratio, spread statistics and correlation",
+        ),
+    )
+
+
+def _method_fields() -> html.Div:
+    methods = [{"label": METHOD_LABELS.get(m, m), "value": m} for m in METHODS]
+    return _row(
+        _field("Hedge ratio", _dropdown(ids.METHOD, methods, "ols")),
+        _field(
+            "Z threshold ±k",
+            _number(ids.THRESHOLD, DEFAULT_K, 0.1, 20, 0.1),
+            "Draws ±k lines on the z-score and mean ± k·σ bands on the spread",
+        ),
+    )
+
+
+def _view_buttons() -> html.Div:
+    return _row(
+        _button("Pause", ids.LIVE_TOGGLE, "Pause or resume live updates"),
+        _button(
+            "Alert at ±k",
+            ids.ALERT_AT_K,
+            "Create an alert rule: |z| above this threshold on this view",
+        ),
+        class_name="button-row",
+    )
+
+
+def _controls(settings: Settings) -> html.Section:
     return _panel(
         "View",
-        dcc.RadioItems(
-            id=ids.MODE,
-            className="segmented",
-            options=[
-                {"label": "Live", "value": "live"},
-                {"label": "History", "value": "history"},
-                {"label": "Upload", "value": "upload"},
-            ],
-            value="live",
-            inline=True,
-        ),
-        html.Div(
-            className="field-row",
-            children=[
-                _field(
-                    "Symbol A",
-                    dcc.Dropdown(
-                        id=ids.SYMBOL_A,
-                        options=_options(symbols),
-                        value=symbols[0],
-                        clearable=False,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                ),
-                _field(
-                    "Symbol B",
-                    dcc.Dropdown(
-                        id=ids.SYMBOL_B,
-                        options=_options(symbols),
-                        value=b_default,
-                        clearable=False,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                ),
-            ],
-        ),
-        html.Div(
-            className="field-row",
-            children=[
-                _field(
-                    "Timeframe",
-                    dcc.Dropdown(
-                        id=ids.TIMEFRAME,
-                        options=_options(settings.timeframes),
-                        value=settings.timeframes[0],
-                        clearable=False,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                ),
-                _field(
-                    "Window (bars)",
-                    dcc.Input(
-                        id=ids.WINDOW,
-                        type="number",
-                        value=settings.window,
-                        min=MIN_WINDOW,
-                        max=MAX_WINDOW,
-                        step=1,
-                        debounce=True,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                    "Rolling window of the hedge ratio, spread statistics and correlation",
-                ),
-            ],
-        ),
-        html.Div(
-            className="field-row",
-            children=[
-                _field(
-                    "Hedge ratio",
-                    dcc.Dropdown(
-                        id=ids.METHOD,
-                        options=[{"label": METHOD_LABELS.get(m, m), "value": m} for m in METHODS],
-                        value="ols",
-                        clearable=False,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                ),
-                _field(
-                    "Z threshold ±k",
-                    dcc.Input(
-                        id=ids.THRESHOLD,
-                        type="number",
-                        value=DEFAULT_K,
-                        min=0.1,
-                        max=20,
-                        step=0.1,
-                        debounce=True,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                    "Draws ±k lines on the z-score and mean ± k·σ bands on the spread",
-                ),
-            ],
-        ),
-        html.Div(
-            className="button-row",
-            children=[
-                html.Button(
-                    "Pause",
-                    id=ids.LIVE_TOGGLE,
-                    className="btn",
-                    n_clicks=0,
-                    title="Pause or resume live updates",
-                ),
-                html.Button(
-                    "Alert at ±k",
-                    id=ids.ALERT_AT_K,
-                    className="btn",
-                    n_clicks=0,
-                    title="Create an alert rule: |z| above this threshold on this view",
-                ),
-            ],
-        ),
+        _mode_switch(),
+        _symbol_fields(settings),
+        _window_fields(settings),
+        _method_fields(),
+        _view_buttons(),
         html.Div(id=ids.CONTROL_ERROR, className="error", role="status"),
         class_name="controls",
     )
@@ -250,76 +226,81 @@ def _export() -> html.Section:
     )
 
 
-def _rule_form(settings: Settings) -> html.Div:
+def _text(component_id: str, **kwargs: Any) -> dcc.Input:
+    return dcc.Input(id=component_id, type="text", **kwargs)
+
+
+def _rule_target_fields(settings: Settings) -> list[html.Label]:
+    """Which statistic of which view a rule watches."""
     pairs = [keys.pair_name(a, b) for a, b in permutations(settings.symbols, 2)]
+    return [
+        _field("Rule id", _text(ids.RULE_ID, placeholder="from the name")),
+        _field("Name", _text(ids.RULE_NAME, placeholder="z above 2")),
+        _field(
+            "Pair",
+            dcc.Dropdown(
+                id=ids.RULE_PAIR,
+                options=_options(pairs),
+                value=pairs[0] if pairs else None,
+                clearable=False,
+            ),
+        ),
+        _field(
+            "Timeframe",
+            dcc.Dropdown(
+                id=ids.RULE_TF,
+                options=_options(settings.timeframes),
+                value=settings.timeframes[0],
+                clearable=False,
+            ),
+        ),
+        _field(
+            "Metric",
+            dcc.Dropdown(
+                id=ids.RULE_METRIC, options=_options(METRICS), value="zscore", clearable=False
+            ),
+        ),
+    ]
+
+
+def _rule_condition_fields(settings: Settings) -> list[html.Label]:
+    """When a rule fires, how often, and on which view parameters."""
+    return [
+        _field(
+            "Condition",
+            dcc.Dropdown(id=ids.RULE_OP, options=_options(OPS), value="abs>", clearable=False),
+        ),
+        _field("Threshold", _text(ids.RULE_THRESHOLD, placeholder="2")),
+        _field("Cooldown (s)", _text(ids.RULE_COOLDOWN, value=DEFAULT_COOLDOWN_TEXT)),
+        _field("Window", _text(ids.RULE_WINDOW, placeholder=f"default {settings.window}")),
+        _field(
+            "Method",
+            dcc.Dropdown(id=ids.RULE_METHOD, options=_options(METHODS), placeholder="default ols"),
+        ),
+    ]
+
+
+def _rule_buttons() -> html.Div:
+    return _row(
+        dcc.Checklist(
+            id=ids.RULE_ENABLED,
+            options=[{"label": " enabled", "value": "on"}],
+            value=["on"],
+        ),
+        html.Button("Save rule", id=ids.RULE_SAVE, className="btn btn-primary", n_clicks=0),
+        html.Button("Clear", id=ids.RULE_CLEAR, className="btn", n_clicks=0),
+        class_name="button-row",
+    )
+
+
+def _rule_form(settings: Settings) -> html.Div:
     return html.Div(
         className="rule-form",
         children=[
-            html.Div(
-                className="field-row wrap",
-                children=[
-                    _field(
-                        "Rule id",
-                        dcc.Input(id=ids.RULE_ID, type="text", placeholder="from the name"),
-                    ),
-                    _field(
-                        "Name", dcc.Input(id=ids.RULE_NAME, type="text", placeholder="z above 2")
-                    ),
-                    _field(
-                        "Pair",
-                        dcc.Dropdown(
-                            id=ids.RULE_PAIR,
-                            options=_options(pairs),
-                            value=pairs[0] if pairs else None,
-                            clearable=False,
-                        ),
-                    ),
-                    _field(
-                        "Timeframe",
-                        dcc.Dropdown(
-                            id=ids.RULE_TF,
-                            options=_options(settings.timeframes),
-                            value=settings.timeframes[0],
-                            clearable=False,
-                        ),
-                    ),
-                    _field(
-                        "Metric",
-                        dcc.Dropdown(
-                            id=ids.RULE_METRIC,
-                            options=_options(METRICS),
-                            value="zscore",
-                            clearable=False,
-                        ),
-                    ),
-                    _field(
-                        "Condition",
-                        dcc.Dropdown(
-                            id=ids.RULE_OP, options=_options(OPS), value="abs>", clearable=False
-                        ),
-                    ),
-                    _field(
-                        "Threshold", dcc.Input(id=ids.RULE_THRESHOLD, type="text", placeholder="2")
-                    ),
-                    _field(
-                        "Cooldown (s)",
-                        dcc.Input(id=ids.RULE_COOLDOWN, type="text", value=DEFAULT_COOLDOWN_TEXT),
-                    ),
-                    _field(
-                        "Window",
-                        dcc.Input(
-                            id=ids.RULE_WINDOW,
-                            type="text",
-                            placeholder=f"default {settings.window}",
-                        ),
-                    ),
-                    _field(
-                        "Method",
-                        dcc.Dropdown(
-                            id=ids.RULE_METHOD, options=_options(METHODS), placeholder="default ols"
-                        ),
-                    ),
-                ],
+            _row(
+                *_rule_target_fields(settings),
+                *_rule_condition_fields(settings),
+                class_name="field-row wrap",
             ),
             _field(
                 "Extra conditions (JSON, optional)",
@@ -329,20 +310,7 @@ def _rule_form(settings: Settings) -> html.Div:
                     rows=2,
                 ),
             ),
-            html.Div(
-                className="button-row",
-                children=[
-                    dcc.Checklist(
-                        id=ids.RULE_ENABLED,
-                        options=[{"label": " enabled", "value": "on"}],
-                        value=["on"],
-                    ),
-                    html.Button(
-                        "Save rule", id=ids.RULE_SAVE, className="btn btn-primary", n_clicks=0
-                    ),
-                    html.Button("Clear", id=ids.RULE_CLEAR, className="btn", n_clicks=0),
-                ],
-            ),
+            _rule_buttons(),
             html.Div(id=ids.RULE_STATUS, role="status"),
         ],
     )
@@ -367,109 +335,121 @@ def placeholder_figure(settings: Settings) -> Any:
     )
 
 
-def build_layout(settings: Settings) -> html.Div:
+def _stores(settings: Settings) -> list[Any]:
+    """The browser-side state (`dcc.Store`) and the two clocks that drive the updates."""
     config = {
         "max_upload_bytes": int(settings.dash_upload_max_mb * 1_048_576),
         "update_ms": settings.dash_update_ms,
     }
+    return [
+        dcc.Store(id=ids.CONFIG, data=config),
+        dcc.Store(id=ids.VIEW),
+        dcc.Store(id=ids.CURSOR),
+        dcc.Store(id=ids.ZOOM),
+        dcc.Store(id=ids.PAUSED, data=False),
+        dcc.Store(id=ids.FEED_SAMPLE),
+        dcc.Store(id=ids.ALERTS_CURSOR),
+        dcc.Store(id=ids.RULES_DIGEST),
+        dcc.Store(id=ids.UPLOAD_ACCEPTED),
+        dcc.Store(id=ids.UPLOAD_TOKEN),
+        dcc.Interval(id=ids.HEALTH_TICK, interval=1_000),
+        dcc.Interval(id=ids.LIVE_TICK, interval=settings.dash_update_ms),
+    ]
+
+
+def _topbar(settings: Settings) -> html.Header:
+    return html.Header(
+        className="topbar",
+        children=[
+            html.H1("Pairs monitor"),
+            html.Div(id=ids.HEALTH_BAR, className="health-bar"),
+            html.Span(id=ids.REDIS_STATUS, className="redis-status"),
+            dcc.RadioItems(
+                id=ids.THEME,
+                className="segmented theme-switch",
+                options=[
+                    {"label": "Dark", "value": "dark"},
+                    {"label": "Light", "value": "light"},
+                ],
+                value=settings.dash_theme,
+                inline=True,
+                **REMEMBERED,
+            ),
+        ],
+    )
+
+
+def _chart_area(settings: Settings) -> html.Section:
+    return html.Section(
+        className="chart-area",
+        children=[
+            html.Div(id=ids.CHART_STATUS, className="chart-status"),
+            dcc.Graph(
+                id=ids.GRAPH,
+                figure=placeholder_figure(settings),
+                config={"displaylogo": False, "scrollZoom": True, "responsive": True},
+                className="graph",
+            ),
+        ],
+    )
+
+
+def _statsbar() -> html.Aside:
+    return html.Aside(
+        className="statsbar",
+        children=[
+            _panel(
+                "Statistics",
+                html.Div(id=ids.STATS, className="stats-grid"),
+                _button(
+                    "Run ADF now",
+                    ids.ADF_BUTTON,
+                    "Ask the analytics worker for an ADF and cointegration test on this view now",
+                ),
+                html.Div(id=ids.ADF_STATUS, className="muted small", role="status"),
+            ),
+            _panel("Events", html.Ul(id=ids.EVENTS, className="events")),
+        ],
+    )
+
+
+def _main(settings: Settings) -> html.Main:
+    sidebar = [_controls(settings), _history(settings), _upload(settings), _export()]
+    return html.Main(
+        className="grid",
+        children=[
+            html.Aside(className="sidebar", children=sidebar),
+            _chart_area(settings),
+            _statsbar(),
+        ],
+    )
+
+
+def _bottom(settings: Settings) -> html.Section:
+    return html.Section(
+        className="bottom",
+        children=[
+            _panel(
+                "Alert rules",
+                html.Div(id=ids.RULES_TABLE),
+                _rule_form(settings),
+                class_name="rules-panel",
+            ),
+            _panel("Fired alerts", _alerts_feed(), class_name="feed-panel"),
+        ],
+    )
+
+
+def build_layout(settings: Settings) -> html.Div:
     return html.Div(
         id=ids.ROOT,
         className=f"app theme-{settings.dash_theme}",
         children=[
-            dcc.Store(id=ids.CONFIG, data=config),
-            dcc.Store(id=ids.VIEW),
-            dcc.Store(id=ids.CURSOR),
-            dcc.Store(id=ids.ZOOM),
-            dcc.Store(id=ids.PAUSED, data=False),
-            dcc.Store(id=ids.FEED_SAMPLE),
-            dcc.Store(id=ids.ALERTS_CURSOR),
-            dcc.Store(id=ids.RULES_DIGEST),
-            dcc.Store(id=ids.UPLOAD_ACCEPTED),
-            dcc.Store(id=ids.UPLOAD_TOKEN),
-            dcc.Interval(id=ids.HEALTH_TICK, interval=1_000),
-            dcc.Interval(id=ids.LIVE_TICK, interval=settings.dash_update_ms),
-            html.Header(
-                className="topbar",
-                children=[
-                    html.H1("Pairs monitor"),
-                    html.Div(id=ids.HEALTH_BAR, className="health-bar"),
-                    html.Span(id=ids.REDIS_STATUS, className="redis-status"),
-                    dcc.RadioItems(
-                        id=ids.THEME,
-                        className="segmented theme-switch",
-                        options=[
-                            {"label": "Dark", "value": "dark"},
-                            {"label": "Light", "value": "light"},
-                        ],
-                        value=settings.dash_theme,
-                        inline=True,
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                ],
-            ),
+            *_stores(settings),
+            _topbar(settings),
             html.Div(id=ids.BANNER, className="banner", role="alert"),
-            html.Main(
-                className="grid",
-                children=[
-                    html.Aside(
-                        className="sidebar",
-                        children=[
-                            _controls(settings),
-                            _history(settings),
-                            _upload(settings),
-                            _export(),
-                        ],
-                    ),
-                    html.Section(
-                        className="chart-area",
-                        children=[
-                            html.Div(id=ids.CHART_STATUS, className="chart-status"),
-                            dcc.Graph(
-                                id=ids.GRAPH,
-                                figure=placeholder_figure(settings),
-                                config={
-                                    "displaylogo": False,
-                                    "scrollZoom": True,
-                                    "responsive": True,
-                                },
-                                className="graph",
-                            ),
-                        ],
-                    ),
-                    html.Aside(
-                        className="statsbar",
-                        children=[
-                            _panel(
-                                "Statistics",
-                                html.Div(id=ids.STATS, className="stats-grid"),
-                                html.Button(
-                                    "Run ADF now",
-                                    id=ids.ADF_BUTTON,
-                                    className="btn",
-                                    n_clicks=0,
-                                    title="Ask the analytics worker for an "
-                                    "ADF and cointegration test on this view now",
-                                ),
-                                html.Div(id=ids.ADF_STATUS, className="muted small", role="status"),
-                            ),
-                            _panel("Events", html.Ul(id=ids.EVENTS, className="events")),
-                        ],
-                    ),
-                ],
-            ),
-            html.Section(
-                className="bottom",
-                children=[
-                    _panel(
-                        "Alert rules",
-                        html.Div(id=ids.RULES_TABLE),
-                        _rule_form(settings),
-                        class_name="rules-panel",
-                    ),
-                    _panel("Fired alerts", _alerts_feed(), class_name="feed-panel"),
-                ],
-            ),
+            _main(settings),
+            _bottom(settings),
             html.Div(id=ids.TOAST, className="toast-area", role="status"),
         ],
     )

@@ -10,7 +10,6 @@ from typing import Any
 from dash import html
 
 from services.dashboard import ids
-from services.dashboard.data import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from services.dashboard.formatting import (
     DASH,
     clock_utc,
@@ -21,6 +20,7 @@ from services.dashboard.formatting import (
     fmt_price,
     fmt_pvalue,
 )
+from services.dashboard.records import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from shared.alert_rules import AlertRule
 from shared.config import timeframe_ms
 from shared.health import (
@@ -46,6 +46,10 @@ KEY_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
     "dashboard": (),
 }
 """(counter, label) shown on each service's chip where present; all are in its tooltip."""
+
+
+def message(text: str, tone: str = "") -> html.Div:
+    return html.Div(text, className=f"message {tone}".strip())
 
 
 # Health ---------------------------------------------------------------------------------------

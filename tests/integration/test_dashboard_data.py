@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from services.dashboard import actions, data
+from services.dashboard import actions, data, records
 from shared import keys
 from shared.health import now_ms
 from shared.schemas import Alert, Event, Tick
@@ -45,8 +45,8 @@ def test_recent_entries_and_only_new_entries_after_a_cursor(sync_redis: redis.Re
     recent = data.read_recent(sync_redis, VIEW, 60, limit=20)
     assert [bar for _, bar in recent.bars_a] == seeded.bars_a[-20:]
     assert [stat for _, stat in recent.stats] == seeded.stats[-20:]
-    assert data.latest_stat(recent.latest) == seeded.stats[-1]
-    assert recent.tails["a"] == recent.bars_a[-1][0] and recent.tails["alerts"] == data.START
+    assert records.latest_stat(recent.latest) == seeded.stats[-1]
+    assert recent.tails["a"] == recent.bars_a[-1][0] and recent.tails["alerts"] == records.START
 
     alert = Alert("z2", "BTCUSDT-ETHUSDT", "1s", "zscore", 2.1, 2.0, seeded.stats[-1].ts)
     sync_redis.xadd(keys.ALERTS, alert.to_fields())

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from services.dashboard import actions, screen
-from services.dashboard.screen import Selection
+from services.dashboard.selection import Selection
 from services.dashboard.upload import UploadedFile, pair_from_files
 from shared import keys, pairstats
 from shared.config import Settings, load_settings

@@ -8,7 +8,7 @@ import pytest
 
 from services.dashboard.controls import resolve_range, view_from_controls, zoom_from_relayout
 from services.dashboard.formatting import parse_utc
-from services.dashboard.screen import Selection
+from services.dashboard.selection import Selection
 
 NOW = parse_utc("2025-12-16 14:00:00")
 SPAN = (parse_utc("2025-12-16 13:41:38"), parse_utc("2025-12-16 13:44:38"))

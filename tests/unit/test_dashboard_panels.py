@@ -6,7 +6,6 @@ from typing import Any
 
 from dash import html
 
-from services.dashboard.data import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from services.dashboard.panels import (
     banners,
     health_bar,
@@ -15,6 +14,7 @@ from services.dashboard.panels import (
     tick_rates,
     verdict,
 )
+from services.dashboard.records import FeedHealth, PipelineHealth, RuleRow, ServiceHealth
 from shared.alert_rules import parse_rule
 from shared.schemas import PairStat
 

@@ -1,0 +1,74 @@
+"""The chart cursor: when a live step can be patched onto the screen, and what it sends, on the
+recorded bars (no Redis: the snapshots are what `data.read_since` returns)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from services.dashboard import display
+from services.dashboard.cursor import LIVE_BATCH, ChartCursor, continues, latest_digest
+from services.dashboard.records import START, Snapshot
+from services.dashboard.selection import Selection
+from shared.config import load_settings
+from shared.schemas import Bar
+from tests.dashboard_support import recorded_bars, rolling_stats
+
+VIEW = Selection("live", "BTCUSDT", "ETHUSDT", "1s", 60, "ols", 2.0)
+SETTINGS = load_settings(dash_max_points=100)
+
+
+def entries(bars: list[Bar]) -> list[tuple[str, Bar]]:
+    return [(f"{bar.start}-0", bar) for bar in bars]
+
+
+def bars(symbol: str, count: int, offset: int) -> list[Bar]:
+    """`count` of the recorded 1s bars from `offset` on, the recording repeated after its end
+    (each round shifted by its length) when more are asked for than it has."""
+    recorded = recorded_bars(symbol)
+    span = recorded[-1].start - recorded[0].start + 1_000
+    out = []
+    for i in range(offset, offset + count):
+        bar = recorded[i % len(recorded)]
+        out.append(replace(bar, start=bar.start + i // len(recorded) * span))
+    return out
+
+
+def snapshot(count: int, offset: int = 0, seen: dict[str, str] | None = None) -> Snapshot:
+    """The entries `[offset, offset + count)` of the streams, as read after the ids `seen`."""
+    bars_a, bars_b = bars("BTCUSDT", count, offset), bars("ETHUSDT", count, offset)
+    before_a, before_b = bars("BTCUSDT", offset, 0), bars("ETHUSDT", offset, 0)
+    stats = rolling_stats(before_a + bars_a, before_b + bars_b, 60)
+    stats = [stat for stat in stats if stat.ts >= min(bars_a[0].start, bars_b[0].start)]
+    snap = Snapshot(entries(bars_a), entries(bars_b), [(f"{s.ts}-0", s) for s in stats])
+    snap.latest = stats[-1].to_fields() if stats else {}
+    snap.tails = snap.newest_ids(seen or {role: START for role in ("a", "b", "stats", "alerts")})
+    return snap
+
+
+def test_a_full_render_hands_the_browser_a_cursor_it_can_continue() -> None:
+    first = snapshot(30)
+    shown = display.live_full(SETTINGS, VIEW, first)
+    held = ChartCursor.of_view(shown.cursor, VIEW.key)
+    assert held is not None and held.n == {"a": 30, "b": 30, "stats": len(first.stats), "alerts": 0}
+    assert held.ids == first.tails
+    assert held.latest == latest_digest(snapshot(30).latest)
+    assert ChartCursor.of_view(shown.cursor, "another view") is None
+    assert ChartCursor.of_view(None, VIEW.key) is None
+
+    new = snapshot(2, 30, held.ids)
+    assert continues(held, new)
+    step = display.live_step(SETTINGS, VIEW, held, new)
+    assert step.cursor is not None and step.cursor["n"]["a"] == 32
+    assert step.cursor["ids"]["a"] == new.bars_a[-1][0] and step.stats is not None
+
+
+def test_a_reset_stream_a_first_row_or_a_flood_renders_in_full() -> None:
+    held = ChartCursor.of_view(display.live_full(SETTINGS, VIEW, snapshot(30)).cursor, VIEW.key)
+    assert held is not None
+    reset = snapshot(2, 30, held.ids)
+    reset.tails["a"] = "1-0"
+    assert not continues(held, reset)
+    no_stats = ChartCursor(held.key, held.ids, {**held.n, "stats": 0}, held.adf, held.latest)
+    assert not continues(no_stats, snapshot(5, 30, held.ids))
+    assert not continues(held, snapshot(LIVE_BATCH, 30, held.ids))
+    assert continues(held, snapshot(LIVE_BATCH - 1, 30, held.ids))
