@@ -2,22 +2,18 @@
 
 The record has no TTL: a service that died keeps its last `updated`, so the dashboard can say how
 long it has been silent. A service that stops cleanly writes `status=stopped`.
+
+Pure: the record and the staleness rule. `shared.heartbeat` writes it to Redis.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Mapping
 from typing import Literal
 
 from shared import keys
-from shared.redis_io import UNAVAILABLE, Redis
 from shared.schemas import StreamFields
-
-log = logging.getLogger(__name__)
 
 Status = Literal["starting", "ok", "degraded", "stopping", "stopped"]
 Counter = int | float | str
@@ -42,7 +38,8 @@ def now_ms() -> int:
 
 
 class Health:
-    """A service's status and counters, held in memory and published by `heartbeat`."""
+    """A service's status and counters, held in memory and published by
+    `shared.heartbeat.heartbeat`."""
 
     def __init__(self, service: str) -> None:
         self.key = keys.health(service)
@@ -61,40 +58,6 @@ class Health:
         fields: StreamFields = {name: str(value) for name, value in self.counters.items()}
         fields.update(status=self.status, updated=str(now_ms()), started=str(self.started))
         return fields
-
-    async def publish(self, redis: Redis) -> bool:
-        """Write the record; False (logged once per outage by the caller) when Redis is away."""
-        try:
-            await redis.hset(self.key, mapping=self.record())
-            return True
-        except UNAVAILABLE:
-            return False
-
-
-FINAL_PUBLISH_S = 0.5
-"""The `stopped` record is given this long: a hanging Redis must not hold up the exit."""
-
-
-async def heartbeat(redis: Redis, health: Health, interval_s: float, stop: asyncio.Event) -> None:
-    """Publish `health` every `interval_s` until `stop`, then once more as `stopped` (given at
-    most `FINAL_PUBLISH_S`).
-
-    The runtime sets `stop` only when the service body has finished (its drain included), so the
-    final record carries the final counters.
-    """
-    reachable = True
-    while not stop.is_set():
-        published = await health.publish(redis)
-        if published != reachable:
-            reachable = published
-            log.warning("health record " + ("published again" if published else "not published"))
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            pass
-    health.status = "stopped"
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(health.publish(redis), timeout=FINAL_PUBLISH_S)
 
 
 STALE_HEARTBEATS = 5

@@ -23,7 +23,8 @@ from typing import Any
 from shared import keys
 from shared.config import ConfigError, Settings, load_settings
 from shared.events import dead_letter, emit_event
-from shared.health import Health, heartbeat, is_fresh, stale_after_ms
+from shared.health import Health, is_fresh, stale_after_ms
+from shared.heartbeat import heartbeat
 from shared.logs import setup_logging
 from shared.redis_io import UNAVAILABLE, Redis, RedisUnavailable, client, connect, decoded
 

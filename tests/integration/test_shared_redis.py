@@ -8,7 +8,8 @@ import pytest
 
 from shared import keys
 from shared.events import MAX_RAW_BYTES, dead_letter, emit_event
-from shared.health import Health, heartbeat, is_fresh, now_ms
+from shared.health import Health, is_fresh, now_ms
+from shared.heartbeat import heartbeat
 from shared.redis_io import Redis, RedisUnavailable, connect, decoded, ensure_group
 from testkit.processes import free_port
 

@@ -10,7 +10,7 @@ import yaml
 from services.analytics import service as analytics
 from services.writer import service as writer
 from shared import runtime
-from shared.health import FINAL_PUBLISH_S
+from shared.heartbeat import FINAL_PUBLISH_S
 from shared.redis_io import SOCKET_TIMEOUT_S
 from testkit.processes import REPO
 
