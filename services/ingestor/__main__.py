@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.ingestor import service
-from services.ingestor.replay import ReplayError, detect_format
+from services.ingestor.replay_formats import ReplayError, detect_format
 from shared.config import Settings
 from shared.runtime import (
     EXIT_CONFIG,

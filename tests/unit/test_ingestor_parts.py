@@ -13,9 +13,9 @@ from services.ingestor.binance import NonMarketPrint, TickRow
 from services.ingestor.connection import FeedOptions, backoff_delays
 from services.ingestor.intake import Lost, describe_lost
 from services.ingestor.library import LIBRARY
-from services.ingestor.replay import (
+from services.ingestor.replay import Relocation
+from services.ingestor.replay_formats import (
     CollectorRows,
-    Relocation,
     ReplayError,
     decimal_text,
     detect_format,
