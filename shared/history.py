@@ -116,7 +116,7 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Gap:
+class TimeGap:
     """A quiet stretch: no trade stored strictly between `after_ts` and `before_ts`."""
 
     after_ts: int
@@ -275,7 +275,7 @@ class History:
                 overlaps += 1
         return Coverage(holes, overlaps)
 
-    def gaps(self, symbol: str, min_gap_ms: int) -> list[Gap]:
+    def gaps(self, symbol: str, min_gap_ms: int) -> list[TimeGap]:
         """Stretches longer than `min_gap_ms` without a single trade of `symbol`, oldest first,
         each with the trade ids missing across it (0 when the market was merely quiet).
 
@@ -304,5 +304,5 @@ class History:
             ).fetchone()
             if before - after > min_gap_ms:
                 missing = max(0, int(before_id) - int(after_id) - 1)
-                found.append(Gap(int(after), int(before), missing))
+                found.append(TimeGap(int(after), int(before), missing))
         return found

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from services.writer.store import TickStore
-from shared.history import BAR_COLUMNS, Gap, History
+from shared.history import BAR_COLUMNS, History, TimeGap
 from shared.tickdb import MIGRATIONS, SCHEMA_VERSION, open_for_writing, seconds_of
 from testkit.recorded import recorded_ticks
 from tests.writer_support import Published, pandas_bars
@@ -186,7 +186,7 @@ def test_summary_symbols_and_gaps(tmp_path: Path) -> None:
     assert history.summary("BTCUSDT") is None
     threshold = int(np.sort(np.diff([t.ts for t in kept]))[-3])
     expected = [
-        Gap(a.ts, b.ts, b.trade_id - a.trade_id - 1)
+        TimeGap(a.ts, b.ts, b.trade_id - a.trade_id - 1)
         for a, b in itertools.pairwise(kept)
         if b.ts - a.ts > threshold
     ]
