@@ -113,10 +113,6 @@ class Pipeline:
         process.send_signal(sig)
         process.wait(timeout=15)
 
-    def restart(self, name: str) -> None:
-        self.kill(name)
-        self.start(name)
-
     def pid(self, name: str) -> int:
         return self.processes[name].pid
 

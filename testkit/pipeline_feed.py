@@ -235,9 +235,6 @@ async def _serve(pipe: Connection, symbols: Sequence[str], api_key: str) -> None
                 reply = "ok"
             elif command == "truth":
                 reply = orjson.dumps(sender.truth())
-            elif command == "rest":
-                reply = {"requests": len(rest.requests),
-                         "weight_in_any_minute": rest.weight_in_any_minute()}  # fmt: skip
             elif command == "stall":
                 sender.stalled_until = time.perf_counter() + float(argument)
                 reply = "ok"
@@ -293,9 +290,6 @@ class Feed(LocalBases):
         """Every trade the feed made: per symbol `first_id`, `qtys`, `times` (index = id -
         first_id)."""
         return dict(orjson.loads(self._ask("truth")))
-
-    def rest_requests(self) -> dict[str, int]:
-        return dict(self._ask("rest"))
 
     def stall(self, seconds: float) -> None:
         self._ask("stall", seconds)

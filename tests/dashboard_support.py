@@ -26,7 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 from shared import keys
-from shared.schemas import Alert, Bar, PairStat
+from shared.schemas import Bar, PairStat
 from shared.views import PairView
 from testkit.polling import wait_until
 from testkit.processes import free_port, service_env, start_service
@@ -132,10 +132,6 @@ def seed_pair(
         pipe.hset(view.latest_key(default_window), mapping=seeded[-1].to_fields())
     pipe.execute()
     return Seeded(bars_a, bars_b, seeded)
-
-
-def add_alert(client: redis.Redis, alert: Alert) -> str:
-    return str(client.xadd(keys.ALERTS, alert.to_fields()))
 
 
 # The dashboard as a process ------------------------------------------------------------------

@@ -19,8 +19,6 @@ from testkit.binance_ws import BinanceServer, make_trades
 from testkit.polling import eventually
 from tests.ingestor_support import events, ingestor_settings, running_ingestor, stream_ticks
 
-TS = 1_765_892_498_698
-
 
 async def ids_in(redis: Redis, symbol: str) -> list[int]:
     return [tick.trade_id for tick in await stream_ticks(redis, symbol)]
