@@ -99,21 +99,6 @@ class RestServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def paths(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == path]
-
-    def weight_in_any_minute(self) -> int:
-        """The most weight the clients spent in any 60 s (what the budget bounds)."""
-        accepted = sorted((r.at, r.weight) for r in self.requests)
-        best, start, total = 0, 0, 0
-        for at, weight in accepted:
-            total += weight
-            while accepted[start][0] <= at - 60.0:
-                total -= accepted[start][1]
-                start += 1
-            best = max(best, total)
-        return best
-
     # Handling.
 
     def _used(self, now: float, weight: int) -> int:
