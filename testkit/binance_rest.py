@@ -99,6 +99,9 @@ class RestServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def paths(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == path]
+
     # Handling.
 
     def _used(self, now: float, weight: int) -> int:
