@@ -10,7 +10,10 @@ per second, by summed quantity.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,6 +129,26 @@ def test_dropped_connections_are_backfilled_until_sqlite_equals_the_truth(
     print(f"rows {rows}; ids missed on the socket and back-filled {missed}")
 
 
+@contextmanager
+def sqlite_write_lock(path: Path) -> Iterator[None]:
+    """Hold SQLite's write lock for the block: every writer's commit waits, then fails."""
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def writer_pending(pipe: Pipeline) -> int:
+    """Entries read by a consumer of group `writer` and not acknowledged."""
+    with pipe.client() as client:
+        return sum(
+            int(client.xpending(keys.ticks(s), keys.WRITER_GROUP)["pending"]) for s in pipe.symbols
+        )
+
+
 def test_a_writer_killed_three_times_has_every_tick_in_sqlite_within_5_s_of_the_restart(
     tmp_path: Path,
 ) -> None:
@@ -142,7 +165,11 @@ def test_a_writer_killed_three_times_has_every_tick_in_sqlite_within_5_s_of_the_
         pipe.feed.set_rate(2_000)
         time.sleep(2)
         for _ in range(3):
-            pipe.kill("writer", signal.SIGKILL)
+            # Killed while it holds entries it has read and not stored (SQLite is locked), so
+            # each dead writer leaves pending entries behind for the next one to take over.
+            with sqlite_write_lock(pipe.sqlite_path):
+                assert wait_until(lambda: writer_pending(pipe) > 0, 10)
+                pipe.kill("writer", signal.SIGKILL)
             pipe.start("writer")
             time.sleep(1)
         restarted = time.monotonic()
@@ -153,7 +180,13 @@ def test_a_writer_killed_three_times_has_every_tick_in_sqlite_within_5_s_of_the_
 
         assert wait_until(stored_all, 30, 0.05), pipe.log_tails(["writer"])
         took_s = time.monotonic() - restarted
-        taken_over = int(pipe.health("writer").get("taken_over", 0))
+
+        def taken_over_count() -> int:
+            return int(pipe.health("writer").get("taken_over", 0))
+
+        # The record is published once a heartbeat: it may not show the takeover yet.
+        wait_until(lambda: taken_over_count() > 0, 5)
+        taken_over = taken_over_count()
         settle(pipe)
         for symbol in pipe.symbols:
             stored = pipe.sqlite_ids(symbol)
