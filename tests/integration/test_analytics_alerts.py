@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from services.analytics.publisher import Outbox
+from services.analytics.redis_wire import Outbox
 from shared import keys
 from shared.config import load_settings
 from shared.pairstats import pair_stats
