@@ -14,7 +14,6 @@ statistics of every view (the latest hashes the dashboard polls), `complete` the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,20 @@ import pandas as pd
 from services.analytics.alerts import RuleBook
 from services.analytics.bars import BarEngine
 from services.analytics.clock import EventClock
+from services.analytics.outputs import (
+    BadEntry,
+    BarOut,
+    FieldsOut,
+    FillDone,
+    FillJob,
+    HistoryRead,
+    Ingested,
+    Problem,
+    StatOut,
+    Step,
+    ViewProgress,
+    Wanted,
+)
 from services.analytics.pairs import Entry, TimeframePairs, ViewState, complete_entry
 from services.analytics.ticks import BadTick, RawEntry, as_mapping, describe_entry, parse_entry
 from services.analytics.views import ViewRegistry, default_views
@@ -39,125 +52,6 @@ from shared.pairstats import (
 )
 from shared.schemas import Alert, AnalyticsRequest, Bar, PairStat, SchemaError
 from shared.views import PairView
-
-
-@dataclass(frozen=True, slots=True)
-class BarOut:
-    """A closed bar for `bars:<tf>:<symbol>`."""
-
-    tf: str
-    symbol: str
-    bar: Bar
-
-
-@dataclass(frozen=True, slots=True)
-class StatOut:
-    """A view's statistics entry: appended to its stream and/or made its latest hash."""
-
-    stream_key: str
-    latest_key: str
-    stat: PairStat
-    stream: bool = True
-    latest: bool = True
-    drop_extra: bool = False
-    """Remove the stationarity fields from the latest hash (it may hold some, this lacks them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FieldsOut:
-    """Fields set on a hash (the stationarity computed on request, on the view's latest)."""
-
-    key: str
-    fields: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    kind: str
-    """`bad-rule`, `bad-view` or `bad-request`: the event kind, and `<kind>s` counts them."""
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class BadEntry:
-    raw: str
-    """The entry as kept in the dead-letter stream."""
-    reason: str
-
-
-@dataclass(frozen=True)
-class Step:
-    """What one call produced, in the order it is to be written."""
-
-    bars: Sequence[BarOut] = ()
-    stats: Sequence[StatOut] = ()
-    fields: Sequence[FieldsOut] = ()
-    alerts: Sequence[Alert] = ()
-    deletes: Sequence[str] = ()
-    """Keys to delete at once (views no longer served)."""
-    dropped: Sequence[str] = ()
-    """Views no longer served (a fill of one of them is cancelled)."""
-    fills: Sequence[str] = ()
-    """Views to fill from history, in order."""
-    problems: Sequence[Problem] = ()
-    counts: Mapping[str, int] = field(default_factory=dict)
-    """Health counters to add to."""
-    closed: int = 0
-    """Intervals closed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ingested:
-    step: Step
-    held: int | None
-    """The clock hold: the oldest last trade time of the streams read in full."""
-    bad: Sequence[BadEntry]
-
-
-@dataclass(frozen=True, slots=True)
-class ViewProgress:
-    """What a view's stream and latest hash already hold."""
-
-    view_id: str
-    published_until: int
-    last: PairStat | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRead:
-    """Older closes wanted for one leg of a view being filled: `symbol`'s bars in
-    [`first`, `oldest`) at `tf`."""
-
-    symbol: int
-    name: str
-    tf: str
-    first: int
-    oldest: int
-
-
-@dataclass(frozen=True, slots=True)
-class FillJob:
-    """A view's series as held when its fill starts, and where its output goes."""
-
-    view_id: str
-    view: PairView
-    stream_key: str
-    latest_key: str
-    phase: int
-    tf_ms: int
-    adf_every: int
-    kalman_delta: float
-    ts: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    first: int
-    """The first row to compute (the last `VIEW_FILL_BARS`, with enough bars before them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FillDone:
-    step: Step
-    entries: int
 
 
 def due_rows(ts: np.ndarray, tf_ms: int, adf_every: int, phase: int) -> np.ndarray:
@@ -230,27 +124,26 @@ class Engine:
         self.pairs[view.tf].add(state)
         return state
 
-    def _load(self, rules: Mapping[str, str], count: int, members: Sequence[str]) -> tuple[
-        list[PairView], list[Problem]
-    ]:  # fmt: skip
-        problems = [Problem("bad-rule", text) for text in self.rules.load(rules, count)]
-        requested, view_problems = self.registry.requested(members)
+    def _load(self, wanted: Wanted) -> tuple[list[PairView], list[Problem]]:
+        loaded = self.rules.load(wanted.rules, wanted.rule_count)
+        problems = [Problem("bad-rule", text) for text in loaded]
+        requested, view_problems = self.registry.requested(wanted.views)
         problems += [Problem("bad-view", text) for text in view_problems]
         self.requested = {view.id for view in requested}
         return requested, problems
 
-    def configure(self, rules: Mapping[str, str], count: int, members: Sequence[str]) -> Step:
-        """At start: the stored rules (`count`: how many the hash holds) and requested views."""
-        requested, problems = self._load(rules, count, members)
+    def configure(self, wanted: Wanted) -> Step:
+        """At start: serve the default views, those requested and those rules watch."""
+        requested, problems = self._load(wanted)
         for view_id in sorted(self.defaults):
             self._add_view(PairView.parse(view_id))
         for view in [*requested, *self.rules.views()]:
             self._add_view(view)
         return Step(problems=problems)
 
-    def set_wanted(self, rules: Mapping[str, str], count: int, members: Sequence[str]) -> Step:
+    def set_wanted(self, stored: Wanted) -> Step:
         """The rules and requested views as stored now: views dropped, views added to fill."""
-        requested, problems = self._load(rules, count, members)
+        requested, problems = self._load(stored)
         wanted = {view.id: view for view in [*requested, *self.rules.views()]}
         for view_id in self.defaults:
             wanted.pop(view_id, None)

@@ -16,7 +16,8 @@ import time
 
 import pandas as pd
 
-from services.analytics.engine import Engine, FillDone, FillJob, HistoryRead, due_rows
+from services.analytics.engine import Engine, due_rows
+from services.analytics.outputs import FillDone, FillJob, HistoryRead
 from services.analytics.redis_wire import append_stats
 from shared.history import History
 from shared.pairstats import pair_stats

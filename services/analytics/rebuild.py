@@ -22,16 +22,17 @@ import heapq
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import pandas as pd
 
-from services.analytics.engine import Engine, ViewProgress
+from services.analytics.engine import Engine
+from services.analytics.outputs import ViewProgress
+from services.analytics.redis_wire import revrange
 from services.analytics.ticks import BadTick, ParsedTick, parse_fields
 from shared import keys
 from shared.config import timeframe_ms
 from shared.history import BAR_COLUMNS, History
-from shared.redis_io import Redis, StreamEntry, decoded, ensure_group
+from shared.redis_io import Redis, decoded, ensure_group
 from shared.schemas import Bar, PairStat, SchemaError
 from shared.tickdb import TickDbError
 
@@ -127,12 +128,6 @@ def _bars(frame: pd.DataFrame) -> list[Bar]:
         Bar(int(start), float(o), float(h), float(lo), float(c), float(v), float(vwap), int(n))
         for start, o, h, lo, c, v, vwap, n in zip(*columns, strict=True)
     ]
-
-
-async def revrange(redis: Redis, stream: str, *, upper: str = "+", count: int) -> list[StreamEntry]:
-    """XREVRANGE, typed: the newest `count` entries at or below `upper`, newest first."""
-    reply = await redis.xrevrange(stream, max=upper, min="-", count=count)
-    return cast(list[StreamEntry], reply or [])
 
 
 def _history_bars(

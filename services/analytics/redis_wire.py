@@ -32,13 +32,14 @@ from typing import Any, cast
 import orjson
 from redis.exceptions import ResponseError
 
-from services.analytics.engine import BarOut, Step
+from services.analytics.outputs import BarOut, Step, Wanted
 from services.analytics.ticks import RawEntry
 from shared import keys
 from shared.config import Settings
+from shared.health import now_ms
 from shared.pairstats import STATIONARITY_FIELDS
-from shared.redis_io import Redis, client
-from shared.schemas import Alert, PairStat
+from shared.redis_io import RAW_REPLY, Redis, StreamEntry, client, text_hash
+from shared.schemas import Alert, PairStat, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +272,45 @@ async def append_stats(redis: Redis, key: str, stats: Sequence[PairStat], maxlen
         for stat in stats[lo : lo + XADD_BATCH]:
             pipe.xadd(key, stat.to_fields(), maxlen=maxlen, approximate=True)
         await pipe.execute()
+
+
+async def read_wanted(redis: Redis) -> Wanted:
+    """The stored rules and the unexpired requested views (the expired ones are removed)."""
+    now = now_ms()
+    pipe = redis.pipeline(transaction=False)
+    pipe.execute_command("HGETALL", keys.ALERT_RULES, **RAW_REPLY)
+    pipe.hlen(keys.ALERT_RULES)
+    pipe.zrangebyscore(keys.ANALYTICS_VIEWS, now, "+inf")
+    pipe.zremrangebyscore(keys.ANALYTICS_VIEWS, "-inf", f"({now}")
+    rules, count, members, _ = await pipe.execute()
+    return Wanted(text_hash(rules), int(count), [str(m) for m in members])
+
+
+async def revrange(redis: Redis, stream: str, *, upper: str = "+", count: int) -> list[StreamEntry]:
+    """XREVRANGE, typed: the newest `count` entries at or below `upper`, newest first."""
+    reply = await redis.xrevrange(stream, max=upper, min="-", count=count)
+    return cast(list[StreamEntry], reply or [])
+
+
+async def read_sent_alerts(redis: Redis, count: int) -> list[Alert]:
+    """The newest `count` alerts sent, oldest first (unreadable ones skipped)."""
+    alerts: list[Alert] = []
+    for _, values in reversed(await revrange(redis, keys.ALERTS, count=count)):
+        with contextlib.suppress(SchemaError):
+            alerts.append(Alert.from_fields(values))
+    return alerts
+
+
+async def group_backlog(redis: Redis, streams: Sequence[str]) -> int:
+    """Entries of `streams` not yet read by the `analytics` group."""
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    backlog = 0
+    for groups in await pipe.execute(raise_on_error=False):
+        if isinstance(groups, Exception):
+            continue
+        for group in groups:
+            if group.get("name") == keys.ANALYTICS_GROUP and group.get("lag") is not None:
+                backlog += int(group["lag"])
+    return backlog

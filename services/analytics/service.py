@@ -16,16 +16,23 @@ import time
 
 from redis.exceptions import ResponseError
 
-from services.analytics.engine import Engine, Problem, Step
+from services.analytics.engine import Engine
 from services.analytics.fill import fill_view
-from services.analytics.rebuild import rebuild, revrange, set_groups
-from services.analytics.redis_wire import Outbox, TickReader, raw_streams
+from services.analytics.outputs import Problem, Step
+from services.analytics.rebuild import rebuild, set_groups
+from services.analytics.redis_wire import (
+    Outbox,
+    TickReader,
+    group_backlog,
+    raw_streams,
+    read_sent_alerts,
+    read_wanted,
+)
 from shared import keys
 from shared.health import now_ms
 from shared.history import History
-from shared.redis_io import RAW_REPLY, UNAVAILABLE, ensure_group, text_hash
+from shared.redis_io import UNAVAILABLE, ensure_group
 from shared.runtime import ServiceContext
-from shared.schemas import Alert, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +65,16 @@ class Worker:
 
     async def start(self) -> None:
         """Views and rules as stored, state rebuilt from history, consumer groups in place."""
-        await self.write(self.engine.configure(*await self._read_views_and_rules()))
+        await self.write(self.engine.configure(await read_wanted(self.redis)))
         fill_bars = self.ctx.settings.view_fill_bars
         report = await rebuild(self.redis, self.engine, self.history, fill_bars)
-        alerts = []
-        for _, fields in reversed(await revrange(self.redis, keys.ALERTS, count=RECENT_ALERTS)):
-            with contextlib.suppress(SchemaError):
-                alerts.append(Alert.from_fields(fields))
-        self.engine.restore_fired(alerts)
+        self.engine.restore_fired(await read_sent_alerts(self.redis, RECENT_ALERTS))
         await self.publish(self.engine.resume(report.event_ts, monotonic_ms()))
         await set_groups(self.redis, report.tails)
         self.ctx.health.set("rebuilt_history_bars", report.history_bars)
         self.ctx.health.set("rebuilt_stream_ticks", report.stream_ticks)
         log.info("state rebuilt", extra={"history_bars": report.history_bars,
                                          "stream_ticks": report.stream_ticks})  # fmt: skip
-
-    async def _read_views_and_rules(self) -> tuple[dict[str, str], int, list[str]]:
-        """The stored rules, how many the hash holds (more than read when ids that are not
-        UTF-8 decode alike), and the views requested."""
-        now = now_ms()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.execute_command("HGETALL", keys.ALERT_RULES, **RAW_REPLY)
-        pipe.hlen(keys.ALERT_RULES)
-        pipe.zrangebyscore(keys.ANALYTICS_VIEWS, now, "+inf")
-        pipe.zremrangebyscore(keys.ANALYTICS_VIEWS, "-inf", f"({now}")
-        rules, count, members, _ = await pipe.execute()
-        return text_hash(rules), int(count), [str(m) for m in members]
 
     async def write(self, step: Step) -> None:
         """Report the problems, count, queue the output and the fills, delete what goes."""
@@ -171,7 +162,7 @@ class Worker:
         self.outbox.trim()
 
     async def poll(self) -> None:
-        step = self.engine.set_wanted(*await self._read_views_and_rules())
+        step = self.engine.set_wanted(await read_wanted(self.redis))
         await self.write(step)
         for view_id in step.dropped:
             log.info("view dropped", extra={"view": view_id})
@@ -218,16 +209,7 @@ class Worker:
             health.set(name, value)
         health.set("last_update", self.last_update)
         health.set("pending_output", len(self.outbox))
-        pipe = self.redis.pipeline(transaction=False)
-        for stream in self.engine.stream_index:
-            pipe.xinfo_groups(stream)
-        backlog = 0
-        for groups in await pipe.execute(raise_on_error=False):
-            if isinstance(groups, Exception):
-                continue
-            for group in groups:
-                if group.get("name") == keys.ANALYTICS_GROUP and group.get("lag") is not None:
-                    backlog += int(group["lag"])
+        backlog = await group_backlog(self.redis, list(self.engine.stream_index))
         health.set("backlog", backlog)
 
 
