@@ -77,10 +77,14 @@ async def read_progress(redis: Redis, engine: Engine, fill_bars: int) -> None:
             continue
         try:
             published_until = int(decoded(last[0][1])["ts"])
-            stat = PairStat.from_fields(decoded(latest)) if latest else None
         except (KeyError, ValueError):
             log.warning("unreadable last entry", extra={"key": state.stream_key})
             continue
+        stat: PairStat | None = None
+        try:
+            stat = PairStat.from_fields(decoded(latest)) if latest else None
+        except (KeyError, ValueError):
+            log.warning("unreadable last entry", extra={"key": state.stream_key})
         views.append(ViewProgress(state.id, published_until, stat))
     engine.restore_progress(bars, views, fill_bars)
 
