@@ -14,6 +14,7 @@ statistics of every view (the latest hashes the dashboard polls), `complete` the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -410,9 +411,7 @@ class Engine:
                 fills.append(state.id)
             else:
                 state.ready = True
-        return Step(
-            bars=step.bars, stats=step.stats, counts=step.counts, closed=step.closed, fills=fills
-        )
+        return replace(step, fills=fills)
 
     def _aligned_bars(self, state: ViewState) -> int:
         count = self.pairs[state.view.tf].matrix.count
