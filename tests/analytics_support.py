@@ -1,10 +1,12 @@
-"""Helpers for the analytics tests: recorded ticks into Redis and SQLite, the bars pandas expects,
-and the real worker run in-process against the private redis-server."""
+"""Helpers for the analytics tests: recorded ticks into the engine, Redis and SQLite, the bars
+pandas expects, and the real worker run in-process against the private redis-server."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,11 @@ import pandas as pd
 import redis
 
 from services.analytics import service
+from services.analytics.engine import Engine
+from services.analytics.outputs import BarOut, Problem, StatOut, Step, Wanted
+from services.analytics.ticks import RawEntry
 from shared import keys
-from shared.config import load_settings, timeframe_ms
+from shared.config import Settings, load_settings, timeframe_ms
 from shared.runtime import ServiceContext
 from shared.schemas import Bar, PairStat, Tick
 from shared.tickdb import INSERT_TRADES, open_for_writing
@@ -121,3 +126,112 @@ async def running_worker(redis_url: str, **overrides: Any) -> AsyncIterator[Serv
     settings = load_settings(redis_url=redis_url, health_interval_s=0.2, **overrides)
     async with running_service("analytics", settings, service.run) as ctx:
         yield ctx
+
+
+def raw_batch(ticks: Iterable[Tick]) -> list[tuple[str, list[RawEntry]]]:
+    """Ticks as one XREADGROUP reply gives them to the worker: per stream, (id, flat fields)."""
+    streams: dict[str, list[RawEntry]] = {}
+    for i, tick in enumerate(ticks):
+        flat = [str(x) for pair in tick.to_fields().items() for x in pair]
+        streams.setdefault(keys.ticks(tick.symbol), []).append((f"{i}-0", flat))
+    return list(streams.items())
+
+
+def engine_settings(**overrides: Any) -> Settings:
+    return load_settings(redis_url="redis://127.0.0.1:1/0", **overrides)
+
+
+@dataclass
+class EngineRun:
+    """The engine as the worker drives it, without Redis: what every call returned, in order."""
+
+    engine: Engine
+    steps: list[Step] = field(default_factory=list)
+    wall: float = 0.0
+
+    @classmethod
+    def start(cls, settings: Settings, wanted: Wanted | None = None) -> EngineRun:
+        """An engine started on empty streams and no history, as `service.Worker.start`."""
+        run = cls(Engine(settings))
+        run.steps.append(run.engine.configure(wanted or Wanted({}, 0, [])))
+        run.close(run.engine.resume(None, run.wall))
+        return run
+
+    def close(self, step: Step | None) -> None:
+        if step is not None:
+            self.steps += [step, self.engine.complete()]
+
+    def feed(self, ticks: Sequence[Tick], *, chunk: int = 2_000, step_ms: float = 10.0) -> None:
+        """Ingest `ticks` in batches of `chunk`, wall time moving `step_ms` per batch, closing
+        what the clock allows after each."""
+        for lo in range(0, len(ticks), chunk):
+            self.wall += step_ms
+            ingested = self.engine.ingest(raw_batch(ticks[lo : lo + chunk]), self.wall, 1_000)
+            self.steps.append(ingested.step)
+            step = self.engine.close(self.wall, ingested.held)
+            if step is not None and step.closed:
+                self.close(step)
+
+    def idle(self, ms: float) -> None:
+        """Wall time passes without ticks: the clock moves on and closes what is due."""
+        self.wall += ms
+        step = self.engine.close(self.wall)
+        if step is not None and step.closed:
+            self.close(step)
+
+    def bars(self, tf: str, symbol: str) -> pd.DataFrame:
+        """The bars written to `bars:<tf>:<symbol>`, as `stream_bars` reads them."""
+        outs: list[BarOut] = [
+            out for step in self.steps for out in step.bars if (out.tf, out.symbol) == (tf, symbol)
+        ]
+        return pd.DataFrame([vars_of(out.bar) for out in outs])
+
+    def stats(self, key: str) -> list[PairStat]:
+        """The entries appended to the stream `key`, in order."""
+        outs: list[StatOut] = [
+            out for step in self.steps for out in step.stats if out.stream and out.stream_key == key
+        ]
+        return [out.stat for out in outs]
+
+    def latest(self, key: str) -> PairStat:
+        """What the latest hash `key` holds: the newest entry made latest, with the fields
+        set on it since (the stationarity computed on request)."""
+        stat: PairStat | None = None
+        for step in self.steps:
+            for out in step.stats:
+                if out.latest and out.latest_key == key:
+                    stat = out.stat
+            for hashed in step.fields:
+                if hashed.key == key and stat is not None:
+                    stat = PairStat.from_fields({**stat.to_fields(), **hashed.fields})
+        assert stat is not None, f"nothing was made latest on {key}"
+        return stat
+
+    def problems(self) -> list[Problem]:
+        return [problem for step in self.steps for problem in step.problems]
+
+    def count(self, name: str) -> int:
+        return sum(step.counts.get(name, 0) for step in self.steps)
+
+
+PAIR = "-".join(SYMBOLS)
+
+
+def rule(name: str, **fields: object) -> str:
+    body = {"name": name, "pair": PAIR, "tf": "1s", "metric": "zscore", "op": "abs>",
+            "threshold": 1.5, "cooldown_s": 0, **fields}  # fmt: skip
+    return json.dumps(body)
+
+
+def expected_firings(
+    stats: list[PairStat], holds: Callable[[PairStat], bool], cooldown_ms: int
+) -> list[int]:
+    """Bars where the condition turns true, and no firing happened within the cooldown."""
+    fired: list[int] = []
+    previous = False
+    for stat in stats:
+        now = holds(stat)
+        if now and not previous and (not fired or stat.ts - fired[-1] >= cooldown_ms):
+            fired.append(stat.ts)
+        previous = now
+    return fired

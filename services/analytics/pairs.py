@@ -53,13 +53,9 @@ class ViewState:
     ready: bool = True
     """False while its stream is being filled from history."""
     id: str = ""
-    stream_key_bytes: bytes = b""
-    latest_key_bytes: bytes = b""
 
     def __post_init__(self) -> None:
         self.id = self.view.id
-        self.stream_key_bytes = b"$%d\r\n%s\r\n" % (len(self.stream_key), self.stream_key.encode())
-        self.latest_key_bytes = b"$%d\r\n%s\r\n" % (len(self.latest_key), self.latest_key.encode())
 
 
 @dataclass(eq=False)
@@ -96,23 +92,34 @@ def make_stat(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Completed:
+    stat: PairStat
+    stationarity: Stationarity | None
+    """The stationarity computed (None when none was due)."""
+
+
 def complete(entry: Entry, kalman_delta: float = DEFAULT_KALMAN_DELTA) -> PairStat:
+    return complete_entry(entry, kalman_delta).stat
+
+
+def complete_entry(entry: Entry, kalman_delta: float = DEFAULT_KALMAN_DELTA) -> Completed:
     """Compute what was left for later: a Huber hedge, the stationarity fields."""
     stat = entry.stat
     if stat is not None and not entry.due:
-        return stat
+        return Completed(stat, None)
     a, b = entry.a_window, entry.b_window
     assert a is not None and b is not None, "a slow entry keeps its window"
     if stat is None:
         computed = window_stats(a[None, :], b[None, :], entry.view.view.method, kalman_delta)
         prices = (float(a[-1]), float(b[-1]))
         stat = make_stat(entry.view.view, entry.start, entry.n, computed, 0, prices)
+    extra = None
     if entry.due:
         extra = stationarity(a, b, stat.beta)
         stat = extra.applied_to(stat)
-        entry.view.stationarity = extra
     entry.stat = stat
-    return stat
+    return Completed(stat, extra)
 
 
 class TimeframePairs:

@@ -20,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import pandas as pd
 
-from services.analytics.engine import Analytics
+from services.analytics.engine import Engine
+from services.analytics.outputs import ViewProgress
+from services.analytics.redis_wire import revrange
 from services.analytics.ticks import BadTick, ParsedTick, parse_fields
 from shared import keys
+from shared.config import timeframe_ms
 from shared.history import BAR_COLUMNS, History
-from shared.redis_io import Redis, StreamEntry, decoded, ensure_group
+from shared.redis_io import Redis, decoded, ensure_group
 from shared.schemas import Bar, PairStat, SchemaError
 from shared.tickdb import TickDbError
 
@@ -50,32 +52,41 @@ class RebuildReport:
     event_ts: int | None = None
 
 
-async def read_progress(redis: Redis, analytics: Analytics) -> None:
+async def read_progress(redis: Redis, engine: Engine, fill_bars: int) -> None:
     """What the streams already hold: the newest bar per series, each view's last entry."""
     pipe = redis.pipeline(transaction=False)
-    bar_keys = [(tf, i) for tf in analytics.timeframes for i in range(len(analytics.symbols))]
+    bar_keys = [(tf, i) for tf in engine.timeframes for i in range(len(engine.symbols))]
     for tf, i in bar_keys:
-        pipe.xrevrange(keys.bars(tf, analytics.symbols[i]), count=1)
-    states = analytics.views()
+        pipe.xrevrange(keys.bars(tf, engine.symbols[i]), count=1)
+    states = engine.views()
     for state in states:
         pipe.xrevrange(state.stream_key, count=1)
         pipe.hgetall(state.latest_key)
     replies = await pipe.execute()
+    bars: dict[tuple[str, int], int] = {}
     for (tf, i), reply in zip(bar_keys, replies, strict=False):
         if reply:
             try:
-                analytics.bars_published[(tf, i)] = Bar.from_fields(decoded(reply[0][1])).start
+                bars[(tf, i)] = Bar.from_fields(decoded(reply[0][1])).start
             except SchemaError:
                 log.warning("unreadable last bar", extra={"tf": tf, "symbol": i})
+    views: list[ViewProgress] = []
     view_replies = replies[len(bar_keys) :]
     for state, last, latest in zip(states, view_replies[::2], view_replies[1::2], strict=True):
         if not last:
             continue
         try:
-            state.published_until = int(decoded(last[0][1])["ts"])
-            state.last = PairStat.from_fields(decoded(latest)) if latest else None
+            published_until = int(decoded(last[0][1])["ts"])
         except (KeyError, ValueError):
             log.warning("unreadable last entry", extra={"key": state.stream_key})
+            continue
+        stat: PairStat | None = None
+        try:
+            stat = PairStat.from_fields(decoded(latest)) if latest else None
+        except (KeyError, ValueError):
+            log.warning("unreadable last entry", extra={"key": state.stream_key})
+        views.append(ViewProgress(state.id, published_until, stat))
+    engine.restore_progress(bars, views, fill_bars)
 
 
 async def newest_tick(redis: Redis, symbol: str) -> tuple[str | None, int | None]:
@@ -123,46 +134,25 @@ def _bars(frame: pd.DataFrame) -> list[Bar]:
     ]
 
 
-async def revrange(redis: Redis, stream: str, *, upper: str = "+", count: int) -> list[StreamEntry]:
-    """XREVRANGE, typed: the newest `count` entries at or below `upper`, newest first."""
-    reply = await redis.xrevrange(stream, max=upper, min="-", count=count)
-    return cast(list[StreamEntry], reply or [])
-
-
 def _history_bars(
-    history: History, analytics: Analytics, cuts: dict[int, int], lows: dict[str, int]
+    history: History, engine: Engine, cuts: dict[int, int], lows: dict[str, int]
 ) -> Iterator[tuple[int, int, Bar, bool]]:
     """(symbol, timeframe index, bar, rolls) from SQLite: see the module docstring."""
-    finest_ms = analytics.bars.finest.tf_ms
+    finest_ms = timeframe_ms(engine.timeframes[0])
     for symbol, cut in cuts.items():
-        name = analytics.symbols[symbol]
+        name = engine.symbols[symbol]
         finest_cut = cut - cut % finest_ms
-        for k, book in enumerate(analytics.bars.books):
+        for k, tf in enumerate(engine.timeframes):
             hi = cut if k == 0 else finest_cut
-            for bar in _bars(history.bars(name, book.tf, lows[book.tf], hi)):
+            for bar in _bars(history.bars(name, tf, lows[tf], hi)):
                 yield symbol, k, bar, k == 0 and bar.start >= finest_cut
 
 
-def lookback_starts(analytics: Analytics, event_ts: int) -> dict[str, int]:
-    """Per timeframe, the first bar the rebuild needs: `capacity` bars before the oldest bar
-    not yet published (at most `REBUILD_MAX_BARS` back: older ones are not published late)."""
-    lows: dict[str, int] = {}
-    for tf, pairs in analytics.pairs.items():
-        now = event_ts - event_ts % pairs.tf_ms
-        published = [state.published_until for state in pairs.views.values() if state.ready] + [
-            analytics.bars_published.get((tf, i)) for i in range(len(analytics.symbols))
-        ]
-        resume = min((p + pairs.tf_ms for p in published if p is not None), default=now)
-        resume = max(min(resume, now), now - REBUILD_MAX_BARS * pairs.tf_ms)
-        lows[tf] = resume - (pairs.matrix.capacity + 2) * pairs.tf_ms
-    return lows
-
-
-def _sqlite_cuts(history: History | None, analytics: Analytics) -> dict[int, int]:
+def _sqlite_cuts(history: History | None, symbols: Sequence[str]) -> dict[int, int]:
     if history is None:
         return {}
     cuts: dict[int, int] = {}
-    for symbol, name in enumerate(analytics.symbols):
+    for symbol, name in enumerate(symbols):
         span = history.span(name)
         if span is not None:
             cuts[symbol] = span[1]
@@ -170,7 +160,7 @@ def _sqlite_cuts(history: History | None, analytics: Analytics) -> dict[int, int
 
 
 async def rebuild(
-    redis: Redis, analytics: Analytics, history: History | None, fill_bars: int
+    redis: Redis, engine: Engine, history: History | None, fill_bars: int
 ) -> RebuildReport:
     """Rebuild bars, closes and clock from history; what was read.
 
@@ -178,45 +168,36 @@ async def rebuild(
     (and the rebuild reads) that much more history.
     """
     report = RebuildReport()
-    await read_progress(redis, analytics)
-    for state in analytics.views():
-        if state.published_until is None:
-            analytics.pairs[state.view.tf].matrix.grow(state.view.window + fill_bars)
+    await read_progress(redis, engine, fill_bars)
     try:
-        cuts = await asyncio.to_thread(_sqlite_cuts, history, analytics)
+        cuts = await asyncio.to_thread(_sqlite_cuts, history, engine.symbols)
     except TickDbError as exc:
         log.info("no tick history yet", extra={"detail": str(exc)})
         cuts = {}
     newest: list[tuple[str | None, int | None]] = [
-        await newest_tick(redis, name) for name in analytics.symbols
+        await newest_tick(redis, name) for name in engine.symbols
     ]
-    for name, (tail, _) in zip(analytics.symbols, newest, strict=True):
+    for name, (tail, _) in zip(engine.symbols, newest, strict=True):
         report.tails[keys.ticks(name)] = tail or "0"
     known = [ts for _, ts in newest if ts is not None] + list(cuts.values())
     if not known:
         return report
     event_ts = report.event_ts = max(known)
-    lows = lookback_starts(analytics, event_ts)
+    lows = engine.lookback_starts(event_ts, REBUILD_MAX_BARS)
     earliest = min(lows.values())
     per_symbol: list[list[ParsedTick]] = []
-    for symbol, name in enumerate(analytics.symbols):
+    for symbol, name in enumerate(engine.symbols):
         tail = newest[symbol][0]
         since = max(cuts.get(symbol, earliest), earliest)
         per_symbol.append([] if tail is None else await stream_ticks(redis, name, tail, since))
+    seeded: list[tuple[int, int, Bar, bool]] = []
     if cuts and history is not None:
-        seeded = await asyncio.to_thread(
-            lambda: list(_history_bars(history, analytics, cuts, lows))
-        )
-        for symbol, k, bar, rolls in seeded:
-            analytics.bars.seed(symbol, k, bar, rolls=rolls)
+        seeded = await asyncio.to_thread(lambda: list(_history_bars(history, engine, cuts, lows)))
         report.history_bars = len(seeded)
     merged = heapq.merge(
-        *[[(t[0], symbol, t) for t in ticks] for symbol, ticks in enumerate(per_symbol)]
+        *[[(t[0], symbol, t[1], t[2]) for t in ticks] for symbol, ticks in enumerate(per_symbol)]
     )
-    for ts, symbol, tick in merged:
-        analytics.bars.add_tick(symbol, ts, tick[1], tick[2])
-        report.stream_ticks += 1
-    analytics.bars.late = 0
+    report.stream_ticks = engine.restore_bars(seeded, merged)
     return report
 
 

@@ -1,22 +1,16 @@
-"""Reading ticks fast: raw XREADGROUP replies, checked against the `Tick` contract.
+"""Ticks as read, checked against the `Tick` contract.
 
-The redis-py reply callback for XREADGROUP turns every entry into a dict; at 50,000 ticks/s that
-is most of a core. The reader's own connection keeps hiredis' nested lists instead
-(`raw_reader`), and `parse_entry` checks a tick in them by the one contract of a tick entry,
-`shared.schemas.tick_entry`, which the writer applies too: both accept the same entries and name
-the same faults.
+The worker reads raw XREADGROUP replies (`redis_wire.TickReader`), and `parse_entry` checks a
+tick in them by the one contract of a tick entry, `shared.schemas.tick_entry`, which the writer
+applies too: both accept the same entries and name the same faults.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
 
 import orjson
-from redis.exceptions import ResponseError
 
-from services.analytics.resp import command, round_trip
-from shared.redis_io import client
 from shared.schemas import SchemaError, check_tick, tick_entry
 
 RawEntry = tuple[str, list[str]]
@@ -29,42 +23,6 @@ ParsedTick = tuple[int, float, float, int]
 
 class BadTick(ValueError):
     """An entry that is not a usable tick; the message says why."""
-
-
-class TickReader:
-    """XREADGROUP ... NOACK of every stream, encoded once, replies left as hiredis gives them.
-
-    NOACK: the worker does not need redelivery, it rebuilds its state from history at start and
-    sets the group to where the rebuild ended (`rebuild.set_groups`); so nothing piles up in the
-    group's pending list.
-    """
-
-    def __init__(
-        self, url: str, group: str, consumer: str, streams: list[str], count: int, block_ms: int
-    ) -> None:
-        self.redis = client(url)
-        self.count = count
-        self._command = command(
-            "XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block_ms, "NOACK",
-            "STREAMS", *streams, *[">"] * len(streams),
-        )  # fmt: skip
-
-    async def read(self) -> Any:
-        def refused(error: ResponseError) -> None:
-            raise error
-
-        return (await round_trip(self.redis, self._command, 1, refused))[0]
-
-    async def aclose(self) -> None:
-        await self.redis.aclose()
-
-
-def raw_streams(reply: Any) -> list[tuple[str, list[RawEntry]]]:
-    """[(stream, [(id, flat fields), ...]), ...] from a raw reply (RESP3 map or RESP2 list)."""
-    if not reply:
-        return []
-    pairs = reply.items() if isinstance(reply, dict) else reply
-    return [(str(stream), cast(list[RawEntry], entries)) for stream, entries in pairs]
 
 
 def as_mapping(flat: list[str]) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Views users ask for are served live, without a restart, filled from history at once; views do
-not disturb each other nor the default series; an expired view is dropped; "Run ADF now"."""
+not disturb each other nor the default series; an expired view is dropped. ("Run ADF now" is a
+unit test of the engine: tests/unit/test_analytics_engine.py.)"""
 
 from __future__ import annotations
 
@@ -112,39 +113,3 @@ async def test_views_are_served_live_filled_from_history_and_independent(
         a, b = window[SYMBOLS[0]].to_numpy(), window[SYMBOLS[1]].to_numpy()
         params = sm.RLM(a, sm.add_constant(b), M=sm.robust.norms.HuberT()).fit().params
         np.testing.assert_allclose([stat.alpha, stat.beta], params, rtol=1e-9)
-
-
-async def test_adf_on_request_lands_in_latest_and_the_next_entry(
-    redis_url: str, sync_redis: redis.Redis, tmp_path: Path
-) -> None:
-    ticks, first = recorded_ticks(), first_bar()
-    view = PairView(*SYMBOLS, "1s", WINDOW)
-    async with running_worker(
-        redis_url, sqlite_path=tmp_path / "none.db", window=WINDOW, adf_every=100_000
-    ) as ctx:
-        assert await eventually(lambda: ctx.health.status == "ok")
-        publish(sync_redis, recorded_between(0, 60))
-        assert await eventually(
-            lambda: int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0) >= first + 58_000
-        )
-        assert sync_redis.hget(view.latest_key(WINDOW), "adf_pvalue") is None
-        sync_redis.xadd(keys.ANALYTICS_REQUESTS, {"kind": "adf", "view": view.id, "ts": "0"})
-        sync_redis.xadd(keys.ANALYTICS_REQUESTS, {"kind": "adf", "view": "nope", "ts": "0"})
-        assert await eventually(lambda: sync_redis.hget(view.latest_key(WINDOW), "adf_pvalue"))
-        requested_at = int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0)
-        publish(sync_redis, recorded_between(60, 70))
-        assert await eventually(
-            lambda: int(sync_redis.hget(view.latest_key(WINDOW), "ts") or 0) > requested_at + 2000
-        )
-    stats = stream_stats(sync_redis, view.stream_key(WINDOW))
-    with_adf = [s for s in stats if s.adf_pvalue is not None]
-    assert [s.ts for s in with_adf] == [requested_at + 1000]
-    closes = aligned_closes(ticks, "1s", requested_at + 1000)
-    batch = pair_stats(
-        closes["start"], closes[SYMBOLS[0]], closes[SYMBOLS[1]], window=WINDOW,
-        adf_rows=np.ones(len(closes), dtype=bool),
-    )[-1]  # fmt: skip
-    assert with_adf[0].adf_pvalue == pytest.approx(batch.adf_pvalue, rel=1e-9)
-    assert with_adf[0].coint_pvalue == pytest.approx(batch.coint_pvalue, rel=1e-9)
-    events = [fields["detail"] for _, fields in sync_redis.xrange(keys.EVENTS)]
-    assert any("view 'nope' is not served" in e for e in events)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from services.analytics.alerts import RuleBook
-from services.analytics.ticks import BadTick, parse_entry, raw_streams
+from services.analytics.redis_wire import raw_streams
+from services.analytics.ticks import BadTick, parse_entry
 from services.analytics.views import ViewRegistry, default_views
 from shared.config import ConfigError, load_settings
 from shared.pairstats import Stationarity
