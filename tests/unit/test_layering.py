@@ -24,7 +24,7 @@ PURE = (
     "services.ingestor.replay_formats", "services.ingestor.state",
     "services.analytics.clock", "services.analytics.bars", "services.analytics.series",
     "services.analytics.pairs", "services.analytics.alerts", "services.analytics.views",
-    "services.analytics.engine",
+    "services.analytics.engine", "services.analytics.outputs", "services.analytics.ticks",
     "services.dashboard.controller", "services.dashboard.rules", "services.dashboard.selection",
     "services.dashboard.cursor", "services.dashboard.status", "services.dashboard.display",
     "services.dashboard.figures", "services.dashboard.panels", "services.dashboard.layout",
