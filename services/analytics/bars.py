@@ -119,9 +119,6 @@ class TimeframeBook:
     def floor(self, ts: int) -> int:
         return ts - ts % self.tf_ms
 
-    def bar_for(self, symbol: int, start: int) -> BarAccumulator | None:
-        return self.open[symbol].get(start)
-
     def fold(self, symbol: int, bar: BarAccumulator) -> bool:
         """Merge a finished finer (or seeded) bar into this timeframe; False when already closed."""
         start = self.floor(bar.start)
