@@ -57,6 +57,11 @@ def _group_done(client: redis.Redis) -> bool:
     return bool(groups) and all(g["pending"] == 0 and g["lag"] == 0 for g in groups)
 
 
+def _started(log: Path) -> int:
+    """How many writer processes have logged their start (signal handlers in place) in `log`."""
+    return sum(" INFO writer started " in line for line in log.read_text().splitlines())
+
+
 @pytest.mark.parametrize("writers", [1, 2])
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     redis_url: str, sync_redis: redis.Redis, tmp_path: Path, writers: int
@@ -76,6 +81,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     )
     logs = [tmp_path / f"writer{n}.log" for n in range(writers)]
     processes = [start_service("writer", env, log=log) for log in logs]
+    starts = [1] * writers
     done = threading.Event()
     publisher = threading.Thread(target=_publish_slowly, args=(sync_redis, published, done))
     publisher.start()
@@ -88,12 +94,16 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
             processes[victim].wait(timeout=10)
             kills += 1
             processes[victim] = start_service("writer", env, log=logs[victim])
+            starts[victim] += 1
         publisher.join()
         unique = published.unique()
         assert wait_until(lambda: count_rows(db) == len(unique) and _group_done(sync_redis), 60), (
             f"seed {seed}: {count_rows(db)} rows of {len(unique)}, "
             f"{group_pending(sync_redis, SYMBOLS)} pending\n" + logs[0].read_text()[-3000:]
         )
+        # A writer restarted just now may still be importing, before it handles SIGTERM: the
+        # graceful stop is asked of writers that have started (their runtime logged so).
+        assert wait_until(lambda: all(_started(log) >= starts[n] for n, log in enumerate(logs)))
         for process in processes:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
