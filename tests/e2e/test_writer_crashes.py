@@ -57,9 +57,12 @@ def _group_done(client: redis.Redis) -> bool:
     return bool(groups) and all(g["pending"] == 0 and g["lag"] == 0 for g in groups)
 
 
-def _started(log: Path) -> int:
-    """How many writer processes have logged their start (signal handlers in place) in `log`."""
-    return sum(" INFO writer started " in line for line in log.read_text().splitlines())
+def _started(log: Path, since: int) -> bool:
+    """The writer started at offset `since` of `log` has logged its start (its signal handlers
+    are in place). A writer killed earlier may never have got that far."""
+    with log.open("rb") as text:
+        text.seek(since)
+        return b" INFO writer started " in text.read()
 
 
 @pytest.mark.parametrize("writers", [1, 2])
@@ -80,8 +83,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         WRITER_BATCH_SIZE="1000",
     )
     logs = [tmp_path / f"writer{n}.log" for n in range(writers)]
+    starts = [0] * writers  # where each log stood when its current writer was started
     processes = [start_service("writer", env, log=log) for log in logs]
-    starts = [1] * writers
     done = threading.Event()
     publisher = threading.Thread(target=_publish_slowly, args=(sync_redis, published, done))
     publisher.start()
@@ -93,8 +96,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
             processes[victim].send_signal(signal.SIGKILL)
             processes[victim].wait(timeout=10)
             kills += 1
+            starts[victim] = logs[victim].stat().st_size
             processes[victim] = start_service("writer", env, log=logs[victim])
-            starts[victim] += 1
         publisher.join()
         unique = published.unique()
         assert wait_until(lambda: count_rows(db) == len(unique) and _group_done(sync_redis), 60), (
@@ -103,7 +106,9 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         )
         # A writer restarted just now may still be importing, before it handles SIGTERM: the
         # graceful stop is asked of writers that have started (their runtime logged so).
-        assert wait_until(lambda: all(_started(log) >= starts[n] for n, log in enumerate(logs)))
+        assert wait_until(
+            lambda: all(_started(log, since) for log, since in zip(logs, starts, strict=True))
+        )
         for process in processes:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
@@ -113,6 +118,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         for process in processes:
             if process.poll() is None:
                 process.kill()
+                process.wait(timeout=10)
 
     stored = stored_ticks(db)
     pd.testing.assert_frame_equal(stored, unique)
