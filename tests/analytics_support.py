@@ -3,6 +3,7 @@ pandas expects, and the real worker run in-process against the private redis-ser
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -17,12 +18,22 @@ import redis
 
 from services.analytics import service
 from services.analytics.engine import Engine
-from services.analytics.outputs import BarOut, Problem, StatOut, Step, Wanted
+from services.analytics.fill import compute_sliced
+from services.analytics.outputs import (
+    BadEntry,
+    BarOut,
+    Problem,
+    StatOut,
+    Step,
+    ViewProgress,
+    Wanted,
+)
 from services.analytics.ticks import RawEntry
 from shared import keys
 from shared.config import Settings, load_settings, timeframe_ms
+from shared.history import History
 from shared.runtime import ServiceContext
-from shared.schemas import Bar, PairStat, Tick
+from shared.schemas import Alert, Bar, PairStat, Tick
 from shared.tickdb import INSERT_TRADES, open_for_writing
 from testkit.recorded import recorded_ticks
 from testkit.services import running_service
@@ -148,6 +159,9 @@ class EngineRun:
     engine: Engine
     steps: list[Step] = field(default_factory=list)
     wall: float = 0.0
+    bad: list[BadEntry] = field(default_factory=list)
+    fed: list[Tick] = field(default_factory=list)
+    """Every tick fed: what the tick streams hold."""
 
     @classmethod
     def start(cls, settings: Settings, wanted: Wanted | None = None) -> EngineRun:
@@ -157,6 +171,29 @@ class EngineRun:
         run.close(run.engine.resume(None, run.wall))
         return run
 
+    def restarted(self, wanted: Wanted | None = None) -> EngineRun:
+        """A new engine on what this one left in Redis, rebuilt as `service.Worker.start` does
+        with no SQLite: the streams' progress, the tick streams replayed in trade-time order,
+        the alerts sent; then the bars due are closed."""
+        engine = Engine(self.engine.settings)
+        run = EngineRun(engine, fed=list(self.fed))
+        run.steps.append(engine.configure(wanted or Wanted({}, 0, [])))
+        index = {symbol: i for i, symbol in enumerate(engine.symbols)}
+        bars = {(out.tf, index[out.symbol]): out.bar.start for s in self.steps for out in s.bars}
+        progress = [
+            ViewProgress(state.id, stats[-1].ts, stats[-1])
+            for state in engine.views()
+            if (stats := self.stats(state.stream_key))
+        ]
+        engine.restore_progress(bars, progress, engine.settings.view_fill_bars)
+        replay = sorted(self.fed, key=lambda t: t.ts)
+        engine.restore_bars(
+            [], [(t.ts, index[t.symbol], float(t.price), float(t.size)) for t in replay]
+        )
+        engine.restore_fired([alert for step in self.steps for alert in step.alerts])
+        run.close(engine.resume(replay[-1].ts if replay else None, run.wall))
+        return run
+
     def close(self, step: Step | None) -> None:
         if step is not None:
             self.steps += [step, self.engine.complete()]
@@ -164,13 +201,43 @@ class EngineRun:
     def feed(self, ticks: Sequence[Tick], *, chunk: int = 2_000, step_ms: float = 10.0) -> None:
         """Ingest `ticks` in batches of `chunk`, wall time moving `step_ms` per batch, closing
         what the clock allows after each."""
+        self.fed += ticks
         for lo in range(0, len(ticks), chunk):
-            self.wall += step_ms
-            ingested = self.engine.ingest(raw_batch(ticks[lo : lo + chunk]), self.wall, 1_000)
-            self.steps.append(ingested.step)
-            step = self.engine.close(self.wall, ingested.held)
-            if step is not None and step.closed:
-                self.close(step)
+            self.ingest(raw_batch(ticks[lo : lo + chunk]), step_ms)
+
+    def want(self, wanted: Wanted, history: History | None) -> Step:
+        """The views and rules as stored now (as the worker polls them), and the fills that
+        asks for, each run to its end as `fill.fill_view` runs it."""
+        step = self.engine.set_wanted(wanted)
+        self.steps.append(step)
+        for view_id in step.fills:
+            self.fill(view_id, history)
+        return step
+
+    def fill(self, view_id: str, history: History | None) -> None:
+        engine = self.engine
+        if engine.fill_wanted(view_id) is None:
+            return
+        for leg in (0, 1):
+            read = engine.history_read(view_id, leg)
+            if read is not None and history is not None:
+                engine.backfill(read, history.bars(read.name, read.tf, read.first, read.oldest))
+        job = engine.fill_job(view_id)
+        assert job is not None
+        stats = asyncio.run(compute_sliced(job)) if len(job.ts) else []
+        outs = [StatOut(job.stream_key, job.latest_key, stat, latest=False) for stat in stats]
+        self.steps.append(Step(deletes=[job.stream_key, job.latest_key], stats=outs))
+        self.steps.append(engine.fill_done(job, stats).step)
+
+    def ingest(self, streams: list[tuple[str, list[RawEntry]]], step_ms: float = 10.0) -> None:
+        """One batch as read from Redis, then what the clock allows closed."""
+        self.wall += step_ms
+        ingested = self.engine.ingest(streams, self.wall, 1_000)
+        self.steps.append(ingested.step)
+        self.bad += ingested.bad
+        step = self.engine.close(self.wall, ingested.held)
+        if step is not None and step.closed:
+            self.close(step)
 
     def idle(self, ms: float) -> None:
         """Wall time passes without ticks: the clock moves on and closes what is due."""
@@ -187,11 +254,24 @@ class EngineRun:
         return pd.DataFrame([vars_of(out.bar) for out in outs])
 
     def stats(self, key: str) -> list[PairStat]:
-        """The entries appended to the stream `key`, in order."""
-        outs: list[StatOut] = [
-            out for step in self.steps for out in step.stats if out.stream and out.stream_key == key
-        ]
-        return [out.stat for out in outs]
+        """The entries the stream `key` holds, in order (none after it was deleted)."""
+        held: list[PairStat] = []
+        for step in self.steps:
+            if key in step.deletes:
+                held = []
+            held += [out.stat for out in step.stats if out.stream and out.stream_key == key]
+        return held
+
+    def exists(self, key: str) -> bool:
+        """Whether the stream or latest hash `key` was written since it was last deleted."""
+        written = False
+        for step in self.steps:
+            if key in step.deletes:
+                written = False
+            streams = {out.stream_key for out in step.stats if out.stream}
+            latest = {out.latest_key for out in step.stats if out.latest}
+            written = written or key in streams | latest
+        return written
 
     def latest(self, key: str) -> PairStat:
         """What the latest hash `key` holds: the newest entry made latest, with the fields
@@ -206,6 +286,9 @@ class EngineRun:
                     stat = PairStat.from_fields({**stat.to_fields(), **hashed.fields})
         assert stat is not None, f"nothing was made latest on {key}"
         return stat
+
+    def alerts(self) -> list[Alert]:
+        return [alert for step in self.steps for alert in step.alerts]
 
     def problems(self) -> list[Problem]:
         return [problem for step in self.steps for problem in step.problems]

@@ -11,17 +11,19 @@ during it are caught up and the view joins the live path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 
 import pandas as pd
 
 from services.analytics.engine import Engine, due_rows
-from services.analytics.outputs import FillDone, FillJob, HistoryRead
+from services.analytics.outputs import FillDone, FillJob, HistoryRead, Step
 from services.analytics.redis_wire import append_stats
 from shared.history import History
 from shared.pairstats import pair_stats
-from shared.redis_io import Redis
+from shared.redis_io import UNAVAILABLE, Redis
 from shared.schemas import PairStat
 from shared.tickdb import TickDbError
 
@@ -79,3 +81,63 @@ async def fill_view(
     await append_stats(redis, job.stream_key, stats, maxlen)
     # From here on nothing awaits: the live path cannot slip an interval in between.
     return engine.fill_done(job, stats)
+
+
+class Filler:
+    """Fills the views the engine asks for, one at a time, beside the live loop.
+
+    A fill that Redis interrupts is queued again; one whose view is dropped meanwhile is
+    cancelled and its keys deleted; one that fails otherwise leaves the view served live only.
+    `write` is the worker's writer of a `Step`: the filled view's output goes out through it,
+    before any later close of the live loop."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        engine: Engine,
+        history: History | None,
+        maxlen: int,
+        write: Callable[[Step], Awaitable[None]],
+    ) -> None:
+        self.redis, self.engine, self.history = redis, engine, history
+        self.maxlen, self.write = maxlen, write
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.current: tuple[str, asyncio.Task[None]] | None = None
+
+    def take(self, step: Step) -> None:
+        """Queue the step's fills, and cancel the fill in progress if its view is dropped."""
+        for view_id in step.fills:
+            self.queue.put_nowait(view_id)
+        if self.current is not None and self.current[0] in step.dropped:
+            self.current[1].cancel()
+
+    async def run(self) -> None:
+        while True:
+            view_id = await self.queue.get()
+            state = self.engine.fill_wanted(view_id)
+            if state is not None:
+                await self._run_one(view_id, (state.stream_key, state.latest_key))
+
+    async def _run_one(self, view_id: str, keys_of_view: Iterable[str]) -> None:
+        task = asyncio.create_task(self._fill(view_id))
+        self.current = (view_id, task)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+            with contextlib.suppress(*UNAVAILABLE):
+                await self.redis.delete(*keys_of_view)
+        except UNAVAILABLE:
+            await asyncio.sleep(0.5)
+            self.queue.put_nowait(view_id)
+        except Exception:
+            log.exception("view fill failed; serving it live only", extra={"view": view_id})
+            self.engine.fill_failed(view_id)
+        finally:
+            self.current = None
+
+    async def _fill(self, view_id: str) -> None:
+        done = await fill_view(self.redis, self.engine, self.history, view_id, self.maxlen)
+        await self.write(done.step)
+        log.info("view filled", extra={"view": view_id, "entries": done.entries})

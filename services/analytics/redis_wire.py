@@ -38,7 +38,7 @@ from shared import keys
 from shared.config import Settings
 from shared.health import now_ms
 from shared.pairstats import STATIONARITY_FIELDS
-from shared.redis_io import RAW_REPLY, Redis, StreamEntry, client, text_hash
+from shared.redis_io import RAW_REPLY, Redis, StreamEntry, client, ensure_group, text_hash
 from shared.schemas import Alert, PairStat, SchemaError
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ class TickReader:
 
     NOACK: the worker does not need redelivery, it rebuilds its state from history at start and
     sets the group to where the rebuild ended (`rebuild.set_groups`); so nothing piles up in the
-    group's pending list.
+    group's pending list. A group that is gone (a Redis restarted without its data) is created
+    again, reading from the start of its stream.
     """
 
     def __init__(
@@ -104,16 +105,27 @@ class TickReader:
     ) -> None:
         self.redis = client(url)
         self.count = count
+        self.group, self.streams = group, streams
         self._command = command(
             "XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block_ms, "NOACK",
             "STREAMS", *streams, *[">"] * len(streams),
         )  # fmt: skip
 
     async def read(self) -> Any:
+        """The reply: None when nothing came within the block time, or the group was made."""
+
         def refused(error: ResponseError) -> None:
             raise error
 
-        return (await round_trip(self.redis, self._command, 1, refused))[0]
+        try:
+            return (await round_trip(self.redis, self._command, 1, refused))[0]
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+        log.warning("consumer group missing (redis restarted?), creating it")
+        for stream in self.streams:
+            await ensure_group(self.redis, stream, self.group, "0")
+        return None
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -14,10 +14,8 @@ import contextlib
 import logging
 import time
 
-from redis.exceptions import ResponseError
-
 from services.analytics.engine import Engine
-from services.analytics.fill import fill_view
+from services.analytics.fill import Filler
 from services.analytics.outputs import Problem, Step
 from services.analytics.rebuild import rebuild, set_groups
 from services.analytics.redis_wire import (
@@ -31,7 +29,7 @@ from services.analytics.redis_wire import (
 from shared import keys
 from shared.health import now_ms
 from shared.history import History
-from shared.redis_io import UNAVAILABLE, ensure_group
+from shared.redis_io import UNAVAILABLE
 from shared.runtime import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -53,12 +51,13 @@ class Worker:
         self.ctx, self.redis, self.history = ctx, ctx.redis, history
         self.engine = Engine(ctx.settings)
         self.outbox = Outbox(ctx.settings)
-        self.streams = [*self.engine.stream_index, keys.ANALYTICS_REQUESTS]
+        streams = [*self.engine.stream_index, keys.ANALYTICS_REQUESTS]
         self.reader = TickReader(
-            ctx.settings.redis_url, keys.ANALYTICS_GROUP, CONSUMER, self.streams, COUNT, BLOCK_MS
+            ctx.settings.redis_url, keys.ANALYTICS_GROUP, CONSUMER, streams, COUNT, BLOCK_MS
         )
-        self.fills: asyncio.Queue[str] = asyncio.Queue()
-        self.filling: tuple[str, asyncio.Task[None]] | None = None
+        self.filler = Filler(
+            self.redis, self.engine, history, ctx.settings.maxlen_analytics, self.write
+        )
         self.next_poll = 0.0
         self.reachable = True
         self.last_update = 0
@@ -83,10 +82,7 @@ class Worker:
         for name, amount in step.counts.items():
             self.ctx.health.incr(name, amount)
         self.outbox.write(step)
-        for view_id in step.fills:
-            self.fills.put_nowait(view_id)
-        if self.filling is not None and self.filling[0] in step.dropped:
-            self.filling[1].cancel()
+        self.filler.take(step)
         if step.deletes:
             await self.redis.delete(*step.deletes)
 
@@ -96,7 +92,7 @@ class Worker:
         await self.ctx.event(problem.kind, problem.text)
 
     async def run(self) -> None:
-        filler = asyncio.create_task(self._fill_loop())
+        filler = asyncio.create_task(self.filler.run())
         try:
             while not self.ctx.stop.is_set():
                 try:
@@ -126,15 +122,7 @@ class Worker:
             self.next_poll = monotonic_ms() + POLL_S * 1000.0
         if self.outbox:
             await self.outbox.flush(self.redis)
-        try:
-            reply = await self.reader.read()
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            log.warning("consumer group missing (redis restarted?), creating it")
-            for stream in self.streams:
-                await ensure_group(self.redis, stream, keys.ANALYTICS_GROUP, "0")
-            return
+        reply = await self.reader.read()
         wall = monotonic_ms()
         ingested = self.engine.ingest(raw_streams(reply), wall, COUNT)
         await self.write(ingested.step)
@@ -169,39 +157,6 @@ class Worker:
         for view_id in step.fills:
             log.info("view added", extra={"view": view_id})
         await self.refresh_health()
-
-    async def _fill_loop(self) -> None:
-        while True:
-            view_id = await self.fills.get()
-            state = self.engine.fill_wanted(view_id)
-            if state is None:
-                continue
-            keys_of_view = (state.stream_key, state.latest_key)
-            task = asyncio.create_task(self._fill(view_id))
-            self.filling = (view_id, task)
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
-                with contextlib.suppress(*UNAVAILABLE):
-                    await self.redis.delete(*keys_of_view)
-            except UNAVAILABLE:
-                await asyncio.sleep(0.5)
-                self.fills.put_nowait(view_id)
-            except Exception:
-                log.exception("view fill failed; serving it live only", extra={"view": view_id})
-                self.engine.fill_failed(view_id)
-            finally:
-                self.filling = None
-
-    async def _fill(self, view_id: str) -> None:
-        settings = self.ctx.settings
-        done = await fill_view(
-            self.redis, self.engine, self.history, view_id, settings.maxlen_analytics
-        )
-        await self.write(done.step)
-        log.info("view filled", extra={"view": view_id, "entries": done.entries})
 
     async def refresh_health(self) -> None:
         health = self.ctx.health

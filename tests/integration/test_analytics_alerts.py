@@ -1,6 +1,7 @@
 """Alert rules in the running worker: malformed rules reported once while it keeps running, alerts
-published as they are added, no firing again after a restart. (Firing per crossing, the cooldown
-and rules that watch another view are unit tests of the engine: test_analytics_engine.py.)"""
+published as they are added, and once only when sent again. (Firing per crossing, the cooldown,
+rules that watch another view and rules across a restart are unit tests of the engine:
+test_analytics_engine.py.)"""
 
 from __future__ import annotations
 
@@ -62,30 +63,6 @@ async def test_bad_rules_are_reported_once_and_alerts_stored_as_published(
     assert any("'broken'" in d and "not valid JSON" in d for d in reported)
     assert any("'bad-op'" in d and "op must be one of" in d for d in reported)
     assert any("'other-pair'" in d and "SOLUSDT is not in SYMBOLS" in d for d in reported)
-
-
-async def test_a_restarted_worker_does_not_fire_a_rule_again_because_it_still_holds(
-    redis_url: str, sync_redis: redis.Redis, tmp_path: Path
-) -> None:
-    """The rule holds on almost every bar: it fires on its first bar, then only on a crossing,
-    before and after a restart (whose first act closes the bars due while it was down)."""
-    ticks = recorded_ticks()[:20_000]
-    sync_redis.hset(keys.ALERT_RULES, "always", rule("nearly always", op="abs>", threshold=0.0))
-
-    def firings() -> list[int]:
-        return [int(f["ts"]) for _, f in sync_redis.xrange(keys.ALERTS)]  # type: ignore[misc]
-
-    settings = {"sqlite_path": tmp_path / "none.db", "window": WINDOW}
-    async with running_worker(redis_url, **settings) as ctx:
-        assert await eventually(lambda: ctx.health.status == "ok")
-        publish(sync_redis, ticks)
-        assert await eventually(lambda: len(firings()) > 0)
-    before = firings()
-    async with running_worker(redis_url, **settings) as ctx:
-        assert await eventually(lambda: ctx.health.status == "ok")
-        await asyncio.sleep(1.5)
-        assert int(ctx.health.counters.get("stats_published", 0)) > 0, "nothing was evaluated"
-    assert firings() == before
 
 
 async def test_an_alert_sent_again_is_added_and_published_once(
