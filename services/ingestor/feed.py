@@ -120,7 +120,7 @@ class SymbolFeed:
 
     async def run(self) -> None:
         options = self.options
-        next_delay = backoff_delays(options.backoff_base_s, options.backoff_max_s)
+        next_delay = backoff_delays(options.reconnect_base_s, options.reconnect_max_s)
         while not self.stop.is_set():
             delivered, moved = await self._session()
             if self.stop.is_set():
@@ -260,32 +260,32 @@ class SymbolFeed:
         opened = last_change = loop.time()
         opened_ms = now_ms()
         seen = self.frames
-        interval = min(1.0, options.stale_s / 4)
-        quiet_for = options.stale_s
+        interval = min(1.0, options.stale_timeout_s / 4)
+        quiet_for = options.stale_timeout_s
         while True:
             if await self._sleep(interval):
                 return Closing(Ending.STOPPING, "stopping")
             now = loop.time()
             if self.frames != seen:
-                seen, last_change, quiet_for = self.frames, now, options.stale_s
+                seen, last_change, quiet_for = self.frames, now, options.stale_timeout_s
             elif now - last_change >= quiet_for:
                 closing = await self._silence(url, opened_ms, seen)
                 if closing is not None:
                     return closing
                 last_change = loop.time()
-                quiet_for = min(quiet_for * 2, options.stale_s * QUIET_CHECKS_MAX)
+                quiet_for = min(quiet_for * 2, options.stale_timeout_s * QUIET_CHECKS_MAX)
             if now - opened >= options.max_age_s:
                 successor = await self._renew()
                 if successor is not None:
                     return Closing(
                         Ending.RENEWED, "renewed before Binance's 24 h cut-off", successor
                     )
-                opened = now - options.max_age_s + options.stale_s
+                opened = now - options.max_age_s + options.stale_timeout_s
 
     async def _silence(self, url: str, opened_ms: int, seen: int) -> Closing | None:
         """The connection delivered nothing for a while: ask REST what it means. How to end
         the connection for it, or None to keep it."""
-        silence = f"nothing received for {self.options.stale_s:g} s"
+        silence = f"nothing received for {self.options.stale_timeout_s:g} s"
         if self._prober is None:
             return self._stale(url, silence)
         try:
@@ -293,7 +293,7 @@ class SymbolFeed:
             # keep a stuck connection open nor hold the 24 h renewal.
             newest = await asyncio.wait_for(
                 self._prober.newest_trade(self.symbol, self._state.last_price),
-                self.options.stale_s,
+                self.options.stale_timeout_s,
             )
         except (RestFailure, TimeoutError) as exc:
             said = str(exc) or "no answer in time"
@@ -335,7 +335,9 @@ class SymbolFeed:
         """End a silent connection that REST could not judge (the old watchdog)."""
         if silence is not None:
             self._notices.event("stale", f"{url}: {silence}", self.symbol)
-        return Closing(Ending.STALE, f"stale, nothing received for {self.options.stale_s:g} s")
+        return Closing(
+            Ending.STALE, f"stale, nothing received for {self.options.stale_timeout_s:g} s"
+        )
 
     def _delivering(self) -> None:
         if self.route.delivering():
@@ -379,7 +381,7 @@ class SymbolFeed:
         reader = asyncio.create_task(buffer())
         try:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.options.stale_s
+            deadline = loop.time() + self.options.stale_timeout_s
             while loop.time() < deadline and not reader.done() and not self.stop.is_set():
                 if first_id and self._state.last_id >= first_id[0] - 1:
                     break
