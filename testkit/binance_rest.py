@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from testkit.exchange import Exchange
+from testkit.exchange import Exchange, agg_rest
 
 WEIGHTS = {
     "/fapi/v1/time": 1,
@@ -267,7 +267,7 @@ class RestServer:
             low = max(0, book.aggregates - limit)
         high = book.aggregates if end_ms is None else book.aggregates_until_time(end_ms)
         low = max(low, first_k)
-        return [book.aggregate(k).rest() for k in range(low, min(high, low + limit))]
+        return [agg_rest(book.aggregate(k)) for k in range(low, min(high, low + limit))]
 
     def _spoiled(
         self, fault: str, path: str, body: list[dict[str, object]], symbol: str
@@ -284,12 +284,12 @@ class RestServer:
                 return body
             other = self.exchange.book(others[0])
             if path == "/fapi/v1/aggTrades":
-                return [other.aggregate(k).rest() for k in range(min(other.aggregates, 20))]
+                return [agg_rest(other.aggregate(k)) for k in range(min(other.aggregates, 20))]
             return [t.rest() for t in other.trades(other.first_id, other.first_id + 20) if t.market]
         if fault == "outside_range":
             if path == "/fapi/v1/aggTrades":
                 book = self.exchange.book(symbol)
-                return [book.aggregate(k).rest() for k in range(min(book.aggregates, 5))]
+                return [agg_rest(book.aggregate(k)) for k in range(min(book.aggregates, 5))]
             book = self.exchange.book(symbol)
             return [t.rest() for t in book.trades(book.first_id, book.first_id + 5) if t.market]
         return body
