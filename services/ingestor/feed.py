@@ -69,7 +69,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class SymbolFeed:
-    """One symbol's connection, reconnected until `stop` is set."""
+    """One symbol's connection, reconnected until `stop` is set or the feed is closed."""
 
     def __init__(
         self,
@@ -94,6 +94,8 @@ class SymbolFeed:
         self._prober = prober
         self._recorder = recorder
         self._ws: ClientConnection | None = None
+        self._closed: str | None = None
+        """Why `close` was called (the `disconnected` event's words), None until it is."""
 
     @property
     def connects(self) -> int:
@@ -121,20 +123,25 @@ class SymbolFeed:
     async def run(self) -> None:
         options = self.options
         next_delay = backoff_delays(options.reconnect_base_s, options.reconnect_max_s)
-        while not self.stop.is_set():
+        while not self._ending():
             delivered, moved = await self._session()
-            if self.stop.is_set():
+            if self._ending():
                 break
             if moved:
                 continue
             if await self._sleep(next_delay(delivered)):
                 break
 
-    async def close(self) -> None:
-        """Close the open connection now (the stop flag keeps it from reopening)."""
+    async def close(self, detail: str = "stopping") -> None:
+        """Close the open connection now and open no other; `detail` says why, in the
+        connection's `disconnected` event (whether or not `stop` is set)."""
+        self._closed = detail
         ws = self._ws
         if ws is not None:
             await ws.close()
+
+    def _ending(self) -> bool:
+        return self.stop.is_set() or self._closed is not None
 
     async def _session(self) -> tuple[bool, bool]:
         """One connection's life: (whether it delivered frames, whether the route changed).
@@ -153,6 +160,10 @@ class SymbolFeed:
             if isinstance(exc, InvalidStatus):
                 self._route_refused(url, exc)
             return False, self.route.index != route_before
+        if self._closed is not None:  # closed while connecting: `close` had nothing to close
+            with contextlib.suppress(*CONNECT_ERRORS):
+                await ws.close()
+            return False, False
         frames_before = self.frames
         self._intake.connection_opened(self.symbol)
         self._notices.event("connected", url, self.symbol)
@@ -215,8 +226,11 @@ class SymbolFeed:
                 await reader
         if not guard.cancelled():
             return guard.result()
-        ending = Ending.STOPPING if self.stop.is_set() else Ending.DROPPED
-        return Closing(ending, "stopping" if ending is Ending.STOPPING else reader.result())
+        if self._closed is not None:
+            return Closing(Ending.STOPPING, self._closed)
+        if self.stop.is_set():
+            return Closing(Ending.STOPPING, "stopping")
+        return Closing(Ending.DROPPED, reader.result())
 
     async def _read(self, ws: ClientConnection) -> str:
         """Handle frames until the connection closes; why it closed."""

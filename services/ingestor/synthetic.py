@@ -132,7 +132,7 @@ class SyntheticSource:
         finally:
             self._intake.source_flowing(False)
 
-    async def close(self) -> None:
+    async def close(self, why: str = "stopping") -> None:
         self._closed = True
 
     @property
