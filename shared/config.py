@@ -6,16 +6,21 @@ one line naming the variable and the value (`ConfigError`), never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Record = TypeVar("Record", bound="DataclassInstance")
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}\Z")
 TIMEFRAME_PATTERN = re.compile(r"^([1-9][0-9]*)(s|m|h|d)\Z")
 CONSUMER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}\Z")
@@ -293,6 +298,18 @@ def _describe(error: Any) -> str:
     variable = str(location[0]).upper()
     shown = "<hidden>" if variable in SECRETS else repr(error.get("input"))
     return f"{variable}={shown}: {message}"
+
+
+def section(settings: Settings, prefix: str, record: type[Record], **extras: Any) -> Record:
+    """A frozen dataclass `record` built from the settings `prefix + field name` (its field
+    `seed` from `synthetic_seed` with prefix `synthetic_`). `extras` give the fields that are
+    not settings as they are; a field that is neither keeps its default."""
+    values = dict(extras)
+    for spec in dataclasses.fields(record):
+        name = prefix + spec.name
+        if spec.name not in values and name in Settings.model_fields:
+            values[spec.name] = getattr(settings, name)
+    return record(**values)
 
 
 def load_settings(**overrides: Any) -> Settings:

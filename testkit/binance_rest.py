@@ -9,10 +9,11 @@ Four endpoints, in Binance's exact JSON, with their weights and error codes:
 - `GET /fapi/v1/aggTrades?symbol=&fromId=|startTime=&endTime=&limit=` (weight 20, limit at most
   1,000, `startTime`/`endTime` less than an hour apart).
 
-Every answer carries `X-MBX-USED-WEIGHT-1M`. Above `ip_limit` weight in a minute the server
-answers 429 with `Retry-After`; a client that asks again before that time is up is counted, and
-after `ban_after` such requests it is banned: 418 with `Retry-After` until the ban ends. Trades
-below `oldest_id` (per symbol) are not served any more, as a real exchange forgets old history.
+Every answer carries `X-MBX-USED-WEIGHT-1M`. Above `ip_limit` weight in a minute (`Limits`) the
+server answers 429 with `Retry-After`; a client that asks again before that time is up is
+counted, and after `ban_after` such requests it is banned: 418 with `Retry-After` until the ban
+ends. Trades below `oldest_id` (per symbol) are not served any more, as a real exchange forgets
+old history.
 
 Tests inject faults, taken one per request in order (`faults`): an answer that is not JSON,
 lacks a field, holds another symbol's trades or ids outside the range asked, an HTTP 500, a
@@ -31,7 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from testkit.exchange import Exchange
+from testkit.exchange import Exchange, agg_rest
 
 WEIGHTS = {
     "/fapi/v1/time": 1,
@@ -55,6 +56,18 @@ class Request:
     keyed: bool
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Binance's rate limiting as the server plays it: above `ip_limit` weight a minute, 429
+    with `Retry-After: retry_after_s`; the `ban_after`-th request within that time, 418 with
+    `Retry-After: ban_s` (also the ban a `418` fault starts)."""
+
+    ip_limit: int = 2_400
+    ban_after: int = 3
+    retry_after_s: int = 2
+    ban_s: int = 5
+
+
 @dataclass
 class RestServer:
     """Use as `async with RestServer(exchange) as rest:`; `rest.url` is `BINANCE_REST_URL`."""
@@ -62,11 +75,9 @@ class RestServer:
     exchange: Exchange
     api_key: str = ""
     """When set, `historicalTrades` wants exactly this key; otherwise any non-empty key."""
-    ip_limit: int = 2_400
-    ban_after: int = 3
-    retry_after_s: int = 2
-    ban_s: int = 5
+    limits: Limits = field(default_factory=Limits)
     slow_s: float = 15.0
+    """How late the answer of a `timeout` fault comes."""
     port: int = 0
     oldest_id: dict[str, int] = field(default_factory=dict)
     faults: deque[str] = field(default_factory=deque)
@@ -137,6 +148,7 @@ class RestServer:
     async def _answer(
         self, request: web.Request, path: str, params: dict[str, str], weight: int, now: float
     ) -> web.StreamResponse:
+        limits = self.limits
         used = self._used(now, weight)
         if now < self._banned_until:
             left = int(self._banned_until - now) + 1
@@ -145,18 +157,18 @@ class RestServer:
             )
         if now < self._throttled_until:
             self._violations += 1
-            if self._violations >= self.ban_after:
-                self._banned_until = now + self.ban_s
+            if self._violations >= limits.ban_after:
+                self._banned_until = now + limits.ban_s
                 return self._error(
-                    418, -1003, "Way too many requests; IP banned.", used, self.ban_s
+                    418, -1003, "Way too many requests; IP banned.", used, limits.ban_s
                 )
             left = int(self._throttled_until - now) + 1
             return self._error(429, -1003, "Too many requests; back off.", used, left)
-        if used > self.ip_limit:
-            self._throttled_until = now + self.retry_after_s
+        if used > limits.ip_limit:
+            self._throttled_until = now + limits.retry_after_s
             return self._error(
-                429, -1003, f"Too many requests; current limit of IP is {self.ip_limit} weight "
-                "per minute.", used, self.retry_after_s,
+                429, -1003, f"Too many requests; current limit of IP is {limits.ip_limit} weight "
+                "per minute.", used, limits.retry_after_s,
             )  # fmt: skip
         fault = self._fault(path)
         if fault == "http_500":
@@ -166,10 +178,10 @@ class RestServer:
         if fault == "timeout":
             await asyncio.sleep(self.slow_s)
         if fault == "429":
-            return self._error(429, -1003, "Too many requests.", used, self.retry_after_s)
+            return self._error(429, -1003, "Too many requests.", used, limits.retry_after_s)
         if fault == "418":
-            self._banned_until = now + self.ban_s
-            return self._error(418, -1003, "Way too many requests; IP banned.", used, self.ban_s)
+            self._banned_until = now + limits.ban_s
+            return self._error(418, -1003, "Way too many requests; IP banned.", used, limits.ban_s)
         if path == "/fapi/v1/time":
             return self._json({"serverTime": time.time_ns() // 1_000_000}, used)
         symbol = params.get("symbol", "")
@@ -255,7 +267,7 @@ class RestServer:
             low = max(0, book.aggregates - limit)
         high = book.aggregates if end_ms is None else book.aggregates_until_time(end_ms)
         low = max(low, first_k)
-        return [book.aggregate(k).rest() for k in range(low, min(high, low + limit))]
+        return [agg_rest(book.aggregate(k)) for k in range(low, min(high, low + limit))]
 
     def _spoiled(
         self, fault: str, path: str, body: list[dict[str, object]], symbol: str
@@ -272,12 +284,12 @@ class RestServer:
                 return body
             other = self.exchange.book(others[0])
             if path == "/fapi/v1/aggTrades":
-                return [other.aggregate(k).rest() for k in range(min(other.aggregates, 20))]
+                return [agg_rest(other.aggregate(k)) for k in range(min(other.aggregates, 20))]
             return [t.rest() for t in other.trades(other.first_id, other.first_id + 20) if t.market]
         if fault == "outside_range":
             if path == "/fapi/v1/aggTrades":
                 book = self.exchange.book(symbol)
-                return [book.aggregate(k).rest() for k in range(min(book.aggregates, 5))]
+                return [agg_rest(book.aggregate(k)) for k in range(min(book.aggregates, 5))]
             book = self.exchange.book(symbol)
             return [t.rest() for t in book.trades(book.first_id, book.first_id + 5) if t.market]
         return body

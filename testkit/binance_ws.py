@@ -28,7 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from testkit.exchange import Exchange, Trade
+from testkit.exchange import Exchange, Trade, agg_event
 from testkit.recorded import RecordedTrade
 
 PATHS = ("/public", "/market", "/private")
@@ -235,7 +235,8 @@ class BinanceServer(LocalBases):
             last = book.aggregate_of(trades[-1].id)
             if first is not None and last is not None:
                 events = [
-                    frame_bytes(book.aggregate(k).event(symbol)) for k in range(first, last + 1)
+                    frame_bytes(agg_event(book.aggregate(k), symbol))
+                    for k in range(first, last + 1)
                 ]
                 count += await self.send(f"{name}@aggTrade", events)
         return count

@@ -5,8 +5,9 @@ SQLite with the truth, trade id by trade id.
 Trade ids count up by one per symbol, non-market prints (`X` = `NA`, `INSURANCE_FUND`, `ADL`)
 included. An aggregate trade (`@aggTrade`, `GET /fapi/v1/aggTrades`) is a run of consecutive
 market trades of one taker order: same time, price and side; a non-market print ends a run.
-Aggregate ids count up by one per symbol too. Storage is compact (arrays), so a feed can keep
-millions of trades.
+Aggregate ids count up by one per symbol too. An aggregate is the ingestor's own `AggTrade`
+record, rendered in Binance's JSON by `agg_rest` and `agg_event`. Storage is compact (arrays), so
+a feed can keep millions of trades.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+from services.ingestor.rest_records import AggTrade
 
 EXECUTIONS = ("MARKET", "NA", "INSURANCE_FUND", "ADL")
 
@@ -49,30 +52,20 @@ class Trade:
         }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    id: int
-    price: str
-    qty: str
-    first_id: int
-    last_id: int
-    time: int
-    buyer_maker: bool
+def agg_rest(a: AggTrade) -> dict[str, object]:
+    """An aggregate as `GET /fapi/v1/aggTrades` lists it: what `parse_agg_trades` reads back."""
+    return {
+        "a": a.id, "p": a.price, "q": a.qty, "f": a.first_id, "l": a.last_id, "T": a.time,
+        "m": a.buyer_maker,
+    }  # fmt: skip
 
-    def rest(self) -> dict[str, object]:
-        """As `GET /fapi/v1/aggTrades` lists it."""
-        return {
-            "a": self.id, "p": self.price, "q": self.qty, "f": self.first_id,
-            "l": self.last_id, "T": self.time, "m": self.buyer_maker,
-        }  # fmt: skip
 
-    def event(self, symbol: str) -> dict[str, object]:
-        """The raw `@aggTrade` event."""
-        return {
-            "e": "aggTrade", "E": self.time + 3, "a": self.id, "s": symbol, "p": self.price,
-            "q": self.qty, "f": self.first_id, "l": self.last_id, "T": self.time,
-            "m": self.buyer_maker,
-        }  # fmt: skip
+def agg_event(a: AggTrade, symbol: str) -> dict[str, object]:
+    """An aggregate as the raw `@aggTrade` event."""
+    return {
+        "e": "aggTrade", "E": a.time + 3, "a": a.id, "s": symbol, "p": a.price, "q": a.qty,
+        "f": a.first_id, "l": a.last_id, "T": a.time, "m": a.buyer_maker,
+    }  # fmt: skip
 
 
 @dataclass
@@ -136,10 +129,10 @@ class Book:
         for index in range(low, high):
             yield self.trade(index)
 
-    def aggregate(self, k: int) -> Aggregate:
+    def aggregate(self, k: int) -> AggTrade:
         first, last = self.agg_first[k], self.agg_last[k]
         qty = sum((Decimal(self.qtys[i]) for i in range(first, last + 1)), Decimal(0))
-        return Aggregate(
+        return AggTrade(
             self.first_agg_id + k, self.prices[first], format(qty.normalize(), "f"),
             self.first_id + first, self.first_id + last, self.times[first],
             bool(self.makers[first]),
@@ -201,7 +194,7 @@ class Exchange:
     def market_ids(self, symbol: str) -> list[int]:
         return [t.id for t in self.trades(symbol) if t.market]
 
-    def aggregates(self, symbol: str) -> list[Aggregate]:
+    def aggregates(self, symbol: str) -> list[AggTrade]:
         book = self.book(symbol)
         return [book.aggregate(k) for k in range(book.aggregates)]
 

@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from services.ingestor.routes import Endpoint, StreamKind
-from shared.config import Settings
+from shared.config import Settings, section
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """The websockets library closes a connection that sends a bigger message (code 1009).
@@ -22,28 +22,26 @@ CONNECT_ERRORS = (OSError, TimeoutError, WebSocketException)
 
 @dataclass(frozen=True)
 class FeedOptions:
-    """The connection policy, from settings."""
+    """The connection policy: each field but the last three is the setting `binance_<field>`."""
 
-    endpoint: Endpoint
     stream: StreamKind
-    stale_s: float
+    stale_timeout_s: float
     fallback_after: int
-    backoff_base_s: float
-    backoff_max_s: float
+    reconnect_base_s: float
+    reconnect_max_s: float
     max_age_s: float
+    endpoint: Endpoint
+    """The host and pinned path of `binance_ws_url`."""
     open_timeout_s: float = 10.0
     ping_interval_s: float = 20.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeedOptions:
-        return cls(
+        return section(
+            settings,
+            "binance_",
+            cls,
             endpoint=Endpoint.from_url(settings.binance_ws_url),
-            stream=settings.binance_stream,
-            stale_s=settings.binance_stale_timeout_s,
-            fallback_after=settings.binance_fallback_after,
-            backoff_base_s=settings.binance_reconnect_base_s,
-            backoff_max_s=settings.binance_reconnect_max_s,
-            max_age_s=settings.binance_max_age_s,
             open_timeout_s=min(10.0, max(1.0, settings.binance_stale_timeout_s)),
         )
 

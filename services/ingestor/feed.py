@@ -69,7 +69,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class SymbolFeed:
-    """One symbol's connection, reconnected until `stop` is set."""
+    """One symbol's connection, reconnected until `stop` is set or the feed is closed."""
 
     def __init__(
         self,
@@ -94,6 +94,8 @@ class SymbolFeed:
         self._prober = prober
         self._recorder = recorder
         self._ws: ClientConnection | None = None
+        self._closed: str | None = None
+        """Why `close` was called (the `disconnected` event's words), None until it is."""
 
     @property
     def connects(self) -> int:
@@ -120,21 +122,26 @@ class SymbolFeed:
 
     async def run(self) -> None:
         options = self.options
-        next_delay = backoff_delays(options.backoff_base_s, options.backoff_max_s)
-        while not self.stop.is_set():
+        next_delay = backoff_delays(options.reconnect_base_s, options.reconnect_max_s)
+        while not self._ending():
             delivered, moved = await self._session()
-            if self.stop.is_set():
+            if self._ending():
                 break
             if moved:
                 continue
             if await self._sleep(next_delay(delivered)):
                 break
 
-    async def close(self) -> None:
-        """Close the open connection now (the stop flag keeps it from reopening)."""
+    async def close(self, detail: str = "stopping") -> None:
+        """Close the open connection now and open no other; `detail` says why, in the
+        connection's `disconnected` event (whether or not `stop` is set)."""
+        self._closed = detail
         ws = self._ws
         if ws is not None:
             await ws.close()
+
+    def _ending(self) -> bool:
+        return self.stop.is_set() or self._closed is not None
 
     async def _session(self) -> tuple[bool, bool]:
         """One connection's life: (whether it delivered frames, whether the route changed).
@@ -153,6 +160,10 @@ class SymbolFeed:
             if isinstance(exc, InvalidStatus):
                 self._route_refused(url, exc)
             return False, self.route.index != route_before
+        if self._closed is not None:  # closed while connecting: `close` had nothing to close
+            with contextlib.suppress(*CONNECT_ERRORS):
+                await ws.close()
+            return False, False
         frames_before = self.frames
         self._intake.connection_opened(self.symbol)
         self._notices.event("connected", url, self.symbol)
@@ -215,8 +226,11 @@ class SymbolFeed:
                 await reader
         if not guard.cancelled():
             return guard.result()
-        ending = Ending.STOPPING if self.stop.is_set() else Ending.DROPPED
-        return Closing(ending, "stopping" if ending is Ending.STOPPING else reader.result())
+        if self._closed is not None:
+            return Closing(Ending.STOPPING, self._closed)
+        if self.stop.is_set():
+            return Closing(Ending.STOPPING, "stopping")
+        return Closing(Ending.DROPPED, reader.result())
 
     async def _read(self, ws: ClientConnection) -> str:
         """Handle frames until the connection closes; why it closed."""
@@ -260,32 +274,32 @@ class SymbolFeed:
         opened = last_change = loop.time()
         opened_ms = now_ms()
         seen = self.frames
-        interval = min(1.0, options.stale_s / 4)
-        quiet_for = options.stale_s
+        interval = min(1.0, options.stale_timeout_s / 4)
+        quiet_for = options.stale_timeout_s
         while True:
             if await self._sleep(interval):
                 return Closing(Ending.STOPPING, "stopping")
             now = loop.time()
             if self.frames != seen:
-                seen, last_change, quiet_for = self.frames, now, options.stale_s
+                seen, last_change, quiet_for = self.frames, now, options.stale_timeout_s
             elif now - last_change >= quiet_for:
                 closing = await self._silence(url, opened_ms, seen)
                 if closing is not None:
                     return closing
                 last_change = loop.time()
-                quiet_for = min(quiet_for * 2, options.stale_s * QUIET_CHECKS_MAX)
+                quiet_for = min(quiet_for * 2, options.stale_timeout_s * QUIET_CHECKS_MAX)
             if now - opened >= options.max_age_s:
                 successor = await self._renew()
                 if successor is not None:
                     return Closing(
                         Ending.RENEWED, "renewed before Binance's 24 h cut-off", successor
                     )
-                opened = now - options.max_age_s + options.stale_s
+                opened = now - options.max_age_s + options.stale_timeout_s
 
     async def _silence(self, url: str, opened_ms: int, seen: int) -> Closing | None:
         """The connection delivered nothing for a while: ask REST what it means. How to end
         the connection for it, or None to keep it."""
-        silence = f"nothing received for {self.options.stale_s:g} s"
+        silence = f"nothing received for {self.options.stale_timeout_s:g} s"
         if self._prober is None:
             return self._stale(url, silence)
         try:
@@ -293,7 +307,7 @@ class SymbolFeed:
             # keep a stuck connection open nor hold the 24 h renewal.
             newest = await asyncio.wait_for(
                 self._prober.newest_trade(self.symbol, self._state.last_price),
-                self.options.stale_s,
+                self.options.stale_timeout_s,
             )
         except (RestFailure, TimeoutError) as exc:
             said = str(exc) or "no answer in time"
@@ -335,7 +349,9 @@ class SymbolFeed:
         """End a silent connection that REST could not judge (the old watchdog)."""
         if silence is not None:
             self._notices.event("stale", f"{url}: {silence}", self.symbol)
-        return Closing(Ending.STALE, f"stale, nothing received for {self.options.stale_s:g} s")
+        return Closing(
+            Ending.STALE, f"stale, nothing received for {self.options.stale_timeout_s:g} s"
+        )
 
     def _delivering(self) -> None:
         if self.route.delivering():
@@ -379,7 +395,7 @@ class SymbolFeed:
         reader = asyncio.create_task(buffer())
         try:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.options.stale_s
+            deadline = loop.time() + self.options.stale_timeout_s
             while loop.time() < deadline and not reader.done() and not self.stop.is_set():
                 if first_id and self._state.last_id >= first_id[0] - 1:
                     break

@@ -47,8 +47,8 @@ class LiveSource:
             for feed in self.feeds:
                 group.create_task(feed.run(), name=f"feed-{feed.symbol}")
 
-    async def close(self) -> None:
-        await asyncio.gather(*(feed.close() for feed in self.feeds))
+    async def close(self, why: str = "stopping") -> None:
+        await asyncio.gather(*(feed.close(why) for feed in self.feeds))
         if self._recorder is not None:
             self._recorder.close()
 

@@ -157,7 +157,7 @@ class ReplaySource:
                 f"{self.ticks} ticks from {self.path}; {self.skipped} rows of other symbols",
             )
 
-    async def close(self) -> None:
+    async def close(self, why: str = "stopping") -> None:
         self._closed = True
 
     @property

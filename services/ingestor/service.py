@@ -49,7 +49,9 @@ class Source(Protocol):
 
     async def run(self) -> None: ...
 
-    async def close(self) -> None: ...
+    async def close(self, why: str = "stopping") -> None:
+        """Stop taking ticks in; `why` is for the events of the connections it closes."""
+        ...
 
     def health_fields(self) -> dict[str, int | str]: ...
 
@@ -174,7 +176,11 @@ class Ingestor:
     async def _shut_down(
         self, sourcing: asyncio.Task[None], publishing: asyncio.Task[None]
     ) -> None:
-        await self.source.close()
+        if self.stop.is_set():
+            why = "stopping"
+        else:
+            why = f"stopping: the {'publisher' if _failed(publishing) else 'source'} failed"
+        await self.source.close(why)
         with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(sourcing), SOURCE_CLOSE_S)
         queue = self.intake.queue

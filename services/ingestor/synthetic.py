@@ -27,7 +27,7 @@ import numpy as np
 
 from services.ingestor.binance import TickRow
 from services.ingestor.intake import Intake
-from shared.config import Settings
+from shared.config import Settings, section
 from shared.health import now_ms
 
 DRIVER_START = 100.0
@@ -38,6 +38,8 @@ BLOCK = 1024
 
 @dataclass(frozen=True)
 class Market:
+    """The settings `synthetic_<field>`, for `symbols`."""
+
     symbols: tuple[str, ...]
     seed: int
     hedge_ratio: float
@@ -47,14 +49,7 @@ class Market:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Market:
-        return cls(
-            symbols=settings.symbols,
-            seed=settings.synthetic_seed,
-            hedge_ratio=settings.synthetic_hedge_ratio,
-            mean_reversion=settings.synthetic_mean_reversion,
-            noise=settings.synthetic_noise,
-            tick_rate=settings.synthetic_tick_rate,
-        )
+        return section(settings, "synthetic_", cls, symbols=settings.symbols)
 
     @property
     def driver(self) -> str:
@@ -137,7 +132,7 @@ class SyntheticSource:
         finally:
             self._intake.source_flowing(False)
 
-    async def close(self) -> None:
+    async def close(self, why: str = "stopping") -> None:
         self._closed = True
 
     @property

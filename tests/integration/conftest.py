@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from testkit.binance_rest import RestServer
+from testkit.binance_rest import Limits, RestServer
 from testkit.binance_ws import BinanceServer
 
 
@@ -19,5 +19,5 @@ async def server() -> AsyncIterator[BinanceServer]:
 
 @pytest.fixture
 async def rest(server: BinanceServer) -> AsyncIterator[RestServer]:
-    async with RestServer(server.exchange, retry_after_s=1, ban_s=2) as running:
+    async with RestServer(server.exchange, limits=Limits(retry_after_s=1, ban_s=2)) as running:
         yield running

@@ -21,7 +21,7 @@ from shared.redis_io import Redis
 from shared.schemas import Tick
 from testkit.binance_rest import RestServer
 from testkit.binance_ws import BinanceServer, frame_bytes, make_trades
-from testkit.exchange import Trade
+from testkit.exchange import Trade, agg_event
 from testkit.polling import eventually
 from tests.ingestor_support import (
     RunningIngestor,
@@ -158,7 +158,7 @@ async def test_an_aggtrade_stream_is_backfilled_by_aggregate_id(
     )  # fmt: skip
     async with running_ingestor(settings) as run:
         await server.wait_for("btcusdt@aggTrade")
-        frames = [frame_bytes(a.event("BTCUSDT")) for a in aggregates]
+        frames = [frame_bytes(agg_event(a, "BTCUSDT")) for a in aggregates]
         await server.send("btcusdt@aggTrade", frames[:20])
         assert await eventually(lambda: run.state("BTCUSDT").ticks == 20)
         await server.drop("btcusdt@aggTrade")

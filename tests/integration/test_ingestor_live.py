@@ -150,6 +150,27 @@ async def test_server_closing_the_connection_leads_to_a_reconnect_that_loses_not
     assert kinds.count(("connected", "BTCUSDT")) == 2
 
 
+async def test_a_feed_closed_without_a_stop_says_why_and_does_not_reconnect(
+    redis_url: str, redis_client: Redis, server: BinanceServer
+) -> None:
+    """As the service closes its source when the publisher fails (`stop` not set): the
+    `disconnected` event gives the service's reason, not the close frame's text."""
+    settings = ingestor_settings(redis_url, server, symbols="btcusdt", **QUIET)
+    async with running_ingestor(settings) as run:
+        await server.wait_for(stream("BTCUSDT"))
+        await run.ingestor.source.close("stopping: the publisher failed")
+
+        async def disconnected() -> list[str]:
+            return [e.detail for e in await events(redis_client, "disconnected")]
+
+        assert await eventually(disconnected)
+        await asyncio.sleep(0.5)  # ten reconnect back-offs (0.05 s)
+        assert len(server.connects) == 1
+        assert not run.stop.is_set()
+    url = server.base + server.connects[0]
+    assert (await disconnected())[0] == f"{url}: stopping: the publisher failed"
+
+
 async def test_a_server_that_stops_sending_is_stale_and_reconnected_without_loss(
     redis_url: str, redis_client: Redis, server: BinanceServer
 ) -> None:

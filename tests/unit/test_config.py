@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from shared.config import ConfigError, Settings, load_settings, timeframe_ms
+from shared.config import ConfigError, Settings, load_settings, section, timeframe_ms
 
 VARIABLES = [name.upper() for name in Settings.model_fields]
 
@@ -114,3 +115,18 @@ def test_timeframe_ms(tf: str, ms: int) -> None:
 def test_timeframe_rejects(tf: str) -> None:
     with pytest.raises(ValueError, match="is not a timeframe"):
         timeframe_ms(tf)
+
+
+@dataclass(frozen=True)
+class _Part:
+    seed: int
+    noise: float
+    symbols: tuple[str, ...]
+    unset: int = 4
+
+
+def test_section_reads_prefixed_settings_and_takes_the_rest_as_given() -> None:
+    settings = load_settings(synthetic_seed=11, synthetic_noise=0.5)
+    part = section(settings, "synthetic_", _Part, symbols=("A", "B"))
+    assert part == _Part(seed=11, noise=0.5, symbols=("A", "B"), unset=4)
+    assert section(settings, "synthetic_", _Part, symbols=(), seed=2).seed == 2
