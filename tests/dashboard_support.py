@@ -319,12 +319,16 @@ class Browser:
         element.click()
 
     def trace_lengths(self, graph_id: str = "chart") -> list[int]:
-        """Points in each trace of the Plotly graph as drawn in the page; `GraphNotDrawn` while
+        """Points in each trace of the Plotly graph as drawn in the page (a typed array that was
+        not extended yet is still in its `bdata` form); `GraphNotDrawn` while
         the graph is not drawn yet (plotly.js loads after the page, so the status line can
         already say "Live" when there is no plot: `wait_for` waits through it)."""
         lengths = self.driver.execute_script(
             "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
-            "return gd && gd.data ? gd.data.map(t => (t.x || []).length) : null;",
+            "const size = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1};"
+            "const count = (x) => (x && typeof x.bdata === 'string')"
+            "    ? atob(x.bdata).length / size[x.dtype] : (x || []).length;"
+            "return gd && gd.data ? gd.data.map(t => count(t.x)) : null;",
             graph_id,
         )
         if lengths is None:

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
-from services.dashboard import actions, controller, data, ids, rules, status, upload
+from services.dashboard import actions, clientside, controller, data, ids, rules, status, upload
 from services.dashboard.controller import FEED_ROWS, AlertsCursor, AlertsUpdate
 from services.dashboard.rules import FormFill
 from services.dashboard.screen import export_csv, render
@@ -25,25 +25,6 @@ from shared.health import now_ms, stale_after_ms
 
 log = logging.getLogger(__name__)
 
-UPLOAD_CHECK_JS = """
-function(contents, names, config) {
-    const none = window.dash_clientside.no_update;
-    if (!contents) { return [none, none]; }
-    const list = Array.isArray(contents) ? contents : [contents];
-    const files = Array.isArray(names) ? names : [names];
-    const limit = config.max_upload_bytes;
-    for (let i = 0; i < list.length; i++) {
-        const size = Math.floor((list[i].length - list[i].indexOf(",") - 1) * 3 / 4);
-        if (size > limit) {
-            const mb = (size / 1048576).toFixed(1);
-            const cap = (limit / 1048576).toFixed(0);
-            return [null, files[i] + " is " + mb + " MB; files over " + cap +
-                    " MB are refused (split it, or use a larger timeframe)"];
-        }
-    }
-    return [{names: files, contents: list}, "Reading " + files.join(", ") + "…"];
-}
-"""
 VIEW_CONTROLS = {
     "mode": Input(ids.MODE, "value"),
     "a": Input(ids.SYMBOL_A, "value"),
@@ -126,8 +107,16 @@ def _view_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
 
 
 def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        clientside.EXTEND_JS,
+        Output(ids.CHART_STEP_DRAWN, "data"),
+        Input(ids.CHART_STEP, "data"),
+        prevent_initial_call=True,
+    )
+
     @app.callback(
         Output(ids.GRAPH, "figure"),
+        Output(ids.CHART_STEP, "data"),
         Output(ids.CURSOR, "data"),
         Output(ids.STATS, "children"),
         Output(ids.CHART_STATUS, "children"),
@@ -142,15 +131,15 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
     ) -> tuple[Any, ...]:
         plan = controller.plan_chart(stored, paused, ctx.triggered_id)
         if plan.view is None:
-            return _unchanged(None, None, None, plan.status)
+            return _unchanged(None, None, None, None, plan.status)
         try:
             shown = render(client, settings, plan.view, cursor, full=plan.full)
         except redis.RedisError as exc:
-            return _unchanged(None, None, None, status.redis_unreachable(exc))
+            return _unchanged(None, None, None, None, status.redis_unreachable(exc))
         except Exception as exc:  # the chart keeps its last state; the next tick retries
             log.exception("chart update failed")
-            return no_update, None, no_update, status.update_failed(exc)
-        return _unchanged(shown.figure, shown.cursor, shown.stats, shown.status)
+            return no_update, no_update, None, no_update, status.update_failed(exc)
+        return _unchanged(shown.figure, shown.step, shown.cursor, shown.stats, shown.status)
 
     @app.callback(
         Output(ids.ZOOM, "data"),
@@ -305,7 +294,7 @@ def _rule_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
 
 def _upload_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
     app.clientside_callback(  # type: ignore[no-untyped-call]
-        UPLOAD_CHECK_JS,
+        clientside.UPLOAD_CHECK_JS,
         Output(ids.UPLOAD_ACCEPTED, "data"),
         Output(ids.UPLOAD_STATUS, "children"),
         Input(ids.UPLOAD, "contents"),

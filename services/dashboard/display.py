@@ -1,9 +1,10 @@
 """What the chart and the statistics panel show, built from what was read (pure).
 
-- live: the newest `DASH_MAX_POINTS` entries of the view's streams in full, then each step
-  patches in only the entries after the browser's cursor (`cursor.py`), so its cost depends on
-  what is new, not on what is on screen or stored;
-- history and upload: a `Loaded` data set, drawn once, thinned to `DASH_MAX_POINTS` for display.
+- live: the newest `DASH_MAX_POINTS` entries of the view's streams, each trace reduced to
+  the points a screen shows (`DASH_SCREEN_POINTS`), then each step appends only the entries
+  after the browser's cursor (`cursor.py`), so its cost depends on what is new, not on what is
+  on screen or stored;
+- history and upload: a `Loaded` data set, drawn once, reduced the same way for display.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.dashboard import panels, status
-from services.dashboard.cursor import ChartCursor, latest_digest
-from services.dashboard.figures import ChartData, build_figure, extend_patch, thin
+from services.dashboard.cursor import ChartCursor, latest_digest, reduced_to
+from services.dashboard.figures import ChartData, build_figure, extension
 from services.dashboard.records import ROLES, Loaded, Snapshot, alert_matches, latest_stat
 from services.dashboard.selection import Selection
 from shared.config import Settings
@@ -28,6 +29,8 @@ class Screen:
     """The outputs of one render; None means "leave as it is"."""
 
     figure: Any = None
+    step: dict[str, Any] | None = None
+    """The points a live step appends (`figures.Extension`), instead of a whole figure."""
     cursor: dict[str, Any] | None = None
     stats: list[Any] | None = None
     status: str | None = None
@@ -72,11 +75,16 @@ def live_full(settings: Settings, view: Selection, snap: Snapshot) -> Screen:
     chart = replace(chart, alerts=_markers(snap.alerts, pair, _first_time(chart)))
     waiting = status.waiting_for_stats(pair, settings.window)
     empty = status.empty_rows(chart, waiting)
-    figure = build_figure(chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty)
+    reduced = reduced_to(settings.dash_screen_points)
+    figure = build_figure(
+        chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty,
+        screen_points=reduced,
+    )  # fmt: skip
     adf = newest_adf(chart.stats, {})
     latest = latest_stat(snap.latest) or (chart.stats[-1] if chart.stats else None)
     counts = {role: chart.count(role) for role in ROLES}
-    cursor = ChartCursor(view.key, snap.tails, counts, adf, latest_digest(snap.latest))
+    points = min(max(counts.values()), reduced)
+    cursor = ChartCursor(view.key, snap.tails, counts, adf, latest_digest(snap.latest), points)
     skipped = f"{snap.skipped} malformed entries skipped" if snap.skipped else ""
     return Screen(
         figure=figure,
@@ -87,56 +95,55 @@ def live_full(settings: Settings, view: Selection, snap: Snapshot) -> Screen:
 
 
 def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Snapshot) -> Screen:
-    """The Patch of the entries after the cursor (`cursor.continues(cursor, new)` holds); the
-    statistics panel only when the latest statistics or the stationarity values changed."""
+    """The points after the cursor, to append (`cursor.continues` holds); the statistics panel
+    only when the latest statistics or the stationarity values changed."""
     pair = view.pair_view()
     chart = chart_of(pair, new, _markers(new.alerts, pair, None))
     screen = Screen()
     counts = cursor.n
+    points = cursor.points
     adf = newest_adf(chart.stats, cursor.adf or {})
     digest = latest_digest(new.latest)
     if any(chart.count(role) for role in ROLES):
-        screen.figure, counts = extend_patch(chart, counts, settings.dash_max_points, view.k)
+        screen.step = extension(chart, view.k).to_store()
+        counts = {role: counts.get(role, 0) + chart.count(role) for role in ROLES}
+        points += max(chart.count(role) for role in ROLES)
         screen.status = status.chart_status(view, counts, settings.dash_max_points)
     if digest != cursor.latest or adf != cursor.adf:
         latest = latest_stat(new.latest) or (chart.stats[-1] if chart.stats else None)
         if latest is not None:
             screen.stats = panels.stats_panel(latest, adf, tf=pair.tf, k=view.k)
     screen.cursor = ChartCursor(
-        view.key, new.newest_ids(cursor.ids), counts, adf, digest
+        view.key, new.newest_ids(cursor.ids), counts, adf, digest, points
     ).to_store()
     return screen
 
 
-def static_full(view: Selection, loaded: Loaded, cap: int) -> Screen:
-    """A history range or an upload, drawn once (thinned to `cap` points for display)."""
+def static_full(view: Selection, loaded: Loaded, screen_points: int) -> Screen:
+    """A history range or an upload, drawn once (each trace reduced to `screen_points`)."""
     chart = loaded.chart
-    shown = ChartData(
-        chart.a,
-        chart.b,
-        chart.tf,
-        thin(chart.bars_a, cap),
-        thin(chart.bars_b, cap),
-        thin(chart.stats, cap),
-    )
     what = "history range" if view.mode == "history" else "upload"
     waiting = loaded.error or loaded.note or f"No statistics for this {what}"
-    empty = status.empty_rows(shown, waiting)
+    empty = status.empty_rows(chart, waiting)
     if loaded.error:
         empty = status.all_rows(loaded.error)
     elif not chart.bars_a and not chart.bars_b:
         empty = status.all_rows(
             f"No {chart.tf} bars of {chart.a} or {chart.b} stored in this range"
         )
-    figure = build_figure(shown, k=view.k, theme=view.theme, uirevision=view.key, empty=empty)
-    counts = {role: shown.count(role) for role in ROLES}
-    thinned = len(shown.bars_a) < len(chart.bars_a) or len(shown.stats) < len(chart.stats)
-    note = status.static_note(loaded.error or loaded.note, thinned)
+    figure = build_figure(
+        chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty,
+        screen_points=screen_points,
+    )  # fmt: skip
+    counts = {role: chart.count(role) for role in ROLES}
+    reduced = max(counts.values()) > screen_points
+    note = status.static_note(loaded.error or loaded.note, reduced)
     adf = newest_adf(chart.stats, {})
     latest = chart.stats[-1] if chart.stats else None
+    points = min(max(counts.values()), screen_points)
     return Screen(
         figure=figure,
-        cursor=ChartCursor(view.key, {}, counts, adf, "").to_store(),
+        cursor=ChartCursor(view.key, {}, counts, adf, "", points).to_store(),
         stats=panels.stats_panel(latest, adf, tf=chart.tf, k=view.k, waiting=waiting),
-        status=status.chart_status(view, counts, cap, note, shown),
+        status=status.chart_status(view, counts, screen_points, note, chart),
     )

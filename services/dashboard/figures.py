@@ -1,4 +1,5 @@
-"""The chart: pure functions from records to a Plotly figure, and to the Patch of a live update.
+"""The chart: pure functions from records to a Plotly figure, and to the points a live update
+appends.
 
 One figure, five rows on one shared time axis (zoom or pan any row and all follow):
 prices (A left axis, B right axis), spread with mean and +/- k standard deviations, z-score with
@@ -9,22 +10,44 @@ crosses a band exactly when the z-score crosses a threshold line.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+import numpy as np
+import orjson
 import plotly.graph_objects as go
-from dash import Patch
+from _plotly_utils.utils import to_typed_array_spec
 from plotly.subplots import make_subplots
 
 from services.dashboard.formatting import fmt_number
+from services.dashboard.reduce import kept
 from shared.schemas import Alert, Bar, PairStat
 
 Role = Literal["a", "b", "stats", "alerts"]
 Theme = Literal["dark", "light"]
 Y = float | None
-Series = tuple[list[int], list[Y], list[str] | None]
-"""One trace's x (epoch ms), y and hover text."""
+
+
+class Series(NamedTuple):
+    """One trace's points: x (epoch ms) and y as float64 arrays (NaN: no value), hover text."""
+
+    x: np.ndarray
+    y: np.ndarray
+    text: list[str] | None
+
+    def taken(self, rows: np.ndarray) -> Series:
+        text = None if self.text is None else [self.text[i] for i in rows.tolist()]
+        return Series(self.x[rows], self.y[rows], text)
+
+    def reduced(self, points: int | None) -> Series:
+        """At most `points` points (MinMaxLTTB), all when None."""
+        if points is None or len(self.x) <= points:
+            return self
+        return self.taken(kept(self.x, self.y, points))
+
 
 ROW_TITLES = (
     "Prices",
@@ -78,7 +101,9 @@ class Trace:
     row: int
     y: Callable[[Any, float], Y]
     color: str
-    kind: Literal["line", "markers", "bar"] = "line"
+    kind: Literal["line", "markers", "area"] = "line"
+    """`area`: a filled step line (volume): as readable as bars, and one SVG path for any
+    number of points instead of one rectangle each."""
     secondary: bool = False
     dash: str = "solid"
     width: float = 1.4
@@ -130,7 +155,7 @@ def traces(a: str, b: str) -> tuple[Trace, ...]:
             5,
             lambda bar, k: bar.volume * bar.close,
             COLORS["a"],
-            "bar",
+            "area",
             hover="%{y:,.0f}",
             legend=False,
         ),
@@ -140,7 +165,7 @@ def traces(a: str, b: str) -> tuple[Trace, ...]:
             5,
             lambda bar, k: bar.volume * bar.close,
             COLORS["b"],
-            "bar",
+            "area",
             hover="%{y:,.0f}",
             legend=False,
         ),
@@ -153,6 +178,10 @@ def _x(role: Role, row: Any) -> int:
     return int(row.ts)
 
 
+def _value(y: Y) -> float:
+    return math.nan if y is None else y
+
+
 def points(trace: Trace, chart: ChartData, k: float, z_at: dict[int, float]) -> Series:
     """x (epoch ms), y and hover text of one trace. An alert on another metric than the z-score
     is marked at the z-score of its bar (0 when that bar is not on screen)."""
@@ -162,17 +191,9 @@ def points(trace: Trace, chart: ChartData, k: float, z_at: dict[int, float]) -> 
     if trace.role == "alerts":
         ys = [z_at.get(x, 0.0) if y is None else y for x, y in zip(xs, ys, strict=True)]
     texts = [trace.text(row) for row in rows] if trace.text else None
-    return xs, ys, texts
-
-
-def thin(rows: Sequence[Any], cap: int) -> Sequence[Any]:
-    """At most `cap` rows, evenly strided, always keeping the newest (display only: export and
-    statistics use every row)."""
-    if len(rows) <= cap:
-        return rows
-    step = -(-len(rows) // cap)
-    start = (len(rows) - 1) % step
-    return rows[start::step]
+    x = np.fromiter(xs, dtype=np.float64, count=len(xs))
+    y = np.fromiter((_value(v) for v in ys), dtype=np.float64, count=len(ys))
+    return Series(x, y, texts)
 
 
 def _trace_object(trace: Trace, xs: list[int], ys: list[Y], texts: list[str] | None) -> Any:
@@ -185,8 +206,9 @@ def _trace_object(trace: Trace, xs: list[int], ys: list[Y], texts: list[str] | N
     }
     if texts is not None:
         common["text"] = texts
-    if trace.kind == "bar":
-        return go.Bar(marker={"color": trace.color, "line": {"width": 0}}, opacity=0.65, **common)
+    if trace.kind == "area":
+        line = {"color": trace.color, "width": 0.6, "shape": "hv"}
+        return go.Scatter(mode="lines", line=line, fill="tozeroy", opacity=0.65, **common)
     if trace.kind == "markers":
         marker = {"color": trace.color, **trace.extra.get("marker", {})}
         return go.Scatter(mode="markers", marker=marker, **common)
@@ -207,10 +229,10 @@ def _grid() -> go.Figure:
     )
 
 
-def _add_traces(fig: go.Figure, chart: ChartData, series: Sequence[Series]) -> None:
-    for trace, (_, _, texts) in zip(traces(chart.a, chart.b), series, strict=True):
+def _add_traces(fig: go.Figure, a: str, b: str) -> None:
+    for trace in traces(a, b):
         fig.add_trace(
-            _trace_object(trace, [], [], [] if texts is not None else None),
+            _trace_object(trace, [], [], [] if trace.text is not None else None),
             row=trace.row,
             col=1,
             secondary_y=trace.secondary if trace.row == 1 else None,
@@ -267,7 +289,7 @@ def _style_layout(fig: go.Figure, colors: dict[str, str], uirevision: str) -> No
         title.update(x=0, xanchor="left", font={"size": 12, "color": colors["text"]})
 
 
-def _style_axes(fig: go.Figure, chart: ChartData, colors: dict[str, str]) -> None:
+def _style_axes(fig: go.Figure, a: str, b: str, colors: dict[str, str]) -> None:
     fig.update_xaxes(
         type="date",
         gridcolor=colors["grid"],
@@ -278,10 +300,10 @@ def _style_axes(fig: go.Figure, chart: ChartData, colors: dict[str, str]) -> Non
     )
     fig.update_yaxes(gridcolor=colors["grid"], zeroline=False, separatethousands=True)
     fig.update_yaxes(
-        title_text=chart.a, title_font={"color": COLORS["a"]}, row=1, col=1, secondary_y=False
+        title_text=a, title_font={"color": COLORS["a"]}, row=1, col=1, secondary_y=False
     )
     fig.update_yaxes(
-        title_text=chart.b,
+        title_text=b,
         title_font={"color": COLORS["b"]},
         row=1,
         col=1,
@@ -291,16 +313,26 @@ def _style_axes(fig: go.Figure, chart: ChartData, colors: dict[str, str]) -> Non
     fig.update_yaxes(range=[-1.05, 1.05], row=4, col=1)
 
 
-def _with_points(fig: go.Figure, series: Sequence[Series]) -> dict[str, Any]:
-    """Plotly validated the styled, empty figure; the arrays go into its plain form afterwards
-    (validating or copying 100,000 values one by one takes a second) and stay plain lists,
-    which live Patches can extend (numpy arrays would be sent as base64 blobs)."""
-    spec: dict[str, Any] = fig.to_plotly_json()
-    for data, (xs, ys, texts) in zip(spec["data"], series, strict=True):
-        data["x"], data["y"] = xs, ys
-        if texts is not None:
-            data["text"] = texts
-    return spec
+def encoded(values: np.ndarray) -> Any:
+    """A float64 array as plotly.js's typed-array form (`{"dtype": "f8", "bdata": base64}`):
+    about a third of its JSON size, and no number formatting on either side."""
+    return to_typed_array_spec(np.ascontiguousarray(values, dtype=np.float64))
+
+
+@functools.lru_cache(maxsize=64)
+def _styled(
+    a: str, b: str, theme: Theme, k: float, uirevision: str, empty: tuple[tuple[int, str], ...]
+) -> bytes:
+    """The styled figure without its points, as JSON: Plotly builds and validates it once per
+    pair, theme, k and empty rows (that is most of a render's time), not once a render."""
+    colors = THEMES[theme]
+    fig = _grid()
+    _add_traces(fig, a, b)
+    _add_threshold_lines(fig, k, colors)
+    _add_empty_messages(fig, dict(empty), colors)
+    _style_layout(fig, colors, uirevision)
+    _style_axes(fig, a, b, colors)
+    return orjson.dumps(fig.to_plotly_json(), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def build_figure(
@@ -310,50 +342,63 @@ def build_figure(
     theme: Theme = "dark",
     uirevision: str = "",
     empty: dict[int, str] | None = None,
+    screen_points: int | None = None,
 ) -> dict[str, Any]:
     """The whole figure as Plotly's JSON form (`data`, `layout`), which `dcc.Graph` takes as is;
-    `empty` maps a row (1-5) to the message shown while it has no data."""
-    colors = THEMES[theme]
-    fig = _grid()
+    `empty` maps a row (1-5) to the message shown while it has no data; each trace is reduced
+    to at most `screen_points` points (None: every point).
+
+    Line traces carry typed arrays (`encoded`); the few alert markers plain lists, with their
+    hover text."""
+    spec: dict[str, Any] = orjson.loads(
+        _styled(chart.a, chart.b, theme, k, uirevision, tuple(sorted((empty or {}).items())))
+    )
     z_at = {s.ts: s.zscore for s in chart.stats}
-    series = [points(trace, chart, k, z_at) for trace in traces(chart.a, chart.b)]
-    _add_traces(fig, chart, series)
-    _add_threshold_lines(fig, k, colors)
-    _add_empty_messages(fig, empty or {}, colors)
-    _style_layout(fig, colors, uirevision)
-    _style_axes(fig, chart, colors)
-    return _with_points(fig, series)
-
-
-def extend_patch(
-    new: ChartData, on_screen: dict[str, int], cap: int, k: float
-) -> tuple[Patch, dict[str, int]]:
-    """The live update: append the new points to each trace and drop the oldest beyond `cap`.
-
-    `on_screen` is how many points each role has in the browser; the new counts are returned.
-    Only the new points travel (a few hundred bytes per bar), whatever the history on screen.
-    """
-    patch = Patch()
-    z_at = {s.ts: s.zscore for s in new.stats}
-    counts = dict(on_screen)
-    drop: dict[str, int] = {}
-    for role in ("a", "b", "stats", "alerts"):
-        added = new.count(role)
-        total = counts.get(role, 0) + added
-        drop[role] = max(0, total - cap) if added else 0
-        counts[role] = total - drop[role]
-    for index, trace in enumerate(traces(new.a, new.b)):
-        xs, ys, texts = points(trace, new, k, z_at)
-        if not xs:
-            continue
-        target = patch["data"][index]
-        target["x"].extend(xs)
-        target["y"].extend(ys)
+    for data, trace in zip(spec["data"], traces(chart.a, chart.b), strict=True):
+        xs, ys, texts = points(trace, chart, k, z_at).reduced(screen_points)
+        if trace.role == "alerts":
+            data["x"], data["y"] = xs.tolist(), ys.tolist()
+        else:
+            data["x"], data["y"] = encoded(xs), encoded(ys)
         if texts is not None:
-            target["text"].extend(texts)
-        for _ in range(drop[trace.role]):
-            del target["x"][0]
-            del target["y"][0]
-            if texts is not None:
-                del target["text"][0]
-    return patch, counts
+            data["text"] = texts
+    return spec
+
+
+@dataclass(frozen=True)
+class Extension:
+    """The points a live step appends to the page's traces (by index in `traces()`), as the
+    page's `extend` script (clientside.py) takes them: plain lists, None for a missing value."""
+
+    lines: dict[int, Series]
+    marks: dict[int, Series]
+    """The alert markers, which carry hover text."""
+
+    def to_store(self) -> dict[str, Any]:
+        def part(by_index: dict[int, Series], text: bool) -> dict[str, Any]:
+            def values(array: np.ndarray) -> list[float | None]:
+                return [None if math.isnan(v) else v for v in array.tolist()]
+
+            body: dict[str, Any] = {
+                "traces": list(by_index),
+                "x": [s.x.tolist() for s in by_index.values()],
+                "y": [values(s.y) for s in by_index.values()],
+            }
+            if text:
+                body["text"] = [s.text or [] for s in by_index.values()]
+            return body
+
+        return {"lines": part(self.lines, False), "marks": part(self.marks, True)}
+
+
+def extension(new: ChartData, k: float) -> Extension:
+    """The live update: only the new points of each trace (a few hundred bytes per bar,
+    whatever the history on screen)."""
+    z_at = {s.ts: s.zscore for s in new.stats}
+    lines: dict[int, Series] = {}
+    marks: dict[int, Series] = {}
+    for index, trace in enumerate(traces(new.a, new.b)):
+        series = points(trace, new, k, z_at)
+        if len(series.x):
+            (marks if trace.role == "alerts" else lines)[index] = series
+    return Extension(lines, marks)

@@ -345,6 +345,8 @@ def _stores(settings: Settings) -> list[Any]:
         dcc.Store(id=ids.CONFIG, data=config),
         dcc.Store(id=ids.VIEW),
         dcc.Store(id=ids.CURSOR),
+        dcc.Store(id=ids.CHART_STEP),
+        dcc.Store(id=ids.CHART_STEP_DRAWN),
         dcc.Store(id=ids.ZOOM),
         dcc.Store(id=ids.PAUSED, data=False),
         dcc.Store(id=ids.FEED_SAMPLE),

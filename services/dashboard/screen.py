@@ -34,12 +34,12 @@ def render(
     if view.mode != "live":
         if full or held is None:
             loaded = loaders.load_static(client, settings, view)
-            return display.static_full(view, loaded, settings.dash_max_points)
+            return display.static_full(view, loaded, settings.dash_screen_points)
         return Screen()
     if full or held is None:
         return live_full(client, settings, view)
     new = data.read_since(client, view.pair_view(), settings.window, held.ids, LIVE_BATCH)
-    if not continues(held, new):
+    if not continues(held, new, settings.dash_screen_points, settings.dash_max_points):
         return live_full(client, settings, view)
     return display.live_step(settings, view, held, new)
 

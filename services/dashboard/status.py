@@ -62,5 +62,5 @@ def all_rows(message: str) -> dict[int, str]:
 
 def static_note(note: str, thinned: bool) -> str:
     if thinned:
-        return (note + "; " if note else "") + "thinned for display, the export has every bar"
+        return (note + "; " if note else "") + "reduced for display, the export has every bar"
     return note

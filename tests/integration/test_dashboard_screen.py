@@ -23,6 +23,7 @@ from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
 from testkit.recorded import market_trades
 from tests.dashboard_support import seed_pair
+from tests.figure_support import drawn
 
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
 
@@ -39,9 +40,16 @@ def settings(redis_url: str, sqlite_path: Path) -> Settings:
     return load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=100)
 
 
-def ops(figure: Any) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = figure.to_plotly_json()["operations"]
-    return result
+def appended(step: dict[str, Any] | None) -> dict[tuple[int, str], list[Any]]:
+    """(trace index, "x" / "y" / "text") -> what a live step appends."""
+    assert step is not None, "a live step, not a full render"
+    out: dict[tuple[int, str], list[Any]] = {}
+    for part in (step["lines"], step["marks"]):
+        for key in ("x", "y", "text"):
+            if key in part:
+                for index, values in zip(part["traces"], part[key], strict=True):
+                    out[(index, key)] = values
+    return out
 
 
 def test_full_render_shows_the_newest_points_up_to_the_cap(
@@ -49,9 +57,9 @@ def test_full_render_shows_the_newest_points_up_to_the_cap(
 ) -> None:
     seeded = seed_pair(sync_redis, VIEW, 60)
     shown = screen.render(sync_redis, settings, live_view(), None, full=True)
-    lengths = [len(trace.x) for trace in go.Figure(shown.figure).data]
+    lengths = [len(trace.x) for trace in drawn(shown.figure)]
     assert lengths == [100, 100, 100, 100, 100, 100, 100, 0, 100, 100, 100]
-    assert list(go.Figure(shown.figure).data[0].x) == [bar.start for bar in seeded.bars_a[-100:]]
+    assert list(drawn(shown.figure)[0].x) == [bar.start for bar in seeded.bars_a[-100:]]
     assert shown.cursor is not None and shown.cursor["n"]["stats"] == 100
     assert "100 bars, 100 statistics on screen (cap 100)" in (shown.status or "")
 
@@ -67,12 +75,9 @@ def test_live_step_sends_only_new_points_and_nothing_when_nothing_is_new(
 
     extra = seed_pair(sync_redis, VIEW, 60, bars=52)  # appends 52 more bars per leg
     step = screen.render(sync_redis, settings, view, first.cursor, full=False)
-    extends = {tuple(op["location"]): op["params"]["value"] for op in ops(step.figure)
-               if op["operation"] == "Extend"}  # fmt: skip
-    assert extends[("data", 0, "x")] == [bar.start for bar in extra.bars_a]
-    deletes = [op for op in ops(step.figure) if op["operation"] == "Delete"]
-    assert step.cursor is not None and step.cursor["n"]["a"] == 100  # 50 + 52 capped at 100
-    assert len([d for d in deletes if d["location"] == ["data", 0, "x", 0]]) == 2
+    assert step.figure is None
+    assert appended(step.step)[(0, "x")] == [bar.start for bar in extra.bars_a]
+    assert step.cursor is not None and step.cursor["n"]["a"] == 102  # within the cap + headroom
     assert step.stats is not None  # a new latest hash
     assert len(seeded.bars_a) == 50
 
@@ -86,8 +91,7 @@ def test_alerts_of_this_pair_become_markers(sync_redis: redis.Redis, settings: S
     for alert in (mine, other):
         sync_redis.xadd(keys.ALERTS, alert.to_fields())
     step = screen.render(sync_redis, settings, view, first.cursor, full=False)
-    extends = {tuple(op["location"]): op["params"]["value"] for op in ops(step.figure)}
-    assert extends[("data", 7, "y")] == [2.2]
+    assert appended(step.step)[(7, "y")] == [2.2]
     assert step.cursor is not None and step.cursor["n"]["alerts"] == 1
 
 
@@ -114,7 +118,7 @@ def test_a_view_the_worker_has_not_served_yet_says_so(
     notes = {a.text for a in go.Figure(shown.figure).layout.annotations}
     assert any("Waiting for the analytics worker to serve BTCUSDT-ETHUSDT 1s, window 120" in n
                for n in notes)  # fmt: skip
-    assert len(go.Figure(shown.figure).data[0].x) == 30  # prices still shown
+    assert len(drawn(shown.figure)[0].x) == 30  # prices still shown
     empty = screen.render(sync_redis, settings, live_view(a="SOLUSDT"), None, full=True)
     notes = {a.text for a in go.Figure(empty.figure).layout.annotations}
     assert "Waiting for the first 1s bars of SOLUSDT" in notes
@@ -168,8 +172,8 @@ def test_history_range_reads_sqlite_bars_of_any_timeframe(
     view = live_view(mode="history", tf="1m", start_ms=span[0], end_ms=span[1] + 1)
     shown = screen.render(sync_redis, settings, view, None, full=True)
     expected = History(sqlite_path).bars("BTCUSDT", "1m", span[0], span[1] + 1)
-    assert list(go.Figure(shown.figure).data[0].x) == expected["start"].tolist()
-    assert list(go.Figure(shown.figure).data[0].y) == expected["close"].tolist()
+    assert list(drawn(shown.figure)[0].x) == expected["start"].tolist()
+    assert list(drawn(shown.figure)[0].y) == expected["close"].tolist()
     _, text, _ = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
     exported = read_csv(text)
     assert [float(r["BTCUSDT_volume"]) for r in exported if r["BTCUSDT_volume"]] == pytest.approx(
@@ -186,9 +190,9 @@ def test_history_range_reads_sqlite_bars_of_any_timeframe(
     aligned = joined.reindex(grid).ffill().dropna()
     reference = pairstats.pair_stats(aligned.index.to_numpy(), aligned.iloc[:, 0].to_numpy(),
                                      aligned.iloc[:, 1].to_numpy(), window=60)  # fmt: skip
-    drawn = go.Figure(shown.figure).data[6]
-    assert list(drawn.x) == [s.ts for s in reference]
-    assert list(drawn.y) == pytest.approx([s.zscore for s in reference], nan_ok=True)
+    z = drawn(shown.figure)[6]
+    assert list(z.x) == [s.ts for s in reference]
+    assert list(z.y) == pytest.approx([s.zscore for s in reference], nan_ok=True)
 
 
 def test_history_says_what_is_wrong_instead_of_going_blank(
@@ -217,10 +221,7 @@ def test_an_upload_is_kept_in_redis_and_drawn(sync_redis: redis.Redis, settings:
     assert 0 < sync_redis.ttl(keys.dashboard_upload(token)) <= keys.UPLOAD_TTL_S
     view = live_view(mode="upload", upload=token)
     shown = screen.render(sync_redis, settings, view, None, full=True)
-    assert (
-        go.Figure(shown.figure).data[0].name == "AAAUSDT"
-        and len(go.Figure(shown.figure).data[0].x) == 30
-    )
+    assert drawn(shown.figure)[0].name == "AAAUSDT" and len(drawn(shown.figure)[0].x) == 30
     _, text, count = screen.export_csv(sync_redis, settings, view, shown.cursor, None)
     assert count == 30 and "AAAUSDT_vwap" not in text.splitlines()[0]
     reference = pairstats.pair_stats(pair.a.time, pair.a.close, pair.b.close, window=60,

@@ -1,4 +1,4 @@
-"""The chart cursor: when a live step can be patched onto the screen, and what it sends, on the
+"""The chart cursor: when a live step can be appended to the screen, and what it sends, on the
 recorded bars (no Redis: the snapshots are what `data.read_since` returns)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from tests.dashboard_support import recorded_bars, rolling_stats
 
 VIEW = Selection("live", "BTCUSDT", "ETHUSDT", "1s", 60, "ols", 2.0)
 SETTINGS = load_settings(dash_max_points=100)
+SCREEN, CAP = SETTINGS.dash_screen_points, SETTINGS.dash_max_points
 
 
 def entries(bars: list[Bar]) -> list[tuple[str, Bar]]:
@@ -56,10 +57,12 @@ def test_a_full_render_hands_the_browser_a_cursor_it_can_continue() -> None:
     assert ChartCursor.of_view(None, VIEW.key) is None
 
     new = snapshot(2, 30, held.ids)
-    assert continues(held, new)
+    assert continues(held, new, SCREEN, CAP)
     step = display.live_step(SETTINGS, VIEW, held, new)
     assert step.cursor is not None and step.cursor["n"]["a"] == 32
     assert step.cursor["ids"]["a"] == new.bars_a[-1][0] and step.stats is not None
+    assert step.cursor["points"] == 32 and step.figure is None
+    assert step.step is not None and step.step["lines"]["x"][0] == [b.start for _, b in new.bars_a]
 
 
 def test_a_reset_stream_a_first_row_or_a_flood_renders_in_full() -> None:
@@ -67,8 +70,28 @@ def test_a_reset_stream_a_first_row_or_a_flood_renders_in_full() -> None:
     assert held is not None
     reset = snapshot(2, 30, held.ids)
     reset.tails["a"] = "1-0"
-    assert not continues(held, reset)
+    assert not continues(held, reset, SCREEN, CAP)
     no_stats = ChartCursor(held.key, held.ids, {**held.n, "stats": 0}, held.adf, held.latest)
-    assert not continues(no_stats, snapshot(5, 30, held.ids))
-    assert not continues(held, snapshot(LIVE_BATCH, 30, held.ids))
-    assert continues(held, snapshot(LIVE_BATCH - 1, 30, held.ids))
+    assert not continues(no_stats, snapshot(5, 30, held.ids), SCREEN, CAP)
+    roomy = 10_000  # a flood, not the cap
+    assert not continues(held, snapshot(LIVE_BATCH, 30, held.ids), SCREEN, roomy)
+    assert continues(held, snapshot(LIVE_BATCH - 1, 30, held.ids), SCREEN, roomy)
+
+
+def test_a_page_whose_traces_are_full_is_reduced_again_by_a_full_render() -> None:
+    """The page holds at most `DASH_SCREEN_POINTS` points a trace and covers at most
+    `DASH_MAX_POINTS` entries and a tenth of the screen: past either, a full render."""
+    settings = load_settings(dash_max_points=1_000, dash_screen_points=200)
+    shown = display.live_full(settings, VIEW, snapshot(1_000))
+    held = ChartCursor.of_view(shown.cursor, VIEW.key)
+    assert held is not None and held.points == 180, "reduced to the screen less a tenth"
+    assert held.n["a"] == 1_000
+    assert continues(held, snapshot(20, 1_000, held.ids), 200, 1_000)
+    assert not continues(held, snapshot(21, 1_000, held.ids), 200, 1_000)
+    few = display.live_full(settings, VIEW, snapshot(100))
+    small = ChartCursor.of_view(few.cursor, VIEW.key)
+    assert small is not None and small.points == 100
+    assert continues(small, snapshot(100, 100, small.ids), 200, 1_000)
+    assert not continues(small, snapshot(101, 100, small.ids), 200, 1_000)
+    covered = replace(small, n={**small.n, "a": 1_000}, points=10)
+    assert not continues(covered, snapshot(21, 100, small.ids), 200, 1_000)
