@@ -335,6 +335,22 @@ class Browser:
             raise GraphNotDrawn(f"#{graph_id} has no plot yet")
         return [int(n) for n in lengths]
 
+    def trace_x(self, index: int, graph_id: str = "chart") -> list[float]:
+        """The x values (epoch ms) of one drawn trace, decoded from its `bdata` form if need be."""
+        values = self.driver.execute_script(
+            "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
+            "const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array};"
+            "const x = gd.data[arguments[1]].x;"
+            "if (x && typeof x.bdata === 'string') {"
+            "  const bin = atob(x.bdata); const bytes = new Uint8Array(bin.length);"
+            "  for (let i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }"
+            "  return Array.from(new types[x.dtype](bytes.buffer)); }"
+            "return Array.from(x || []);",
+            graph_id,
+            index,
+        )
+        return [float(v) for v in values]
+
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(path))

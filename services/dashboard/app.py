@@ -35,7 +35,8 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 def build_app(settings: Settings) -> Dash:
     client = redis_client(settings)
-    app = Dash(__name__, title="Pairs monitor", update_title="")
+    # compress: a full render's typed arrays (about 430 kB) travel as brotli or gzip.
+    app = Dash(__name__, title="Pairs monitor", update_title="", compress=True)
     app.layout = build_layout(settings)
     register_callbacks(app, client, settings)
 

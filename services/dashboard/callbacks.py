@@ -16,6 +16,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from services.dashboard import actions, clientside, controller, data, ids, rules, status, upload
 from services.dashboard.controller import FEED_ROWS, AlertsCursor, AlertsUpdate
+from services.dashboard.recent import RecentEntries
 from services.dashboard.rules import FormFill
 from services.dashboard.screen import export_csv, render
 from services.dashboard.selection import Selection
@@ -107,6 +108,7 @@ def _view_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
 
 
 def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
+    recent = RecentEntries()
     app.clientside_callback(  # type: ignore[no-untyped-call]
         clientside.EXTEND_JS,
         Output(ids.CHART_STEP_DRAWN, "data"),
@@ -133,7 +135,7 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
         if plan.view is None:
             return _unchanged(None, None, None, None, plan.status)
         try:
-            shown = render(client, settings, plan.view, cursor, full=plan.full)
+            shown = render(client, settings, plan.view, cursor, full=plan.full, recent=recent)
         except redis.RedisError as exc:
             return _unchanged(None, None, None, None, status.redis_unreachable(exc))
         except Exception as exc:  # the chart keeps its last state; the next tick retries

@@ -44,16 +44,23 @@ function(step) {
     };
     const like = (array, values) => (array && !Array.isArray(array))
         ? array.constructor.from(values, v => (v === null ? NaN : v)) : values;
-    const append = (part, keys) => {
+    const after = (trace, xs, strict) => {
+        const x = held(trace, 'x');
+        const last = x && x.length ? x[x.length - 1] : -Infinity;
+        return xs.map((_, j) => j).filter(j => (strict ? xs[j] > last : xs[j] >= last));
+    };
+    const append = (part, keys, strict) => {
         if (!part || !part.traces.length) { return; }
+        const kept = part.traces.map((t, i) => after(gd.data[t], part.x[i], strict));
         const update = {};
         for (const key of keys) {
-            update[key] = part.traces.map((t, i) => like(held(gd.data[t], key), part[key][i]));
+            update[key] = part.traces.map((t, i) => like(held(gd.data[t], key),
+                                                         kept[i].map(j => part[key][i][j])));
         }
         Plotly.extendTraces(gd, update, part.traces);
     };
-    append(step.lines, ['x', 'y']);
-    append(step.marks, ['x', 'y', 'text']);
+    append(step.lines, ['x', 'y'], true);
+    append(step.marks, ['x', 'y', 'text'], false);
     return Date.now();
 }
 """.replace("GRAPH_ID", ids.GRAPH)
@@ -61,4 +68,7 @@ function(step) {
 
 A full render sends typed arrays (`{"dtype", "bdata"}`), which plotly.js draws but cannot
 extend, and a typed array extends only with one of its own type: so each array is decoded into
-its typed array the first time it is extended, and the new values are made the same type."""
+its typed array the first time it is extended, and the new values are made the same type.
+Only points after a trace's last one are appended (a line's times increase strictly, markers'
+do not decrease), so a step that reaches the page after a full render that already drew its
+points adds nothing twice."""

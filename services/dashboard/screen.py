@@ -1,5 +1,6 @@
 """The chart callback's reads: what a render or an export of a view reads (Redis, SQLite), handed
-to the pure builders (`display.py`, `export.py`). The browser keeps the cursor; the server none.
+to the pure builders (`display.py`, `export.py`). The browser keeps the cursor; the server keeps
+only a cache of the parsed newest entries (`recent.py`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ import redis
 from services.dashboard import data, display, export, loaders
 from services.dashboard.cursor import LIVE_BATCH, ChartCursor, continues
 from services.dashboard.display import Screen
+from services.dashboard.recent import RecentEntries
 from services.dashboard.selection import Selection
 from shared.config import Settings
 
 
-def live_full(client: redis.Redis, settings: Settings, view: Selection) -> Screen:
+def live_full(
+    client: redis.Redis, settings: Settings, view: Selection, recent: RecentEntries | None = None
+) -> Screen:
+    """The newest entries drawn in full; through `recent` (the server's cache of parsed
+    entries) when given, else read afresh."""
     pair = view.pair_view()
-    snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
+    if recent is None:
+        snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
+    else:
+        snap = recent.read(client, pair, settings.window, settings.dash_max_points)
     return display.live_full(settings, view, snap)
 
 
@@ -28,6 +37,7 @@ def render(
     cursor: dict[str, Any] | None,
     *,
     full: bool,
+    recent: RecentEntries | None = None,
 ) -> Screen:
     """The one entry point of the chart callback: in full, or the step after the cursor."""
     held = ChartCursor.of_view(cursor, view.key)
@@ -37,10 +47,10 @@ def render(
             return display.static_full(view, loaded, settings.dash_screen_points)
         return Screen()
     if full or held is None:
-        return live_full(client, settings, view)
+        return live_full(client, settings, view, recent)
     new = data.read_since(client, view.pair_view(), settings.window, held.ids, LIVE_BATCH)
     if not continues(held, new, settings.dash_screen_points, settings.dash_max_points):
-        return live_full(client, settings, view)
+        return live_full(client, settings, view, recent)
     return display.live_step(settings, view, held, new)
 
 

@@ -153,6 +153,7 @@ def test_the_csv_download_has_the_rows_on_screen(page: Browser, pipeline: Pipeli
     page.click("#live-toggle")  # pause, so the screen and the file hold the same bars
     page.wait_for(lambda: "Paused" in page.text("#chart-status"))
     lengths = page.trace_lengths()
+    drawn_a = [iso_ms(int(x)) for x in page.trace_x(0)]
     page.clear_downloads()
     page.click("#export-button")
     path = page.wait_for_download(".csv")
@@ -164,6 +165,8 @@ def test_the_csv_download_has_the_rows_on_screen(page: Browser, pipeline: Pipeli
     stats = [PairStat.from_fields(f) for _, f in pipeline.redis.xrange(DEFAULT.stream_key(60))]
     shown_a = [row for row in rows if row["BTCUSDT_close"]]
     shown_stats = [row for row in rows if row["zscore"]]
+    assert drawn_a == sorted(set(drawn_a)), "each bar is drawn once, in order"
+    assert [row["time"] for row in shown_a] == drawn_a
     assert len(shown_a) == lengths[0] and len(shown_stats) == lengths[6]
     assert len([row for row in rows if row["ETHUSDT_close"]]) == lengths[1]
     # The newest bars up to the last one on screen (the pipeline went on meanwhile).
