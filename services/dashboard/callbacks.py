@@ -125,17 +125,20 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
         Input(ids.LIVE_TICK, "n_intervals"),
         Input(ids.VIEW, "data"),
         Input(ids.PAUSED, "data"),
+        Input(ids.ZOOM, "data"),
         State(ids.CURSOR, "data"),
         running=[(Output(ids.LIVE_TICK, "disabled"), True, False)],
     )
     def update_chart(
-        _: int | None, stored: Any, paused: bool | None, cursor: dict[str, Any] | None
+        _: int | None, stored: Any, paused: bool | None, zoom: Any, cursor: Any
     ) -> tuple[Any, ...]:
         plan = controller.plan_chart(stored, paused, ctx.triggered_id)
         if plan.view is None:
             return _unchanged(None, None, None, None, plan.status)
         try:
-            shown = render(client, settings, plan.view, cursor, full=plan.full, recent=recent)
+            shown = render(
+                client, settings, plan.view, cursor, full=plan.full, recent=recent, zoom=zoom
+            )
         except redis.RedisError as exc:
             return _unchanged(None, None, None, None, status.redis_unreachable(exc))
         except Exception as exc:  # the chart keeps its last state; the next tick retries
@@ -143,9 +146,16 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
             return no_update, no_update, None, no_update, status.update_failed(exc)
         return _unchanged(shown.figure, shown.step, shown.cursor, shown.stats, shown.status)
 
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        clientside.ZOOM_FILTER_JS,
+        Output(ids.ZOOM_EVENT, "data"),
+        Input(ids.GRAPH, "relayoutData"),
+        prevent_initial_call=True,
+    )
+
     @app.callback(
         Output(ids.ZOOM, "data"),
-        Input(ids.GRAPH, "relayoutData"),
+        Input(ids.ZOOM_EVENT, "data"),
         State(ids.VIEW, "data"),
         prevent_initial_call=True,
     )

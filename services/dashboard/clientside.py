@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.dashboard import ids
+from services.dashboard.controls import AUTORANGE_KEY, RANGE_KEY
 
 UPLOAD_CHECK_JS = """
 function(contents, names, config) {
@@ -72,3 +73,14 @@ its typed array the first time it is extended, and the new values are made the s
 Only points after a trace's last one are appended (a line's times increase strictly, markers'
 do not decrease), so a step that reaches the page after a full render that already drew its
 points adds nothing twice."""
+
+ZOOM_FILTER_JS = """
+function(relayout) {
+    const keys = relayout ? Object.keys(relayout) : [];
+    const about = keys.some(k => /RANGE/.test(k) || /AUTORANGE/.test(k));
+    return about ? relayout : window.dash_clientside.no_update;
+}
+""".replace("AUTORANGE", AUTORANGE_KEY.pattern).replace("RANGE", RANGE_KEY.pattern)
+"""Passes on only the chart events about its time range. Dash drops the answer of a server
+callback that is called again before it answers: an `autosize` event right after a
+double-click would otherwise drop the zoom reset. A clientside callback runs at once."""

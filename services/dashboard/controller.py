@@ -142,11 +142,13 @@ def plan_chart(stored: Any, paused: bool | None, trigger: Any) -> ChartPlan:
         view = Selection.from_store(stored)
     except (ValueError, TypeError):
         return ChartPlan(None)
-    if paused and trigger in (ids.PAUSED, ids.LIVE_TICK):
+    zoom_paused = trigger == ids.ZOOM and view.mode == "live"
+    if paused and (trigger in (ids.PAUSED, ids.LIVE_TICK) or zoom_paused):
         # Said on every tick, so an update that was in flight when Pause was pressed cannot
-        # leave the status saying "Live".
+        # leave the status saying "Live". A zoom of the paused live view keeps the bars drawn,
+        # so that the screen and an export hold the same ones.
         return ChartPlan(None, status=status.PAUSED)
-    return ChartPlan(view, full=trigger in (None, ids.VIEW) or trigger == ids.PAUSED)
+    return ChartPlan(view, full=trigger in (None, ids.VIEW, ids.PAUSED, ids.ZOOM))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from shared.views import MAX_WINDOW, METHODS, MIN_WINDOW
 
 PRESET_MS = {"15m": 900_000, "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000,
              "7d": 604_800_000}  # fmt: skip
-_RANGE_KEY = re.compile(r"^xaxis\d*\.range(\[(0|1)\])?$")
-_AUTORANGE_KEY = re.compile(r"^xaxis\d*\.autorange$")
+RANGE_KEY = re.compile(r"^xaxis\d*\.range(\[(0|1)\])?$")
+AUTORANGE_KEY = re.compile(r"^xaxis\d*\.autorange$")
+"""The `relayoutData` keys that say the time range changed (the page's zoom filter uses them)."""
 
 
 def resolve_range(
@@ -111,11 +112,11 @@ def zoom_from_relayout(relayout: Mapping[str, Any] | None) -> tuple[int, int] | 
     if not relayout:
         return None
     for key, value in relayout.items():
-        if _AUTORANGE_KEY.match(key) and value:
+        if AUTORANGE_KEY.match(key) and value:
             return "reset"
     ends: dict[str, Any] = {}
     for key, value in relayout.items():
-        if not _RANGE_KEY.match(key):
+        if not RANGE_KEY.match(key):
             continue
         if key.endswith("]"):
             ends[key[-2]] = value

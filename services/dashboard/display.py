@@ -15,7 +15,8 @@ from typing import Any
 
 from services.dashboard import panels, status
 from services.dashboard.cursor import ChartCursor, latest_digest, reduced_to
-from services.dashboard.figures import ChartData, build_figure, extension
+from services.dashboard.export import zoomed_range
+from services.dashboard.figures import ChartData, Focus, build_figure, extension
 from services.dashboard.records import ROLES, Loaded, Snapshot, alert_matches, latest_stat
 from services.dashboard.selection import Selection
 from shared.config import Settings
@@ -68,7 +69,15 @@ def chart_of(pair: PairView, snap: Snapshot, alerts: Sequence[Alert] = ()) -> Ch
     )
 
 
-def live_full(settings: Settings, view: Selection, snap: Snapshot) -> Screen:
+def focus_of(zoom: dict[str, Any] | None, key: str) -> Focus | None:
+    """The range the user zoomed the view `key` to (the zoom store), if any."""
+    start, end = zoomed_range(zoom, key)
+    return None if start is None or end is None else Focus(int(start), int(end))
+
+
+def live_full(
+    settings: Settings, view: Selection, snap: Snapshot, focus: Focus | None = None
+) -> Screen:
     """Every point of `snap` (the newest entries of each stream) and a new cursor."""
     pair = view.pair_view()
     chart = chart_of(pair, snap)
@@ -78,7 +87,7 @@ def live_full(settings: Settings, view: Selection, snap: Snapshot) -> Screen:
     reduced = reduced_to(settings.dash_screen_points)
     figure = build_figure(
         chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty,
-        screen_points=reduced,
+        screen_points=reduced, focus=focus,
     )  # fmt: skip
     adf = newest_adf(chart.stats, {})
     latest = latest_stat(snap.latest) or (chart.stats[-1] if chart.stats else None)
@@ -119,7 +128,9 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
     return screen
 
 
-def static_full(view: Selection, loaded: Loaded, screen_points: int) -> Screen:
+def static_full(
+    view: Selection, loaded: Loaded, screen_points: int, focus: Focus | None = None
+) -> Screen:
     """A history range or an upload, drawn once (each trace reduced to `screen_points`)."""
     chart = loaded.chart
     what = "history range" if view.mode == "history" else "upload"
@@ -133,7 +144,7 @@ def static_full(view: Selection, loaded: Loaded, screen_points: int) -> Screen:
         )
     figure = build_figure(
         chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty,
-        screen_points=screen_points,
+        screen_points=screen_points, focus=focus,
     )  # fmt: skip
     counts = {role: chart.count(role) for role in ROLES}
     reduced = max(counts.values()) > screen_points

@@ -23,7 +23,7 @@ from _plotly_utils.utils import to_typed_array_spec
 from plotly.subplots import make_subplots
 
 from services.dashboard.formatting import fmt_number
-from services.dashboard.reduce import kept
+from services.dashboard.reduce import kept, kept_extremes
 from shared.schemas import Alert, Bar, PairStat
 
 Role = Literal["a", "b", "stats", "alerts"]
@@ -42,11 +42,31 @@ class Series(NamedTuple):
         text = None if self.text is None else [self.text[i] for i in rows.tolist()]
         return Series(self.x[rows], self.y[rows], text)
 
-    def reduced(self, points: int | None) -> Series:
-        """At most `points` points (MinMaxLTTB), all when None."""
+    def reduced(self, points: int | None, focus: Focus | None = None) -> Series:
+        """At most `points` points (MinMaxLTTB), all when None. With a `focus` (the zoomed
+        range), the points inside it get all but a tenth of the budget, so a range of up to
+        that many bars is drawn bar for bar, and a twentieth on each side keeps the context
+        (with its extremes) the user pans or zooms out to."""
         if points is None or len(self.x) <= points:
             return self
-        return self.taken(kept(self.x, self.y, points))
+        if focus is None:
+            return self.taken(kept(self.x, self.y, points))
+        lo, hi = np.searchsorted(self.x, [focus.start, focus.end + 1], side="left").tolist()
+        context = max(points // 20, 6)
+        x, y = self.x, self.y
+        rows = [
+            kept_extremes(x[:lo], y[:lo], context),
+            lo + kept(x[lo:hi], y[lo:hi], points - 2 * context),
+            hi + kept_extremes(x[hi:], y[hi:], context),
+        ]
+        return self.taken(np.concatenate(rows))
+
+
+class Focus(NamedTuple):
+    """The time range (epoch ms, both ends included) the user zoomed the chart to."""
+
+    start: int
+    end: int
 
 
 ROW_TITLES = (
@@ -343,10 +363,11 @@ def build_figure(
     uirevision: str = "",
     empty: dict[int, str] | None = None,
     screen_points: int | None = None,
+    focus: Focus | None = None,
 ) -> dict[str, Any]:
     """The whole figure as Plotly's JSON form (`data`, `layout`), which `dcc.Graph` takes as is;
     `empty` maps a row (1-5) to the message shown while it has no data; each trace is reduced
-    to at most `screen_points` points (None: every point).
+    to at most `screen_points` points (None: every point), most of them inside `focus`.
 
     Line traces carry typed arrays (`encoded`); the few alert markers plain lists, with their
     hover text."""
@@ -355,7 +376,7 @@ def build_figure(
     )
     z_at = {s.ts: s.zscore for s in chart.stats}
     for data, trace in zip(spec["data"], traces(chart.a, chart.b), strict=True):
-        xs, ys, texts = points(trace, chart, k, z_at).reduced(screen_points)
+        xs, ys, texts = points(trace, chart, k, z_at).reduced(screen_points, focus)
         if trace.role == "alerts":
             data["x"], data["y"] = xs.tolist(), ys.tolist()
         else:

@@ -35,6 +35,8 @@ CHART_STEP = "chart-step"
 CHART_STEP_DRAWN = "chart-step-drawn"
 CHART_STATUS = "chart-status"
 ZOOM = "zoom"
+ZOOM_EVENT = "zoom-event"
+"""The chart's `relayoutData` when it is about the time range (clientside.py filters it)."""
 
 # Statistics.
 STATS = "stats"

@@ -348,6 +348,7 @@ def _stores(settings: Settings) -> list[Any]:
         dcc.Store(id=ids.CHART_STEP),
         dcc.Store(id=ids.CHART_STEP_DRAWN),
         dcc.Store(id=ids.ZOOM),
+        dcc.Store(id=ids.ZOOM_EVENT),
         dcc.Store(id=ids.PAUSED, data=False),
         dcc.Store(id=ids.FEED_SAMPLE),
         dcc.Store(id=ids.ALERTS_CURSOR),

@@ -12,13 +12,18 @@ import redis
 from services.dashboard import data, display, export, loaders
 from services.dashboard.cursor import LIVE_BATCH, ChartCursor, continues
 from services.dashboard.display import Screen
+from services.dashboard.figures import Focus
 from services.dashboard.recent import RecentEntries
 from services.dashboard.selection import Selection
 from shared.config import Settings
 
 
 def live_full(
-    client: redis.Redis, settings: Settings, view: Selection, recent: RecentEntries | None = None
+    client: redis.Redis,
+    settings: Settings,
+    view: Selection,
+    recent: RecentEntries | None = None,
+    focus: Focus | None = None,
 ) -> Screen:
     """The newest entries drawn in full; through `recent` (the server's cache of parsed
     entries) when given, else read afresh."""
@@ -27,7 +32,7 @@ def live_full(
         snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
     else:
         snap = recent.read(client, pair, settings.window, settings.dash_max_points)
-    return display.live_full(settings, view, snap)
+    return display.live_full(settings, view, snap, focus)
 
 
 def render(
@@ -38,19 +43,22 @@ def render(
     *,
     full: bool,
     recent: RecentEntries | None = None,
+    zoom: dict[str, Any] | None = None,
 ) -> Screen:
-    """The one entry point of the chart callback: in full, or the step after the cursor."""
+    """The one entry point of the chart callback: in full, or the step after the cursor. A
+    full render draws the bars of the range in `zoom` (the zoom store) in most detail."""
     held = ChartCursor.of_view(cursor, view.key)
+    focus = display.focus_of(zoom, view.key)
     if view.mode != "live":
         if full or held is None:
             loaded = loaders.load_static(client, settings, view)
-            return display.static_full(view, loaded, settings.dash_screen_points)
+            return display.static_full(view, loaded, settings.dash_screen_points, focus)
         return Screen()
     if full or held is None:
-        return live_full(client, settings, view, recent)
+        return live_full(client, settings, view, recent, focus)
     new = data.read_since(client, view.pair_view(), settings.window, held.ids, LIVE_BATCH)
     if not continues(held, new, settings.dash_screen_points, settings.dash_max_points):
-        return live_full(client, settings, view, recent)
+        return live_full(client, settings, view, recent, focus)
     return display.live_step(settings, view, held, new)
 
 

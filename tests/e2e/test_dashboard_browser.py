@@ -178,3 +178,35 @@ def test_an_upload_with_blank_lines_before_its_header_is_read(
     page.wait_for(lambda: "Loaded AAAUSDT/BBBUSDT: 30 aligned bars" in page.text("#upload-status"))
     page.wait_for(lambda: page.text("#chart-status").startswith("Upload"), what="upload mode")
     assert page.trace_lengths()[0] == 30
+
+
+def _relayout(page: Browser, update: dict[str, object]) -> None:
+    """What a drag-zoom or a double-click does to the chart's time axis."""
+    page.driver.execute_script(
+        "Plotly.relayout(document.querySelector('#chart .js-plotly-plot'), arguments[0]);", update
+    )
+
+
+def test_zooming_in_draws_every_bar_of_the_range_and_zooming_out_reduces_again(
+    page: Browser, redis_server: RedisProcess, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    starts = [bar.start for bar in seed_pair(sync_redis, VIEW, 60).bars_a]
+    with (
+        dashboard_process(redis_server.url, tmp_path, DASH_SCREEN_POINTS="100") as dashboard,
+        leaving_before_stop(page),
+    ):
+        open_dashboard(page, dashboard)
+        page.wait_for(lambda: page.trace_lengths()[0] > 0, what="the price drawn")
+        whole = page.trace_x(0)
+        assert len(whole) <= 100 < len(starts), "the full render is reduced to the screen"
+        lo, hi = starts[50], starts[109]
+        assert sum(lo <= x <= hi for x in whole) < 60
+        _relayout(page, {"xaxis.range": [lo, hi]})
+
+        def inside() -> list[int]:
+            return [int(x) for x in page.trace_x(0) if lo <= x <= hi]
+
+        page.wait_for(lambda: inside() == starts[50:110], what="every bar of the zoomed range")
+        assert len(page.trace_x(0)) <= 100
+        _relayout(page, {"xaxis.autorange": True})
+        page.wait_for(lambda: page.trace_x(0) == whole, what="the reduced view again")

@@ -110,6 +110,13 @@ def test_the_chart_renders_in_full_on_a_new_view_steps_on_ticks_and_says_paused(
     assert controller.plan_chart(LIVE, True, ids.VIEW).view is not None
 
 
+def test_a_zoom_renders_in_full_unless_the_live_view_is_paused() -> None:
+    assert controller.plan_chart(LIVE, False, ids.ZOOM).full
+    assert controller.plan_chart(LIVE, True, ids.ZOOM).view is None
+    history = {**LIVE, "mode": "history", "start_ms": NOW - 3_600_000, "end_ms": NOW}
+    assert controller.plan_chart(history, True, ids.ZOOM).full
+
+
 def test_zoom_is_remembered_for_its_view() -> None:
     key = controller.plan_chart(LIVE, False, ids.VIEW).view.key  # type: ignore[union-attr]
     zoomed = controller.zoom_change({"xaxis.range[0]": 1_000, "xaxis.range[1]": 2_000}, LIVE)

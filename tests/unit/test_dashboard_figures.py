@@ -9,7 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from services.dashboard.figures import ChartData, build_figure, extension, traces
+from services.dashboard.figures import ChartData, Focus, build_figure, extension, traces
+from services.dashboard.reduce import kept_extremes
 from shared.schemas import Alert, Bar, PairStat
 from tests.figure_support import by_name, drawn, values
 
@@ -135,3 +136,34 @@ def test_a_full_render_reduces_each_trace_to_the_screen_keeping_extremes() -> No
     assert all(by_time[int(x)] == y for x, y in zip(price.x, price.y, strict=True))
     full = build_figure(chart(bars_a=many, bars_b=[], stats=[]), k=2.0)
     assert len(values(full["data"][0]["x"])) == n, "no reduction asked: every point"
+
+
+def test_a_zoomed_range_is_drawn_bar_for_bar_with_reduced_context_around_it() -> None:
+    n = 10_000
+    rng = np.random.default_rng(11)
+    closes = 100.0 + np.cumsum(rng.normal(0, 0.1, n))
+    many = [Bar(T0 + i * 1000, c, c, c, float(c), 1.0, c, 1) for i, c in enumerate(closes)]
+    focus = Focus(T0 + 6_000 * 1000, T0 + 6_399 * 1000)
+    data = chart(bars_a=many, bars_b=[], stats=[])
+    price = drawn(build_figure(data, k=2.0, screen_points=500, focus=focus))[0]
+    assert len(price.x) <= 500 and np.all(np.diff(price.x) > 0)
+    inside = [(int(x), y) for x, y in zip(price.x, price.y, strict=True)
+              if focus.start <= x <= focus.end]  # fmt: skip
+    assert inside == [(bar.start, bar.close) for bar in many[6_000:6_400]]
+    assert price.x[0] == T0 and price.x[-1] == T0 + (n - 1) * 1000, "the context stays"
+    assert price.y.max() == closes.max() and price.y.min() == closes.min()
+    unfocused = drawn(build_figure(data, k=2.0, screen_points=500))[0]
+    assert sum(focus.start <= x <= focus.end for x in unfocused.x) < 100
+    wide = Focus(T0, T0 + (n - 1) * 1000)
+    reduced = drawn(build_figure(data, k=2.0, screen_points=500, focus=wide))[0]
+    assert len(reduced.x) <= 500 and reduced.y.max() == closes.max()
+
+
+@pytest.mark.parametrize("points", [1, 3, 5, 6, 9, 40])
+def test_the_context_around_a_zoom_keeps_its_ends_and_extremes_at_any_budget(points: int) -> None:
+    rng = np.random.default_rng(points)
+    x, y = np.arange(1_000, dtype=np.float64), rng.normal(0, 1, 1_000)
+    rows = kept_extremes(x, y, points)
+    assert len(rows) <= max(points, 6) and rows[0] == 0 and rows[-1] == 999
+    assert np.all(np.diff(rows) > 0)
+    assert y[rows].max() == y.max() and y[rows].min() == y.min()
