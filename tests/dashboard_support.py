@@ -228,12 +228,13 @@ class Browser:
         return self.console
 
     @contextlib.contextmanager
-    def no_console_errors(self) -> Iterator[Browser]:
-        """Forget the console so far; fail if the page logs an error before the block ends."""
+    def no_console_errors(self, allow: tuple[str, ...] = ()) -> Iterator[Browser]:
+        """Forget the console so far; fail if the page logs an error before the block ends
+        (other than those that mention one of `allow`)."""
         self.collect_console()
         self.console.clear()
         yield self
-        errors = self.console_errors()
+        errors = [e for e in self.console_errors() if not any(a in e for a in allow)]
         assert not errors, f"console errors: {errors}"
 
     def console_errors(self) -> list[str]:

@@ -11,6 +11,7 @@ from redis.retry import Retry
 from services.dashboard.callbacks import register_callbacks
 from services.dashboard.data import read_health
 from services.dashboard.layout import build_layout
+from services.dashboard.push import register_push
 from shared.config import Settings
 from shared.redis_io import ENCODING_ERRORS
 
@@ -41,6 +42,9 @@ def build_app(settings: Settings) -> Dash:
     register_callbacks(app, client, settings)
 
     server: Flask = app.server
+    server.config["COMPRESS_STREAMS"] = False  # a compressed event stream would be buffered
+    if settings.dash_push_max_clients:
+        register_push(server, settings)
     upload_bytes = settings.dash_upload_max_mb * 1_048_576
     server.config["MAX_CONTENT_LENGTH"] = int(upload_bytes * REQUEST_OVERHEAD) + 1_048_576
 

@@ -109,6 +109,13 @@ def _view_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
 
 def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
     recent = RecentEntries()
+    if settings.dash_push_max_clients:
+        app.clientside_callback(  # type: ignore[no-untyped-call]
+            clientside.push_js(settings.dash_update_ms),
+            Output(ids.PUSH_STATE, "data"),
+            Input(ids.VIEW, "data"),
+            Input(ids.PAUSED, "data"),
+        )
     app.clientside_callback(  # type: ignore[no-untyped-call]
         clientside.EXTEND_JS,
         Output(ids.CHART_STEP_DRAWN, "data"),
@@ -126,11 +133,12 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
         Input(ids.VIEW, "data"),
         Input(ids.PAUSED, "data"),
         Input(ids.ZOOM, "data"),
+        Input(ids.PUSH_TICK, "data"),
         State(ids.CURSOR, "data"),
         running=[(Output(ids.LIVE_TICK, "disabled"), True, False)],
     )
     def update_chart(
-        _: int | None, stored: Any, paused: bool | None, zoom: Any, cursor: Any
+        _: int | None, stored: Any, paused: bool | None, zoom: Any, __: Any, cursor: Any
     ) -> tuple[Any, ...]:
         plan = controller.plan_chart(stored, paused, ctx.triggered_id)
         if plan.view is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.dashboard import ids
+import orjson
+
+from services.dashboard import ids, status
 from services.dashboard.controls import AUTORANGE_KEY, RANGE_KEY
 
 UPLOAD_CHECK_JS = """
@@ -84,3 +86,57 @@ function(relayout) {
 """Passes on only the chart events about its time range. Dash drops the answer of a server
 callback that is called again before it answers: an `autosize` event right after a
 double-click would otherwise drop the zoom reset. A clientside callback runs at once."""
+
+SLOW_POLL_MS = 5_000
+"""The poll while the push channel is open: a safety net, not the way updates come."""
+PUSH_MIN_GAP_MS = 40
+"""Pushed events closer than this make one chart request (Dash drops the answer of a callback
+called again before it answers, so a burst would only cost requests)."""
+
+
+def push_js(poll_ms: int) -> str:
+    """Opens the view's push channel (`/push`, server-sent events) and closes the previous one;
+    each event asks the chart callback for the step after the cursor. While the channel is
+    down the page polls every `poll_ms` (DASH_UPDATE_MS) and the status line says so."""
+    return (
+        """
+function(view, paused) {
+    const dc = window.dash_clientside;
+    const texts = TEXTS;
+    const say = (state) => dc.set_props('PUSH_STATUS', {children: texts[state]});
+    const poll = (ms) => dc.set_props('LIVE_TICK', {interval: ms});
+    if (window.pairsPush) { window.pairsPush.close(); window.pairsPush = null; }
+    if (!view || view.mode !== 'live' || paused) { poll(POLL_MS); say('off'); return 'off'; }
+    if (typeof EventSource === 'undefined') {
+        poll(POLL_MS); say('unsupported'); return 'unsupported';
+    }
+    const source = new EventSource('/push?view=' + encodeURIComponent(JSON.stringify(view)));
+    window.pairsPush = source;
+    let last = 0, pending = null;
+    const fire = () => {
+        pending = null; last = Date.now(); dc.set_props('PUSH_TICK', {data: last});
+    };
+    source.onopen = () => {
+        poll(SLOW_POLL_MS); say('open'); dc.set_props('PUSH_STATE', {data: 'open'});
+    };
+    source.onmessage = () => {
+        if (window.pairsPush !== source || pending) { return; }
+        pending = setTimeout(fire, Math.max(0, last + MIN_GAP_MS - Date.now()));
+    };
+    source.onerror = () => {
+        if (window.pairsPush !== source) { return; }
+        const state = source.readyState === EventSource.CLOSED ? 'refused' : 'lost';
+        poll(POLL_MS); say(state); dc.set_props('PUSH_STATE', {data: state});
+    };
+    say('connecting');
+    return 'connecting';
+}
+""".replace("TEXTS", orjson.dumps(status.push_texts(poll_ms)).decode())
+        .replace("SLOW_POLL_MS", str(SLOW_POLL_MS))
+        .replace("POLL_MS", str(poll_ms))
+        .replace("MIN_GAP_MS", str(PUSH_MIN_GAP_MS))
+        .replace("PUSH_STATUS", ids.PUSH_STATUS)
+        .replace("PUSH_STATE", ids.PUSH_STATE)
+        .replace("PUSH_TICK", ids.PUSH_TICK)
+        .replace("LIVE_TICK", ids.LIVE_TICK)
+    )

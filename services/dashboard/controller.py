@@ -143,7 +143,7 @@ def plan_chart(stored: Any, paused: bool | None, trigger: Any) -> ChartPlan:
     except (ValueError, TypeError):
         return ChartPlan(None)
     zoom_paused = trigger == ids.ZOOM and view.mode == "live"
-    if paused and (trigger in (ids.PAUSED, ids.LIVE_TICK) or zoom_paused):
+    if paused and (trigger in (ids.PAUSED, ids.LIVE_TICK, ids.PUSH_TICK) or zoom_paused):
         # Said on every tick, so an update that was in flight when Pause was pressed cannot
         # leave the status saying "Live". A zoom of the paused live view keeps the bars drawn,
         # so that the screen and an export hold the same ones.

@@ -349,6 +349,8 @@ def _stores(settings: Settings) -> list[Any]:
         dcc.Store(id=ids.CHART_STEP_DRAWN),
         dcc.Store(id=ids.ZOOM),
         dcc.Store(id=ids.ZOOM_EVENT),
+        dcc.Store(id=ids.PUSH_TICK),
+        dcc.Store(id=ids.PUSH_STATE),
         dcc.Store(id=ids.PAUSED, data=False),
         dcc.Store(id=ids.FEED_SAMPLE),
         dcc.Store(id=ids.ALERTS_CURSOR),
@@ -387,6 +389,7 @@ def _chart_area(settings: Settings) -> html.Section:
         className="chart-area",
         children=[
             html.Div(id=ids.CHART_STATUS, className="chart-status"),
+            html.Div(id=ids.PUSH_STATUS, className="chart-status push-status"),
             dcc.Graph(
                 id=ids.GRAPH,
                 figure=placeholder_figure(settings),

@@ -16,6 +16,8 @@ from shared.runtime import EXIT_CONFIG, EXIT_FAILED, ServiceContext, ServiceFail
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 3.0
+CALLBACK_THREADS = 8
+"""Threads for requests; each page's push stream holds one more (push.py)."""
 
 
 def listen_failure(host: str, port: int, exc: Exception) -> tuple[str, int]:
@@ -48,7 +50,10 @@ async def run(ctx: ServiceContext) -> None:
         app.enable_dev_tools(debug=True)
     try:
         server = create_server(
-            app.server, host=settings.dash_host, port=settings.dash_port, threads=8
+            app.server,
+            host=settings.dash_host,
+            port=settings.dash_port,
+            threads=CALLBACK_THREADS + settings.dash_push_max_clients,
         )
     except (OSError, ValueError) as exc:
         raise ServiceFailed(*listen_failure(settings.dash_host, settings.dash_port, exc)) from None

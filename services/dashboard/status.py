@@ -11,6 +11,19 @@ PAUSED = "Paused: press Resume for live updates"
 MODE_LABELS = {"live": "Live", "history": "History", "upload": "Upload"}
 
 
+def push_texts(poll_ms: int) -> dict[str, str]:
+    """What the status line says of the push channel, by its state in the page."""
+    every = f"polling every {poll_ms / 1000:g} s"
+    return {
+        "off": "",
+        "connecting": "Opening the push channel…",
+        "open": "Updates pushed",
+        "lost": f"Push channel lost: {every} while it reconnects",
+        "refused": f"Push refused by the server: {every}",
+        "unsupported": f"This browser cannot receive pushed updates: {every}",
+    }
+
+
 def chart_status(
     view: Selection,
     counts: dict[str, int],

@@ -30,13 +30,6 @@ def dashboard(
         yield process
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    chromium = Browser(tmp_path_factory.mktemp("downloads"))
-    yield chromium
-    chromium.quit()
-
-
 @pytest.fixture
 def page(browser: Browser, dashboard: DashboardProcess, redis_url: str) -> Iterator[Browser]:
     """A fresh page on an emptied Redis (redis_url flushed it), saved settings forgotten."""

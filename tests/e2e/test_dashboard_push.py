@@ -1,0 +1,134 @@
+"""Pushed updates (server-sent events, `/push`) in a real headless Chromium against
+`python -m services.dashboard` and a private Redis: the channel is cut and refused, and the
+page's traces still equal the streams, with no point lost or drawn twice."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import socket
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared import keys
+from shared.schemas import Bar
+from shared.views import PairView
+from testkit.processes import RedisProcess
+from tests.dashboard_support import Browser, DashboardProcess, dashboard_process, seed_pair
+
+VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
+LIVE = {"mode": "live", "a": "BTCUSDT", "b": "ETHUSDT", "tf": "1s", "window": 60,
+        "method": "ols", "k": 2.0}  # fmt: skip
+
+
+@contextlib.contextmanager
+def opened(page: Browser, dashboard: DashboardProcess) -> Iterator[None]:
+    page.open(dashboard.url)
+    try:
+        with page.no_console_errors(allow=("push", "503")):
+            page.wait_for(lambda: "Live ·" in page.text("#chart-status"), what="the first render")
+            yield
+    finally:
+        page.open("about:blank")
+
+
+class BarFeed:
+    """Appends the next 1s bar of BTCUSDT every `every_s` in a thread, as the worker would."""
+
+    def __init__(self, client: redis.Redis, every_s: float = 0.15) -> None:
+        self.client, self.every_s = client, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        key = keys.bars("1s", "BTCUSDT")
+        while not self.stop.wait(self.every_s):
+            _, fields = self.client.xrevrange(key, count=1)[0]
+            last = Bar.from_fields(fields)
+            self.client.xadd(key, dataclasses.replace(last, start=last.start + 1_000).to_fields())
+
+    def __enter__(self) -> BarFeed:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def streamed_starts(client: redis.Redis) -> list[float]:
+    return [float(f["start"]) for _, f in client.xrange(keys.bars("1s", "BTCUSDT"))]
+
+
+def drawn_equal_streamed(page: Browser, client: redis.Redis) -> bool:
+    drawn = page.trace_x(0)
+    return drawn == streamed_starts(client)
+
+
+def test_bad_push_requests_are_refused_with_the_reason(
+    redis_server: RedisProcess, redis_url: str, tmp_path: Path
+) -> None:
+    with dashboard_process(redis_server.url, tmp_path) as dashboard:
+        cases = {
+            "": "the view parameter is missing",
+            "view=%7Bnot": "the view parameter is not JSON",
+            "view=" + urllib.parse.quote(json.dumps({**LIVE, "method": "magic"})): "not a view",
+            "view=" + urllib.parse.quote(json.dumps({**LIVE, "mode": "upload"})): "not a view",
+        }
+        for query, reason in cases.items():
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{dashboard.url}/push?{query}", timeout=5)
+            assert refused.value.code == 400
+            assert reason in refused.value.read().decode(), query
+
+
+def test_a_cut_push_channel_falls_back_to_polling_and_recovers_without_gaps(
+    browser: Browser, redis_server: RedisProcess, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    seed_pair(sync_redis, VIEW, 60)
+    with dashboard_process(redis_server.url, tmp_path) as dashboard, opened(browser, dashboard):
+        browser.wait_for(lambda: browser.text("#push-status") == "Updates pushed", what="push")
+        with BarFeed(sync_redis):
+            browser.wait_for(lambda: len(browser.trace_x(0)) > 190, what="pushed bars drawn")
+            blocked = [c for c in sync_redis.client_list() if c.get("cmd") == "xread"]
+            assert blocked, "the page's push stream waits in Redis"
+            for connection in blocked:
+                sync_redis.client_kill_filter(_id=connection["id"])
+            browser.wait_for(
+                lambda: browser.text("#push-status").startswith("Push channel lost: polling"),
+                timeout=5,
+                what="the fallback said",
+            )
+            browser.wait_for(lambda: browser.text("#push-status") == "Updates pushed",
+                             what="reconnected")  # fmt: skip
+        browser.wait_for(lambda: drawn_equal_streamed(browser, sync_redis), what="every bar once")
+        drawn = browser.trace_x(0)
+        assert drawn == sorted(set(drawn)) and len(drawn) > 190
+
+
+def test_a_page_refused_the_push_channel_polls_and_says_so(
+    browser: Browser, redis_server: RedisProcess, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    seed_pair(sync_redis, VIEW, 60)
+    with dashboard_process(redis_server.url, tmp_path, DASH_PUSH_MAX_CLIENTS="1") as dashboard:
+        host, port = dashboard.url.removeprefix("http://").split(":")
+        query = urllib.parse.quote(json.dumps(LIVE))
+        with socket.create_connection((host, int(port))) as holder:
+            holder.sendall(f"GET /push?view={query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert b"200 OK" in holder.recv(4096), "the only push slot is taken"
+            with opened(browser, dashboard), BarFeed(sync_redis):
+                browser.wait_for(
+                    lambda: browser.text("#push-status").startswith("Push refused by the server"),
+                    what="the refusal said",
+                )
+                browser.wait_for(lambda: len(browser.trace_x(0)) > 190, what="polled bars")
+            browser_done = streamed_starts(sync_redis)
+        assert len(browser_done) > 190
