@@ -1,0 +1,87 @@
+"""Bar → screen in headless Chromium: `python -m services.dashboard` on a private Redis holding
+10,000 1s bars per leg, the page open, then one new bar of the first leg every 250 ms.
+
+The page reports its own timings: a hook on `plotly_afterplot` records when the newest x of the
+price trace first appears, against the wall clock of the XADD that added it (same machine).
+Measured with updates pushed (server-sent events) and with push off (polling every
+`DASH_UPDATE_MS`). When polling, an update can bring two bars; only the last of each is timed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from bench.bench_dashboard import fill_streams
+from bench.harness import private_redis
+from shared import keys
+from shared.schemas import Bar
+from testkit.browser import Browser, dashboard_process
+
+BARS = 60
+EVERY_S = 0.25
+SYMBOL = "BTCUSDT"
+HOOK = """
+window.drawnAt = {};
+const gd = document.querySelector('#chart .js-plotly-plot');
+gd.on('plotly_afterplot', () => {
+    const x = gd.data[0].x;
+    if (!x || typeof x.bdata === 'string' || !x.length) { return; }
+    const last = x[x.length - 1];
+    if (!(last in window.drawnAt)) {
+        window.drawnAt[last] = performance.timeOrigin + performance.now();
+    }
+});
+"""
+
+
+def _measured(client: redis.Redis, page: Browser, url: str) -> list[float]:
+    page.open(url)
+    page.wait_for(lambda: "Live ·" in page.text("#chart-status"), timeout=60)
+    time.sleep(2)
+    page.driver.execute_script(HOOK)
+    key = keys.bars("1s", SYMBOL)
+    newest: Any = client.xrevrange(key, count=1)
+    last = Bar.from_fields(newest[0][1])
+    start, sent = last.start, {}
+    for _ in range(BARS):
+        start += 1_000
+        sent[start] = time.time() * 1000
+        client.xadd(key, dataclasses.replace(last, start=start).to_fields())
+        time.sleep(EVERY_S)
+    time.sleep(2)
+    drawn: dict[str, float] = page.driver.execute_script("return window.drawnAt")
+    return [drawn[str(k)] - v for k, v in sent.items() if str(k) in drawn]
+
+
+def _figures(samples: list[float]) -> dict[str, Any]:
+    values = np.asarray(samples)
+    p50, p95, p99 = (round(float(v), 1) for v in np.percentile(values, [50, 95, 99]))
+    return {"timed": len(samples), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+
+
+def run() -> dict[str, Any]:
+    results: dict[str, Any] = {"bars": BARS, "every_s": EVERY_S, "stream_entries": 10_000}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-browser-") as directory,
+        private_redis() as server,
+    ):
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        fill_streams(client, 10_000)
+        for name, push in (("pushed", "32"), ("polled", "0")):
+            with dashboard_process(
+                server.url, Path(directory), DASH_PUSH_MAX_CLIENTS=push
+            ) as dashboard:
+                page = Browser(Path(directory) / f"downloads-{name}")
+                try:
+                    results[name] = _figures(_measured(client, page, dashboard.url))
+                finally:
+                    page.quit()
+            print(f"   bar → screen, {name}: {results[name]}", flush=True)
+    return results
