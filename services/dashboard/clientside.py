@@ -33,6 +33,7 @@ function(step) {
     const none = window.dash_clientside.no_update;
     const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
     if (!step || !gd || !gd.data) { return none; }
+    if ((gd.layout || {}).uirevision !== step.revision) { return none; }
     const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array, i2: Int16Array,
                    i1: Int8Array, u4: Uint32Array, u2: Uint16Array, u1: Uint8Array};
     const held = (trace, key) => {
@@ -74,7 +75,8 @@ extend, and a typed array extends only with one of its own type: so each array i
 its typed array the first time it is extended, and the new values are made the same type.
 Only points after a trace's last one are appended (a line's times increase strictly, markers'
 do not decrease), so a step that reaches the page after a full render that already drew its
-points adds nothing twice."""
+points adds nothing twice. A step for another figure (its `revision` is not the drawn figure's
+`uirevision`: the view changed while the step was on its way) is dropped."""
 
 ZOOM_FILTER_JS = """
 function(relayout) {

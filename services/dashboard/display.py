@@ -114,7 +114,7 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
     adf = newest_adf(chart.stats, cursor.adf or {})
     digest = latest_digest(new.latest)
     if any(chart.count(role) for role in ROLES):
-        screen.step = extension(chart, view.k).to_store()
+        screen.step = extension(chart, view.k).to_store(view.key)
         counts = {role: counts.get(role, 0) + chart.count(role) for role in ROLES}
         points += max(chart.count(role) for role in ROLES)
         screen.status = status.chart_status(view, counts, settings.dash_max_points)

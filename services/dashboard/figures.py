@@ -395,7 +395,10 @@ class Extension:
     marks: dict[int, Series]
     """The alert markers, which carry hover text."""
 
-    def to_store(self) -> dict[str, Any]:
+    def to_store(self, revision: str = "") -> dict[str, Any]:
+        """`revision`: the `uirevision` of the figure these points belong to; the page appends
+        them only to that figure, never to one that replaced it while the step was on its way."""
+
         def part(by_index: dict[int, Series], text: bool) -> dict[str, Any]:
             def values(array: np.ndarray) -> list[float | None]:
                 return [None if math.isnan(v) else v for v in array.tolist()]
@@ -409,7 +412,11 @@ class Extension:
                 body["text"] = [s.text or [] for s in by_index.values()]
             return body
 
-        return {"lines": part(self.lines, False), "marks": part(self.marks, True)}
+        return {
+            "revision": revision,
+            "lines": part(self.lines, False),
+            "marks": part(self.marks, True),
+        }
 
 
 def extension(new: ChartData, k: float) -> Extension:

@@ -9,9 +9,12 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
+from services.dashboard import clientside
+from services.dashboard.figures import Extension, Series
 from shared import keys
 from shared.alert_rules import parse_rule
 from shared.schemas import Alert
@@ -203,3 +206,30 @@ def test_zooming_in_draws_every_bar_of_the_range_and_zooming_out_reduces_again(
         assert len(page.trace_x(0)) <= 100
         _relayout(page, {"xaxis.autorange": True})
         page.wait_for(lambda: page.trace_x(0) == whole, what="the reduced view again")
+
+
+def test_a_live_step_extends_only_the_figure_it_was_made_for(
+    page: Browser, dashboard: DashboardProcess, sync_redis: redis.Redis
+) -> None:
+    """A step still on its way when the view changed (live to an upload, another window) must
+    not land on the figure that replaced its own: the page drops it."""
+    seed_pair(sync_redis, VIEW, 60)
+    open_dashboard(page, dashboard)
+    page.wait_for(lambda: page.trace_lengths()[0] > 0, what="the price drawn")
+    drawn = page.trace_lengths()
+    revision = page.driver.execute_script(
+        "return document.querySelector('#chart .js-plotly-plot').layout.uirevision;"
+    )
+    after = int(max(page.trace_x(0))) + 1_000
+    points = Extension({0: Series(np.array([after]), np.array([1.0]), None)}, {})
+
+    def extend(step: dict[str, object]) -> None:
+        page.driver.execute_script(f"({clientside.EXTEND_JS})(arguments[0]);", step)
+
+    page.click("#live-toggle")  # no update of the page's own while the test extends
+    page.wait_for(lambda: "Paused" in page.text("#chart-status"))
+    extend(points.to_store("another view"))
+    assert page.trace_lengths() == drawn
+    extend(points.to_store(revision))
+    assert page.trace_lengths()[0] == drawn[0] + 1
+    assert page.trace_x(0)[-1] == after

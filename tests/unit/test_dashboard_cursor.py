@@ -63,6 +63,8 @@ def test_a_full_render_hands_the_browser_a_cursor_it_can_continue() -> None:
     assert step.cursor["ids"]["a"] == new.bars_a[-1][0] and step.stats is not None
     assert step.cursor["points"] == 32 and step.figure is None
     assert step.step is not None and step.step["lines"]["x"][0] == [b.start for _, b in new.bars_a]
+    assert shown.figure is not None
+    assert step.step["revision"] == shown.figure["layout"]["uirevision"], "the figure it extends"
 
 
 def test_a_reset_stream_a_first_row_or_a_flood_renders_in_full() -> None:
