@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     dash_max_points: int = Field(default=10_000, ge=100, le=200_000)
     dash_screen_points: int = Field(default=2_000, ge=100, le=100_000)
     dash_push_max_clients: int = Field(default=32, ge=0, le=1_000)
+    dash_forming_ms: int = Field(default=250, ge=0, le=60_000)
+    """How often the worker publishes each view's bar in progress (0: never)."""
     dash_history_max_bars: int = Field(default=500_000, ge=1_000, le=10_000_000)
     dash_upload_max_mb: float = Field(default=50.0, gt=0, le=1_024)
     dash_theme: Literal["dark", "light"] = "dark"

@@ -93,6 +93,16 @@ def analytics_latest(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -
     return f"{analytics(symbol_a, symbol_b, tf, variant)}:latest"
 
 
+FORMING_MAXLEN = 100
+"""Entries kept on a `:forming` stream: a page only wants the newest."""
+
+
+def analytics_forming(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -> str:
+    """Stream of the view's bars in progress and provisional z-score (`shared.schemas.Forming`),
+    capped at `FORMING_MAXLEN`: `analytics:BTCUSDT-ETHUSDT:1m:forming`."""
+    return f"{analytics(symbol_a, symbol_b, tf, variant)}:forming"
+
+
 def alert_sent(rule_id: str, tf: str, ts: int) -> str:
     """Marker (kept `ALERT_SENT_TTL_MS`) that the alert of a rule at one bar went out:
     `alert-sent:z2:1m:1765892520000`. Sending an alert again (a batch resent after a broken

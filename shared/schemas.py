@@ -335,6 +335,39 @@ class Bar(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class Forming(Record):
+    """A view's bars in progress and its provisional z-score, as on
+    `analytics:<A>-<B>:<tf>[...]:forming` every `DASH_FORMING_MS` while trades come.
+
+    `start` is the interval in progress (the newest either leg traded in); each leg's bar so far
+    (`a_*`, `b_*`: open, high, low, last price, volume, trades; a leg without a trade in it yet
+    holds its previous close with volume 0). `ts` and `recv_ts` are the event and receive time
+    of the newest trade in it. `zscore` is provisional: the spread at the last prices,
+    `(a_close - beta * b_close - spread_mean) / spread_std`, with `beta` and the band of the last
+    closed window (None before the view has one). Provisional values never fire alerts and
+    never enter a stored series or an export.
+    """
+
+    start: int
+    ts: int
+    recv_ts: int
+    a_open: float
+    a_high: float
+    a_low: float
+    a_close: float
+    a_volume: float
+    a_trades: int
+    b_open: float
+    b_high: float
+    b_low: float
+    b_close: float
+    b_volume: float
+    b_trades: int
+    beta: float | None = None
+    zscore: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Event(Record):
     """An operational event on the `events` stream (connected, disconnected, stale, gap, ...)."""
 

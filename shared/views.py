@@ -71,3 +71,6 @@ class PairView:
 
     def latest_key(self, default_window: int) -> str:
         return keys.analytics_latest(self.a, self.b, self.tf, self.variant(default_window))
+
+    def forming_key(self, default_window: int) -> str:
+        return keys.analytics_forming(self.a, self.b, self.tf, self.variant(default_window))

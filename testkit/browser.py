@@ -238,10 +238,14 @@ class Browser:
 
     def trace_x(self, index: int, graph_id: str = "chart") -> list[float]:
         """The x values (epoch ms) of one drawn trace, decoded from its `bdata` form if need be."""
+        return self.trace_values(index, "x", graph_id)
+
+    def trace_values(self, index: int, key: str, graph_id: str = "chart") -> list[float]:
+        """One array (`x`, `y`) of one drawn trace, decoded from its `bdata` form if need be."""
         values = self.driver.execute_script(
             "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
             "const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array};"
-            "const x = gd.data[arguments[1]].x;"
+            "const x = gd.data[arguments[1]][arguments[2]];"
             "if (x && typeof x.bdata === 'string') {"
             "  const bin = atob(x.bdata); const bytes = new Uint8Array(bin.length);"
             "  for (let i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }"
@@ -249,8 +253,15 @@ class Browser:
             "return Array.from(x || []);",
             graph_id,
             index,
+            key,
         )
         return [float(v) for v in values]
+
+    def forming_draws(self) -> list[dict[str, int]]:
+        """The page's own record of its draws of the bar in progress (`clientside.FORMING_JS`):
+        the bar's start, its newest trade's receive time and when the redraw resolved."""
+        draws = self.driver.execute_script("return (window.pairsTimings || {forming: []}).forming;")
+        return [{k: int(v) for k, v in draw.items()} for draw in draws or []]
 
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -235,6 +235,26 @@ class BarEngine:
             if current is None or start >= current.start:
                 self._current[symbol] = book.open[symbol][start]
 
+    def in_progress(self, tf_index: int, symbol: int) -> BarAccumulator | None:
+        """A copy of the symbol's newest bar not closed yet at a timeframe, so far: for a coarser
+        timeframe, its closed finest bars (folded in) merged with the finest bars still open."""
+        book = self.books[tf_index]
+        parts = list(book.open[symbol].values())
+        if tf_index:
+            parts += self.finest.open[symbol].values()
+        if not parts:
+            return None
+        start = max(book.floor(bar.start) for bar in parts)
+        merged: BarAccumulator | None = None
+        for bar in sorted(parts, key=lambda bar: bar.start):
+            if book.floor(bar.start) != start:
+                continue
+            if merged is None:
+                merged = bar.copy(start)
+            else:
+                merged.merge(bar)
+        return merged
+
     def close_until(self, horizon: int) -> list[ClosedInterval]:
         """Close every bar ending at or before `horizon`; finest bars roll into coarser ones."""
         coarser = self.books[1:]

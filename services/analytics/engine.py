@@ -22,12 +22,14 @@ import pandas as pd
 from services.analytics.alerts import RuleBook
 from services.analytics.bars import BarEngine
 from services.analytics.clock import EventClock
+from services.analytics.forming import LegNow, forming
 from services.analytics.outputs import (
     BadEntry,
     BarOut,
     FieldsOut,
     FillDone,
     FillJob,
+    FormingOut,
     HistoryRead,
     Ingested,
     Problem,
@@ -51,7 +53,7 @@ from shared.pairstats import (
     pair_stats,
     stationarity,
 )
-from shared.schemas import Alert, AnalyticsRequest, Bar, PairStat, SchemaError
+from shared.schemas import Alert, AnalyticsRequest, Bar, Forming, PairStat, SchemaError
 from shared.views import PairView
 
 
@@ -89,6 +91,9 @@ class Engine:
         self.rules = RuleBook(settings.symbols, settings.timeframes, settings.window)
         self.requested: set[str] = set()
         self.last_recv_ts = 0
+        self.newest_trade = [(0, 0)] * len(self.symbols)
+        """Per symbol, (event time, receive time) of the newest trade read."""
+        self._forming_sent: dict[str, Forming] = {}
         self.stream_index = {keys.ticks(s): i for i, s in enumerate(self.symbols)}
         """tick stream -> symbol index."""
         self._closing = False
@@ -121,6 +126,7 @@ class Engine:
             stream_key=view.stream_key(window),
             latest_key=view.latest_key(window),
             phase=adf_phase(view.id, self.settings.adf_every),
+            forming_key=view.forming_key(window),
         )
         self.pairs[view.tf].add(state)
         return state
@@ -155,7 +161,8 @@ class Engine:
             if view_id not in wanted:
                 self.pairs[state.view.tf].remove(view_id)
                 dropped.append(view_id)
-                deletes += [state.stream_key, state.latest_key]
+                deletes += [state.stream_key, state.latest_key, state.forming_key]
+                self._forming_sent.pop(view_id, None)
         fills: list[str] = []
         for view_id, view in wanted.items():
             if view_id not in current:
@@ -204,6 +211,8 @@ class Engine:
                 continue
             self.clock.observe(last_ts, wall, index)
             self.last_recv_ts = max(self.last_recv_ts, recv_ts)
+            if last_ts >= self.newest_trade[index][0]:
+                self.newest_trade[index] = (last_ts, recv_ts)
             if len(entries) >= count and (held is None or last_ts < held):
                 held = last_ts
         counts: dict[str, int] = {}
@@ -342,6 +351,31 @@ class Engine:
             drop = state.latest_extra and not extra
             state.latest_extra = extra
         return StatOut(state.stream_key, state.latest_key, stat, stream, latest, drop)
+
+    # Bars in progress.
+
+    def forming(self) -> Step:
+        """Each served view's bar in progress that changed since it was last given."""
+        outs: list[FormingOut] = []
+        for tf_index, tf in enumerate(self.timeframes):
+            legs: dict[int, LegNow] = {}
+            for state in self.pairs[tf].views.values():
+                if not state.ready:
+                    continue
+                for symbol in (state.a, state.b):
+                    if symbol not in legs:
+                        legs[symbol] = self._leg_now(tf_index, symbol)
+                record = forming(legs[state.a], legs[state.b], state.last)
+                if record is None or self._forming_sent.get(state.id) == record:
+                    continue
+                self._forming_sent[state.id] = record
+                outs.append(FormingOut(state.forming_key, record))
+        return Step(forming=outs, counts={"forming_published": len(outs)} if outs else {})
+
+    def _leg_now(self, tf_index: int, symbol: int) -> LegNow:
+        trade_ts, recv_ts = self.newest_trade[symbol]
+        last_close = self.bars.books[tf_index].last_close[symbol]
+        return LegNow(self.bars.in_progress(tf_index, symbol), last_close, trade_ts, recv_ts)
 
     # Restoring from history.
 

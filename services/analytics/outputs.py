@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.schemas import Alert, Bar, PairStat
+from shared.schemas import Alert, Bar, Forming, PairStat
 from shared.views import PairView
 
 
@@ -46,6 +46,14 @@ class StatOut:
 
 
 @dataclass(frozen=True, slots=True)
+class FormingOut:
+    """A view's bar in progress, appended to its `:forming` stream (capped)."""
+
+    key: str
+    forming: Forming
+
+
+@dataclass(frozen=True, slots=True)
 class FieldsOut:
     """Fields set on a hash (the stationarity computed on request, on the view's latest)."""
 
@@ -75,6 +83,7 @@ class Step:
     stats: Sequence[StatOut] = ()
     fields: Sequence[FieldsOut] = ()
     alerts: Sequence[Alert] = ()
+    forming: Sequence[FormingOut] = ()
     deletes: Sequence[str] = ()
     """Keys to delete at once (views no longer served)."""
     dropped: Sequence[str] = ()

@@ -42,6 +42,7 @@ class ViewState:
     stream_key: str
     latest_key: str
     phase: int
+    forming_key: str = ""
     published_until: int | None = None
     """Bar time of the newest entry in its stream (nothing at or before it is published again)."""
     last: PairStat | None = None

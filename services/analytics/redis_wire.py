@@ -220,6 +220,11 @@ class Outbox:
             self.commands.append(command("HSET", hashed.key, *flat))
         for alert in step.alerts:
             self.alert(alert)
+        for forming in step.forming:
+            flat = [str(x) for pair in forming.forming.to_fields().items() for x in pair]
+            self.commands.append(
+                command("XADD", forming.key, "MAXLEN", "~", keys.FORMING_MAXLEN, "*", *flat)
+            )
 
     def bar(self, out: BarOut) -> None:
         key = self._key(keys.bars(out.tf, out.symbol))

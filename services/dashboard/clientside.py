@@ -28,12 +28,7 @@ function(contents, names, config) {
 """
 """Refuses a file over `max_upload_bytes` before it is sent."""
 
-EXTEND_JS = """
-function(step) {
-    const none = window.dash_clientside.no_update;
-    const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
-    if (!step || !gd || !gd.data) { return none; }
-    if ((gd.layout || {}).uirevision !== step.revision) { return none; }
+HELD_JS = """
     const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array, i2: Int16Array,
                    i1: Int8Array, u4: Uint32Array, u2: Uint16Array, u1: Uint8Array};
     const held = (trace, key) => {
@@ -46,6 +41,31 @@ function(step) {
         }
         return trace[key];
     };
+"""
+"""`held(trace, key)`: a trace's array, a typed array decoded from its `bdata` form once."""
+
+CLEAR_FORMING_JS = """
+    const clearForming = (gd) => {
+        const stale = ((gd.layout || {}).meta || {}).forming || [];
+        const done = stale.filter(m => {
+            const fx = gd.data[m.trace].x, lx = held(gd.data[m.line], 'x');
+            return fx && fx.length && lx && lx.length && fx[fx.length - 1] <= lx[lx.length - 1];
+        });
+        if (done.length) {
+            const empty = () => done.map(() => []);
+            Plotly.restyle(gd, {x: empty(), y: empty(), text: empty()}, done.map(m => m.trace));
+        }
+    };
+"""
+"""`clearForming(gd)`: removes the segments of a bar in progress that has closed since."""
+
+EXTEND_JS = """
+function(step) {
+    const none = window.dash_clientside.no_update;
+    const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
+    if (!step || !gd || !gd.data) { return none; }
+    if ((gd.layout || {}).uirevision !== step.revision) { return none; }
+HELD_JS
     const like = (array, values) => (array && !Array.isArray(array))
         ? array.constructor.from(values, v => (v === null ? NaN : v)) : values;
     const after = (trace, xs, strict) => {
@@ -65,9 +85,10 @@ function(step) {
     };
     append(step.lines, ['x', 'y'], true);
     append(step.marks, ['x', 'y', 'text'], false);
+    clearForming(gd);
     return Date.now();
 }
-""".replace("GRAPH_ID", ids.GRAPH)
+""".replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS).replace("GRAPH_ID", ids.GRAPH)
 """Appends a live step's points (`figures.Extension`) to the drawn traces in place.
 
 A full render sends typed arrays (`{"dtype", "bdata"}`), which plotly.js draws but cannot
@@ -76,7 +97,8 @@ its typed array the first time it is extended, and the new values are made the s
 Only points after a trace's last one are appended (a line's times increase strictly, markers'
 do not decrease), so a step that reaches the page after a full render that already drew its
 points adds nothing twice. A step for another figure (its `revision` is not the drawn figure's
-`uirevision`: the view changed while the step was on its way) is dropped."""
+`uirevision`: the view changed while the step was on its way) is dropped. The segments of a bar
+in progress that the step closed are removed."""
 
 ZOOM_FILTER_JS = """
 function(relayout) {
@@ -96,6 +118,45 @@ PUSH_MIN_GAP_MS = 40
 called again before it answers, so a burst would only cost requests)."""
 
 
+FORMING_JS = """
+    const fmt = (v, d) => (v === null || v === undefined) ? '-'
+        : Number(v).toLocaleString(undefined, {maximumFractionDigits: d});
+    const legText = (f, leg) => `${fmt(f[leg + '_close'], 6)} last`
+        + ` · O ${fmt(f[leg + '_open'], 6)} H ${fmt(f[leg + '_high'], 6)}`
+        + ` L ${fmt(f[leg + '_low'], 6)}`
+        + ` · vol ${fmt(f[leg + '_volume'], 4)} · ${f[leg + '_trades']} trades · forming`;
+    const textOf = (field, f) => field === 'zscore'
+        ? `z ${fmt(f.zscore, 2)} at the last prices (β ${fmt(f.beta, 4)} and band of the`
+          + ' last closed window) · provisional'
+        : legText(f, field[0]);
+    const drawForming = (f) => {
+        const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
+        const meta = gd && gd.data && ((gd.layout || {}).meta || {}).forming;
+        if (!meta) { return; }
+        const xs = [], ys = [], texts = [];
+        for (const m of meta) {
+            const x = held(gd.data[m.line], 'x'), y = held(gd.data[m.line], 'y');
+            const value = f[m.field], last = x && x.length ? x[x.length - 1] : null;
+            if (last === null || value === null || value === undefined || !(f.start > last)) {
+                xs.push([]); ys.push([]); texts.push([]);
+                continue;
+            }
+            xs.push([last, f.start]); ys.push([y[y.length - 1], value]);
+            texts.push(['', textOf(m.field, f)]);
+        }
+        const timings = window.pairsTimings = window.pairsTimings || {forming: []};
+        Plotly.restyle(gd, {x: xs, y: ys, text: texts}, meta.map(m => m.trace)).then(() => {
+            timings.forming.push({recv_ts: f.recv_ts, start: f.start, drawn: Date.now()});
+            if (timings.forming.length > 2000) { timings.forming.shift(); }
+        });
+    };
+""".replace("GRAPH_ID", ids.GRAPH)
+"""`drawForming(forming)`: the dotted segments from each line's last closed point to the bar in
+progress (`shared.schemas.Forming`), with its values on hover. Each draw is timed into
+`window.pairsTimings.forming` (receive time of its newest trade, and when the redraw resolved)
+for the browser bench."""
+
+
 def push_js(poll_ms: int) -> str:
     """Opens the view's push channel (`/push`, server-sent events) and closes the previous one;
     each event asks the chart callback for the step after the cursor. While the channel is
@@ -104,6 +165,7 @@ def push_js(poll_ms: int) -> str:
         """
 function(view, paused) {
     const dc = window.dash_clientside;
+HELD_JS FORMING_JS
     const texts = TEXTS;
     const say = (state) => dc.set_props('PUSH_STATUS', {children: texts[state]});
     const poll = (ms) => dc.set_props('LIVE_TICK', {interval: ms});
@@ -125,6 +187,9 @@ function(view, paused) {
         if (window.pairsPush !== source || pending) { return; }
         pending = setTimeout(fire, Math.max(0, last + MIN_GAP_MS - Date.now()));
     };
+    source.addEventListener('forming', (e) => {
+        if (window.pairsPush === source) { drawForming(JSON.parse(e.data)); }
+    });
     source.onerror = () => {
         if (window.pairsPush !== source) { return; }
         const state = source.readyState === EventSource.CLOSED ? 'refused' : 'lost';
@@ -133,7 +198,9 @@ function(view, paused) {
     say('connecting');
     return 'connecting';
 }
-""".replace("TEXTS", orjson.dumps(status.push_texts(poll_ms)).decode())
+""".replace("HELD_JS", HELD_JS)
+        .replace("FORMING_JS", FORMING_JS)
+        .replace("TEXTS", orjson.dumps(status.push_texts(poll_ms)).decode())
         .replace("SLOW_POLL_MS", str(SLOW_POLL_MS))
         .replace("POLL_MS", str(poll_ms))
         .replace("MIN_GAP_MS", str(PUSH_MIN_GAP_MS))

@@ -192,6 +192,40 @@ def traces(a: str, b: str) -> tuple[Trace, ...]:
     )
 
 
+@dataclass(frozen=True)
+class FormingTrace:
+    """A dotted segment from a line's last closed point to the value of the bar in progress
+    (`shared.schemas.Forming`), drawn by the page as the worker publishes it."""
+
+    name: str
+    line: int
+    """The index in `traces()` of the line it continues."""
+    field: str
+    """The `Forming` field it shows."""
+    row: int
+    color: str
+    secondary: bool = False
+
+
+def forming_traces(a: str, b: str) -> tuple[FormingTrace, ...]:
+    """After `traces()` in the figure; the page finds them by the layout's `meta.forming`."""
+    return (
+        FormingTrace(f"{a} forming", 0, "a_close", 1, COLORS["a"]),
+        FormingTrace(f"{b} forming", 1, "b_close", 1, COLORS["b"], secondary=True),
+        FormingTrace("z-score provisional", 6, "zscore", 3, COLORS["z"]),
+    )
+
+
+def _forming_meta(a: str, b: str) -> dict[str, Any]:
+    first = len(traces(a, b))
+    return {
+        "forming": [
+            {"trace": first + i, "line": f.line, "field": f.field}
+            for i, f in enumerate(forming_traces(a, b))
+        ]
+    }
+
+
 def _x(role: Role, row: Any) -> int:
     if role in ("a", "b"):
         return int(row.start)
@@ -256,6 +290,26 @@ def _add_traces(fig: go.Figure, a: str, b: str) -> None:
             row=trace.row,
             col=1,
             secondary_y=trace.secondary if trace.row == 1 else None,
+        )
+
+
+def _add_forming_traces(fig: go.Figure, a: str, b: str) -> None:
+    for forming in forming_traces(a, b):
+        fig.add_trace(
+            go.Scatter(
+                name=forming.name,
+                x=[],
+                y=[],
+                text=[],
+                mode="lines+markers",
+                line={"color": forming.color, "width": 1.4, "dash": "dot"},
+                marker={"color": forming.color, "size": 7, "symbol": "circle-open"},
+                showlegend=False,
+                hovertemplate="%{text}<extra>provisional</extra>",
+            ),
+            row=forming.row,
+            col=1,
+            secondary_y=forming.secondary if forming.row == 1 else None,
         )
 
 
@@ -348,9 +402,11 @@ def _styled(
     colors = THEMES[theme]
     fig = _grid()
     _add_traces(fig, a, b)
+    _add_forming_traces(fig, a, b)
     _add_threshold_lines(fig, k, colors)
     _add_empty_messages(fig, dict(empty), colors)
     _style_layout(fig, colors, uirevision)
+    fig.update_layout(meta=_forming_meta(a, b))
     _style_axes(fig, a, b, colors)
     return orjson.dumps(fig.to_plotly_json(), option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -375,7 +431,8 @@ def build_figure(
         _styled(chart.a, chart.b, theme, k, uirevision, tuple(sorted((empty or {}).items())))
     )
     z_at = {s.ts: s.zscore for s in chart.stats}
-    for data, trace in zip(spec["data"], traces(chart.a, chart.b), strict=True):
+    lines = traces(chart.a, chart.b)
+    for data, trace in zip(spec["data"][: len(lines)], lines, strict=True):
         xs, ys, texts = points(trace, chart, k, z_at).reduced(screen_points, focus)
         if trace.role == "alerts":
             data["x"], data["y"] = xs.tolist(), ys.tolist()

@@ -11,10 +11,15 @@ browser's EventSource reconnects by itself and the next step catches up from the
 One blocking XREAD per open page, each on a connection of its own pool, at most
 `DASH_PUSH_MAX_CLIENTS` at once (a page beyond it is refused with 503 and polls). Entries that
 arrive within `COALESCE_MS` of each other (a pair's two bars and its statistics) are one event.
+
+The view's bar in progress (`:forming`, every `DASH_FORMING_MS`) is the exception: provisional,
+never part of the cursor, its newest entry goes in a `forming` event as it is, and the page draws
+it at once, without a callback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -29,6 +34,7 @@ from flask import Flask, Response, request
 from services.dashboard.data import stream_keys
 from services.dashboard.selection import Selection
 from shared.config import Settings
+from shared.schemas import Forming, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,8 @@ COALESCE_MS = 10
 RETRY_MS = 1_000
 """What the page's EventSource waits before it reconnects."""
 CHART_ROLES = ("a", "b", "stats", "alerts")
+FORMING = "forming"
+"""The role of the view's `:forming` stream: its newest entry goes to the page as it is."""
 
 
 @dataclass(frozen=True)
@@ -63,21 +71,42 @@ class Subscription:
         if view.mode != "live":
             raise ValueError("only a live view has updates to push")
         keys = stream_keys(view.pair_view(), default_window)
-        return cls({role: keys[role] for role in CHART_ROLES})
+        streams = {role: keys[role] for role in CHART_ROLES}
+        streams[FORMING] = view.pair_view().forming_key(default_window)
+        return cls(streams)
 
 
 def moved(reply: Any, streams: dict[str, str]) -> dict[str, str]:
-    """The newest id of each stream in an XREAD reply, by role."""
+    """The newest id of each chart stream in an XREAD reply, by role."""
     role_of = {key: role for role, key in streams.items()}
     newest: dict[str, str] = {}
     for key, entries in reply or []:
-        if entries:
-            newest[role_of[str(key)]] = str(entries[-1][0])
+        role = role_of[str(key)]
+        if entries and role != FORMING:
+            newest[role] = str(entries[-1][0])
     return newest
+
+
+def newest_forming(reply: Any, streams: dict[str, str]) -> Forming | None:
+    """The newest readable entry of the view's `:forming` stream in an XREAD reply."""
+    for key, entries in reply or []:
+        if str(key) != streams[FORMING]:
+            continue
+        for _, fields in reversed(entries):
+            try:
+                return Forming.from_fields(fields)
+            except SchemaError:
+                continue
+    return None
 
 
 def event(data: dict[str, str]) -> str:
     return f"data: {orjson.dumps(data).decode()}\n\n"
+
+
+def forming_event(forming: Forming) -> str:
+    """A `forming` event: the bar in progress, which the page draws without a callback."""
+    return f"event: {FORMING}\ndata: {orjson.dumps(dataclasses.asdict(forming)).decode()}\n\n"
 
 
 def events(client: redis.Redis, subscription: Subscription) -> Iterator[str]:
@@ -90,13 +119,21 @@ def events(client: redis.Redis, subscription: Subscription) -> Iterator[str]:
         if not reply:
             yield ": idle\n\n"
             continue
-        newest = moved(reply, subscription.streams)
-        # Slept here, not blocked in Redis: a short BLOCK ends on Redis's 100 ms clock (hz 10).
-        time.sleep(COALESCE_MS / 1000)
-        more = client.xread(_after(after, reply))  # type: ignore[arg-type]
-        newest.update(moved(more, subscription.streams))
-        after = _after(_after(after, reply), more)
-        yield event(newest)
+        streams = subscription.streams
+        newest = moved(reply, streams)
+        forming = newest_forming(reply, streams)
+        after = _after(after, reply)
+        if newest:
+            # Slept here, not blocked in Redis: a short BLOCK ends on Redis's 100 ms clock (hz 10).
+            time.sleep(COALESCE_MS / 1000)
+            more = client.xread(after)  # type: ignore[arg-type]
+            newest.update(moved(more, streams))
+            forming = newest_forming(more, streams) or forming
+            after = _after(after, more)
+        if forming is not None:
+            yield forming_event(forming)
+        if newest:
+            yield event(newest)
 
 
 def tails(client: redis.Redis, subscription: Subscription) -> dict[str, str]:

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import os
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from services.dashboard.formatting import short_utc
 from shared import keys, pairstats
 from shared.alert_rules import parse_rule
 from shared.history import History
-from shared.schemas import Alert, Bar, PairStat
+from shared.schemas import Alert, Bar, Forming, PairStat
 from shared.times import iso_ms
 from shared.views import PairView
 from testkit.polling import wait_until
@@ -102,6 +103,30 @@ def test_charts_fill_and_keep_updating(page: Browser) -> None:
     page.wait_for(lambda: page.trace_lengths()[6] >= before[6] + 5, what="more statistics")
     assert stat_value(page, "Hedge ratio β") not in ("", "—")
     assert "never reported" not in page.text("#banner")
+
+
+def test_the_forming_bar_moves_between_closes(page: Browser, pipeline: Pipeline) -> None:
+    first = len(page.forming_draws())
+    page.wait_for(lambda: len(page.forming_draws()) >= first + 8, what="bars in progress drawn")
+    starts = Counter(draw["start"] for draw in page.forming_draws()[first:])
+    assert max(starts.values()) >= 2, "a bar in progress is redrawn before it closes"
+    assert len(starts) >= 2, "and the next one after the close"
+    meta = page.driver.execute_script(
+        "return document.querySelector('#chart .js-plotly-plot').layout.meta.forming;"
+    )
+    a_segment = next(m["trace"] for m in meta if m["field"] == "a_close")
+
+    def drawn_segment() -> tuple[list[float], list[float]]:
+        return page.trace_values(a_segment, "x"), page.trace_values(a_segment, "y")
+
+    page.wait_for(lambda: len(drawn_segment()[0]) == 2, what="a segment drawn")
+    xs, ys = drawn_segment()
+    published = [
+        Forming.from_fields(fields)
+        for _, fields in pipeline.redis.xrange(DEFAULT.forming_key(DEFAULT.window))
+    ]
+    assert (xs[1], ys[1]) in {(f.start, f.a_close) for f in published}, "as the worker gave it"
+    assert xs[0] < xs[1] and xs[0] in page.trace_x(0), "from the last closed bar drawn"
 
 
 def test_changing_the_window_changes_the_statistics_shown(

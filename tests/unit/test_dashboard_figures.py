@@ -9,7 +9,14 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from services.dashboard.figures import ChartData, Focus, build_figure, extension, traces
+from services.dashboard.figures import (
+    ChartData,
+    Focus,
+    build_figure,
+    extension,
+    forming_traces,
+    traces,
+)
 from services.dashboard.reduce import kept_extremes
 from shared.schemas import Alert, Bar, PairStat
 from tests.figure_support import by_name, drawn, values
@@ -40,7 +47,17 @@ def test_every_series_is_drawn_on_one_time_axis() -> None:
     spec = build_figure(chart(), k=2.0, uirevision="view-1")
     figure = go.Figure(spec)
     named = by_name(spec)
-    assert list(named) == [t.name for t in traces("BTCUSDT", "ETHUSDT")]
+    forming = forming_traces("BTCUSDT", "ETHUSDT")
+    assert list(named) == [t.name for t in [*traces("BTCUSDT", "ETHUSDT"), *forming]]
+    meta = figure.layout.meta["forming"]
+    lines = {f["line"]: spec["data"][f["trace"]] for f in meta}
+    assert [f["field"] for f in meta] == ["a_close", "b_close", "zscore"]
+    for line, segment in lines.items():  # on the axes of the line each continues
+        assert (segment["xaxis"], segment["yaxis"]) == (
+            spec["data"][line]["xaxis"],
+            spec["data"][line]["yaxis"],
+        )
+        assert segment["line"]["dash"] == "dot" and not segment["x"]
     assert list(named["BTCUSDT"].y) == [100.0, 101.0, 102.0, 103.0, 104.0]
     assert named["ETHUSDT"].raw["yaxis"] == "y2"  # right axis of the price row
     assert list(named["z-score"].x) == [T0 + i * 1000 for i in range(5)]
