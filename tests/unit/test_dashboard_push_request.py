@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from services.dashboard.push import Subscription, event, moved
+from services.dashboard.push import Subscription, event, forming_event, moved, newest_forming
 from shared import keys
+from shared.schemas import Forming
 from shared.views import PairView
 
 LIVE = {"mode": "live", "a": "BTCUSDT", "b": "ETHUSDT", "tf": "1s", "window": 120,
@@ -20,6 +21,7 @@ def test_a_live_view_watches_its_bars_statistics_and_alerts() -> None:
         "b": keys.bars("1s", "ETHUSDT"),
         "stats": PairView("BTCUSDT", "ETHUSDT", "1s", 120).stream_key(60),
         "alerts": keys.ALERTS,
+        "forming": PairView("BTCUSDT", "ETHUSDT", "1s", 120).forming_key(60),
     }
 
 
@@ -45,3 +47,21 @@ def test_an_event_names_the_newest_id_of_each_stream_that_moved() -> None:
     assert moved(reply, streams) == {"a": "2-0"}
     assert moved(None, streams) == {}
     assert event({"a": "2-0"}) == 'data: {"a":"2-0"}\n\n'
+
+
+def test_the_bar_in_progress_goes_as_it_is_in_an_event_of_its_own() -> None:
+    streams = {"a": "bars:1s:BTCUSDT", "forming": "analytics:BTCUSDT-ETHUSDT:1s:forming"}
+    older = Forming(1_000, 1_200, 1_201, 10, 11, 9, 10.5, 2, 3, 20, 21, 19, 20.5, 1, 2)
+    newer = Forming(1_000, 1_400, 1_402, 10, 11, 9, 10.7, 3, 4, 20, 21, 19, 20.6, 1, 2, 0.5, 1.25)
+    reply = [
+        ["bars:1s:BTCUSDT", [("1-0", {})]],
+        [streams["forming"], [("2-0", older.to_fields()), ("3-0", newer.to_fields()),
+                              ("4-0", {"start": "broken"})]],
+    ]  # fmt: skip
+    assert moved(reply, streams) == {"a": "1-0"}, "not a chart stream"
+    assert newest_forming(reply, streams) == newer, "the newest readable entry"
+    assert newest_forming([reply[0]], streams) is None
+    head, data = forming_event(newer).removesuffix("\n\n").split("\n")
+    assert head == "event: forming"
+    sent = orjson.loads(data.removeprefix("data: "))
+    assert sent["a_close"] == 10.7 and sent["zscore"] == 1.25 and sent["recv_ts"] == 1_402
