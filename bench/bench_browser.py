@@ -5,6 +5,11 @@ The page reports its own timings: a hook on `plotly_afterplot` records when the 
 price trace first appears, against the wall clock of the XADD that added it (same machine).
 Measured with updates pushed (server-sent events) and with push off (polling every
 `DASH_UPDATE_MS`). When polling, an update can bring two bars; only the last of each is timed.
+
+Trade → screen of the bar in progress runs the real pipeline instead: the ingestor replaying the
+recorded trades (times shifted to now, `REPLAY_SPEED`), the analytics worker and the dashboard.
+The page records each draw of the bar in progress (`clientside.FORMING_JS`) against the receive
+time (`recv_ts`, stamped by the ingestor) of the newest trade in it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from bench.harness import private_redis
 from shared import keys
 from shared.schemas import Bar
 from testkit.browser import Browser, dashboard_process
+from testkit.processes import service_env, start_service
+from testkit.recorded import RECORDED
 
 BARS = 60
 EVERY_S = 0.25
 SYMBOL = "BTCUSDT"
+FORMING_S = 30
+REPLAY_SPEED = "1"
 HOOK = """
 window.drawnAt = {};
 const gd = document.querySelector('#chart .js-plotly-plot');
@@ -60,6 +69,33 @@ def _measured(client: redis.Redis, page: Browser, url: str) -> list[float]:
     return [drawn[str(k)] - v for k, v in sent.items() if str(k) in drawn]
 
 
+def _forming_latency(url: str, directory: Path) -> list[float]:
+    """Trade received by the ingestor → its price drawn, for each draw of the bar in progress."""
+    env = service_env(
+        url, SOURCE="replay", REPLAY_FILE=str(RECORDED), REPLAY_SHIFT="true",
+        REPLAY_SPEED=REPLAY_SPEED, REPLAY_LOOP="true", SQLITE_PATH=str(directory / "ticks.db"),
+    )  # fmt: skip
+    processes = [start_service(name, env) for name in ("analytics", "ingestor")]
+    try:
+        with dashboard_process(url, directory, SQLITE_PATH=str(directory / "ticks.db")) as dash:
+            page = Browser(directory / "downloads-forming")
+            try:
+                page.open(dash.url)
+                page.wait_for(lambda: "Live ·" in page.text("#chart-status"), timeout=60)
+                page.wait_for(lambda: len(page.forming_draws()) > 4, timeout=60)
+                first = len(page.forming_draws())
+                time.sleep(FORMING_S)
+                draws = page.forming_draws()[first:]
+            finally:
+                page.quit()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=15)
+    return [float(draw["drawn"] - draw["recv_ts"]) for draw in draws]
+
+
 def _figures(samples: list[float]) -> dict[str, Any]:
     values = np.asarray(samples)
     p50, p95, p99 = (round(float(v), 1) for v in np.percentile(values, [50, 95, 99]))
@@ -84,4 +120,11 @@ def run() -> dict[str, Any]:
                 finally:
                     page.quit()
             print(f"   bar → screen, {name}: {results[name]}", flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-forming-") as directory,
+        private_redis() as server,
+    ):
+        forming = _figures(_forming_latency(server.url, Path(directory)))
+        results["forming"] = {**forming, "seconds": FORMING_S, "replay_speed": REPLAY_SPEED}
+        print(f"   trade → screen, bar in progress: {results['forming']}", flush=True)
     return results
