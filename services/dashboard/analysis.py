@@ -32,16 +32,20 @@ def align_closes(
 
 
 MAX_STATIONARITY_ROWS = 200
-"""The ADF and cointegration tests cost milliseconds each: on a long series they run on at most
-this many evenly spaced bars (always including the last, which the statistics panel shows)."""
+"""The ADF and cointegration tests cost milliseconds each: on a long series an export has them on
+at most this many evenly spaced bars (always including the last, which the statistics panel
+shows)."""
 
 
-def stationarity_rows(length: int, window: int) -> np.ndarray:
-    """Which bars get the stationarity fields: every `max(window, length / 200)`-th and the last."""
+def stationarity_rows(length: int, window: int, *, spaced: bool = True) -> np.ndarray:
+    """Which bars get the stationarity fields: every `max(window, length / 200)`-th and the last;
+    only the last when not `spaced` (the screen shows no other: 200 positions cost a day of 1s
+    bars two seconds)."""
     rows = np.zeros(length, dtype=bool)
     if length:
-        every = max(window, -(-length // MAX_STATIONARITY_ROWS))
-        rows[every - 1 :: every] = True
+        if spaced:
+            every = max(window, -(-length // MAX_STATIONARITY_ROWS))
+            rows[every - 1 :: every] = True
         rows[-1] = True
     return rows
 
@@ -53,9 +57,12 @@ def pair_stats(
     window: int,
     method: Method,
     kalman_delta: float,
+    *,
+    spaced: bool = True,
 ) -> list[PairStat]:
     """One PairStat per aligned bar (from the third) from the shared batch statistics, with the
-    worker's Kalman delta; `ValueError` for series it cannot analyse (a price not above zero)."""
+    worker's Kalman delta; `ValueError` for series it cannot analyse (a price not above zero).
+    `spaced`: the stationarity tests on evenly spaced bars too, not only the last."""
     return pairstats.pair_stats(
         times,
         close_a,
@@ -63,5 +70,5 @@ def pair_stats(
         window=window,
         method=method,
         kalman_delta=kalman_delta,
-        adf_rows=stationarity_rows(len(times), window),
+        adf_rows=stationarity_rows(len(times), window, spaced=spaced),
     )

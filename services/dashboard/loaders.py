@@ -37,22 +37,25 @@ def _stats_for(
     close_b: np.ndarray,
     view: Selection,
     settings: Settings,
+    spaced: bool,
 ) -> tuple[list[PairStat], str]:
     """Statistics of aligned closes by `shared.pairstats`, or why there are none."""
     if len(times) == 0:
         return [], ""
     try:
         stats = analysis.pair_stats(
-            times, close_a, close_b, view.window, view.method, settings.kalman_delta
-        )
+            times, close_a, close_b, view.window, view.method, settings.kalman_delta,
+            spaced=spaced,
+        )  # fmt: skip
     except ValueError as exc:
         return [], f"statistics not computed: {exc}"
     return stats, ""
 
 
-def load_history(settings: Settings, view: Selection) -> Loaded:
+def load_history(settings: Settings, view: Selection, *, spaced: bool = True) -> Loaded:
     """Bars of `[start, end)` from SQLite; statistics over them (with a window of warm-up bars
-    read before `start`, so the first bar on screen already has a full window)."""
+    read before `start`, so the first bar on screen already has a full window); `spaced`: see
+    `analysis.stationarity_rows`."""
     pair = view.pair_view()
     tf_ms = timeframe_ms(pair.tf)
     start = cast(int, view.start_ms) // tf_ms * tf_ms  # the bar holding the start is shown whole
@@ -75,7 +78,7 @@ def load_history(settings: Settings, view: Selection) -> Loaded:
     except TickDbError as exc:
         return Loaded(empty, error=str(exc))
     bars_a, bars_b = bars_from_frame(stored.a), bars_from_frame(stored.b)
-    stats, note = _stats_for(*analysis.align_closes(bars_a, bars_b, tf_ms), view, settings)
+    stats, note = _stats_for(*analysis.align_closes(bars_a, bars_b, tf_ms), view, settings, spaced)
     chart = ChartData(
         pair.a,
         pair.b,
@@ -97,7 +100,9 @@ def _leg_bars(leg: Any) -> list[Bar]:
     ]
 
 
-def load_uploaded(client: redis.Redis, settings: Settings, view: Selection) -> Loaded:
+def load_uploaded(
+    client: redis.Redis, settings: Settings, view: Selection, *, spaced: bool = True
+) -> Loaded:
     pair = actions.load_upload(client, view.upload)
     if pair is None:
         empty = ChartData(view.a, view.b, view.tf)
@@ -105,7 +110,7 @@ def load_uploaded(client: redis.Redis, settings: Settings, view: Selection) -> L
     tf = tf_label(pair.tf_ms) if pair.tf_ms else "bar"
     bars_a, bars_b = _leg_bars(pair.a), _leg_bars(pair.b)
     times = np.asarray(pair.a.time)
-    stats, note = _stats_for(times, pair.a.close, pair.b.close, view, settings)
+    stats, note = _stats_for(times, pair.a.close, pair.b.close, view, settings, spaced)
     dropped = f", {fmt_count(pair.dropped)} unmatched rows left out" if pair.dropped else ""
     files = ", ".join(pair.files)
     return Loaded(
@@ -116,8 +121,11 @@ def load_uploaded(client: redis.Redis, settings: Settings, view: Selection) -> L
     )
 
 
-def load_static(client: redis.Redis, settings: Settings, view: Selection) -> Loaded:
-    """The history range or the upload of a view that is not live."""
+def load_static(
+    client: redis.Redis, settings: Settings, view: Selection, *, spaced: bool = True
+) -> Loaded:
+    """The history range or the upload of a view that is not live; `spaced`: the stationarity
+    tests on evenly spaced bars, as an export has them (the screen needs the last bar's only)."""
     if view.mode == "history":
-        return load_history(settings, view)
-    return load_uploaded(client, settings, view)
+        return load_history(settings, view, spaced=spaced)
+    return load_uploaded(client, settings, view, spaced=spaced)

@@ -58,7 +58,7 @@ def test_full_render_shows_the_newest_points_up_to_the_cap(
     seeded = seed_pair(sync_redis, VIEW, 60)
     shown = screen.render(sync_redis, settings, live_view(), None, full=True)
     lengths = [len(trace.x) for trace in drawn(shown.figure)]
-    assert lengths == [100, 100, 100, 100, 100, 100, 100, 0, 100, 100, 100]
+    assert lengths == [100, 100, 100, 100, 100, 100, 100, 0, 100, 100, 100, 0, 0, 0]
     assert list(drawn(shown.figure)[0].x) == [bar.start for bar in seeded.bars_a[-100:]]
     assert shown.cursor is not None and shown.cursor["n"]["stats"] == 100
     assert "100 bars, 100 statistics on screen (cap 100)" in (shown.status or "")

@@ -71,3 +71,4 @@ def test_stationarity_runs_on_spaced_bars_and_always_the_last() -> None:
     assert long[-1] and long.sum() <= 201
     assert np.flatnonzero(stationarity_rows(5, 60)).tolist() == [4]
     assert stationarity_rows(0, 60).size == 0
+    assert np.flatnonzero(stationarity_rows(86_400, 60, spaced=False)).tolist() == [86_399]
