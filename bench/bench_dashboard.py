@@ -123,6 +123,8 @@ def _request(view: dict[str, Any], cursor: Any, trigger: str, n: int) -> dict[st
             {"id": ids.LIVE_TICK, "property": "n_intervals", "value": n},
             {"id": ids.VIEW, "property": "data", "value": view},
             {"id": ids.PAUSED, "property": "data", "value": False},
+            {"id": ids.ZOOM, "property": "data", "value": None},
+            {"id": ids.PUSH_TICK, "property": "data", "value": None},
         ],
         "state": [{"id": ids.CURSOR, "property": "data", "value": cursor}],
         "changedPropIds": [trigger],
@@ -194,6 +196,40 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
     }
 
 
+HISTORY_SECONDS = 100_000
+HISTORY_RENDERS = 5
+
+
+def measure_history(sqlite_path: Path) -> dict[str, Any]:
+    """A full render of a History range of `HISTORY_SECONDS` 1s bars per leg (the whole callback
+    request: SQLite, statistics, figure, JSON, compression)."""
+    settings = load_settings(redis_url="redis://127.0.0.1:1/0", sqlite_path=sqlite_path)
+    http = build_app(settings).server.test_client()
+    view = {"mode": "history", "a": VIEW.a, "b": VIEW.b, "tf": "1s", "window": 60,
+            "method": "ols", "k": 2.0, "theme": "dark", "start_ms": T0,
+            "end_ms": T0 + HISTORY_SECONDS * 1000}  # fmt: skip
+    times, reply = [], None
+    for _ in range(HISTORY_RENDERS):
+        started = time.perf_counter()
+        reply = http.post(
+            "/_dash-update-component",
+            json=_request(view, None, "view.data", 0),
+            headers={"Accept-Encoding": BROWSER_ENCODINGS},
+        )
+        times.append((time.perf_counter() - started) * 1000)
+        assert reply.status_code == 200, reply.data[:500]
+    assert reply is not None
+    encoding = reply.headers.get("Content-Encoding", "identity")
+    status = orjson.loads(DECODERS[encoding](reply.data))["response"][ids.CHART_STATUS]
+    return {
+        "bars_per_leg": HISTORY_SECONDS,
+        "render_p50_ms": round(float(np.percentile(times, 50)), 1),
+        "render_max_ms": round(max(times), 1),
+        "wire_bytes": len(reply.data),
+        "status": status["children"],
+    }
+
+
 def run() -> dict[str, Any]:
     results: dict[str, Any] = {"steps": STEPS}
     with tempfile.TemporaryDirectory(prefix="bench-dash-") as directory:
@@ -208,4 +244,8 @@ def run() -> dict[str, Any]:
             ticks = fill_sqlite(sqlite_path, day, 5)
             results["day_stored"] = {"sqlite_ticks": ticks, **measure(server.url, sqlite_path, day)}
             print(f"   a day stored:  {results['day_stored']}", flush=True)
+        history_path = Path(directory) / "history.db"
+        fill_sqlite(history_path, HISTORY_SECONDS, 2)
+        results["history_100k"] = measure_history(history_path)
+        print(f"   history of 100k 1s bars: {results['history_100k']}", flush=True)
     return results
