@@ -7,8 +7,9 @@ request end to end (Redis reads, the points to append, JSON). Scenarios:
 - `day_stored`: streams holding a day of 1s bars (86,400 entries each) and SQLite holding a day
   of ticks of both legs, to show the cost does not grow with what is stored.
 Also measured: full renders of the newest 10,000 entries (what a control change costs), the
-first one (its figure styled from scratch, its entries read and parsed) and then repeated (from
-the cache of parsed entries), and their size, raw and as sent to a browser (compressed).
+first one (its entries read and parsed; after the warm-up the dashboard process does when it
+starts, `services.dashboard.warmup`) and then repeated (from the cache of parsed entries), and
+their size, raw and as sent to a browser (compressed).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import redis
 from backports import zstd
 
 from bench.harness import private_redis
-from services.dashboard import ids
+from services.dashboard import ids, warmup
 from services.dashboard.app import build_app
 from shared import keys
 from shared.config import load_settings
@@ -135,6 +136,7 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
     settings = load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=10_000)
     app = build_app(settings)
     http = app.server.test_client()
+    warmup.warm(settings)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     view = {"mode": "live", "a": VIEW.a, "b": VIEW.b, "tf": VIEW.tf, "window": 60,
             "method": "ols", "k": 2.0, "theme": "dark"}  # fmt: skip
@@ -205,6 +207,7 @@ def measure_history(sqlite_path: Path) -> dict[str, Any]:
     request: SQLite, statistics, figure, JSON, compression)."""
     settings = load_settings(redis_url="redis://127.0.0.1:1/0", sqlite_path=sqlite_path)
     http = build_app(settings).server.test_client()
+    warmup.warm(settings)
     view = {"mode": "history", "a": VIEW.a, "b": VIEW.b, "tf": "1s", "window": 60,
             "method": "ols", "k": 2.0, "theme": "dark", "start_ms": T0,
             "end_ms": T0 + HISTORY_SECONDS * 1000}  # fmt: skip

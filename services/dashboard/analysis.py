@@ -8,25 +8,26 @@ worker's bar grid (`shared.bargrid`) and hands them over.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from shared import bargrid, pairstats
-from shared.schemas import Bar, PairStat
+from shared.schemas import PairStat
+from shared.table import Table, column
 from shared.views import Method
 
 
 def align_closes(
-    bars_a: Sequence[Bar], bars_b: Sequence[Bar], tf_ms: int
+    bars_a: Sequence[Any], bars_b: Sequence[Any], tf_ms: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times, close A, close B) on the analytics worker's grid (`shared.bargrid`): every interval
     from the first in which both legs traded to the last bar of either, closes carried over
     intervals without trades, whether one leg or neither traded in them."""
 
-    def leg(bars: Sequence[Bar]) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.fromiter((bar.start for bar in bars), dtype=np.int64, count=len(bars))
-        closes = np.fromiter((bar.close for bar in bars), dtype=np.float64, count=len(bars))
-        return starts, closes
+    def leg(bars: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """`bars`: records or a table with `start` and `close`."""
+        return column(bars, "start").astype(np.int64), column(bars, "close")
 
     return bargrid.aligned_closes(*leg(bars_a), *leg(bars_b), tf_ms)
 
@@ -59,11 +60,11 @@ def pair_stats(
     kalman_delta: float,
     *,
     spaced: bool = True,
-) -> list[PairStat]:
+) -> Table[PairStat]:
     """One PairStat per aligned bar (from the third) from the shared batch statistics, with the
     worker's Kalman delta; `ValueError` for series it cannot analyse (a price not above zero).
     `spaced`: the stationarity tests on evenly spaced bars too, not only the last."""
-    return pairstats.pair_stats(
+    return pairstats.pair_stat_table(
         times,
         close_a,
         close_b,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import pandas as pd
+import numpy as np
 import redis
 
 from services.dashboard.records import (
@@ -280,8 +280,10 @@ def read_rule(client: redis.Redis, rule_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class HistoryBars:
-    a: pd.DataFrame
-    b: pd.DataFrame
+    """Both legs' bars, one array per field read (`History.bar_columns`)."""
+
+    a: dict[str, np.ndarray]
+    b: dict[str, np.ndarray]
 
 
 def read_history_span(path: Path, symbols: Sequence[str]) -> dict[str, tuple[int, int] | None]:
@@ -296,16 +298,18 @@ def read_history_span(path: Path, symbols: Sequence[str]) -> dict[str, tuple[int
 
 
 def read_history_bars(
-    path: Path, a: str, b: str, tf: str, start_ms: int, end_ms: int
+    path: Path, a: str, b: str, tf: str, start_ms: int, end_ms: int, names: Sequence[str]
 ) -> HistoryBars:
-    """Bars of both legs in `[start_ms, end_ms)` from the tick database (read-only).
+    """The bar fields `names` of both legs in `[start_ms, end_ms)` from the tick database
+    (read-only).
 
     Raises `TickDbError` when the database does not exist yet.
     """
     history = History(path)
     try:
         return HistoryBars(
-            history.bars(a, tf, start_ms, end_ms), history.bars(b, tf, start_ms, end_ms)
+            history.bar_columns(a, tf, start_ms, end_ms, names),
+            history.bar_columns(b, tf, start_ms, end_ms, names),
         )
     finally:
         history.close()

@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from services.dashboard.figures import ChartData
-from shared.schemas import BAR_FIELDS, PAIR_STAT_FIELDS, Bar, PairStat
+from services.dashboard.figures import ChartData, DrawnBar
+from shared.schemas import BAR_FIELDS, PAIR_STAT_FIELDS, PairStat
 from shared.times import iso_ms
 
 BAR_COLUMNS = BAR_FIELDS[1:]
@@ -46,8 +46,8 @@ def in_range(ms: int, start_ms: int | None, end_ms: int | None) -> bool:
 def to_csv(
     a: str,
     b: str,
-    bars_a: Sequence[Bar],
-    bars_b: Sequence[Bar],
+    bars_a: Sequence[DrawnBar],
+    bars_b: Sequence[DrawnBar],
     stats: Sequence[PairStat],
     start_ms: int | None = None,
     end_ms: int | None = None,
@@ -56,7 +56,8 @@ def to_csv(
 ) -> str:
     """The export file's text for times in `[start_ms, end_ms]` (either end open when None).
 
-    `bar_columns` leaves out what a source does not have (uploads have no VWAP or trade count).
+    `bar_columns` leaves out what a source does not have (uploads have no VWAP or trade count);
+    the bars have them all (`shared.schemas.Bar`).
     """
     rows: dict[int, dict[str, object]] = {}
     for prefix, bars in ((a, bars_a), (b, bars_b)):

@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -24,11 +24,14 @@ from plotly.subplots import make_subplots
 
 from services.dashboard.formatting import fmt_number
 from services.dashboard.reduce import kept, kept_extremes
-from shared.schemas import Alert, Bar, PairStat
+from shared.schemas import Alert, PairStat, record_fields
+from shared.table import column
 
 Role = Literal["a", "b", "stats", "alerts"]
 Theme = Literal["dark", "light"]
 Y = float | None
+Columns = Callable[[str], np.ndarray]
+"""A role's field by name, as a float64 array (NaN for a missing value)."""
 
 
 class Series(NamedTuple):
@@ -93,15 +96,42 @@ THEMES: dict[str, dict[str, str]] = {
 }
 
 
+class DrawnBar(Protocol):
+    """What the chart reads of a bar: a `shared.schemas.Bar`, or a `ChartBar`."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def close(self) -> float: ...
+
+    @property
+    def volume(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChartBar:
+    """The fields of a bar the chart draws: a history range is read with these alone (a table
+    of them, `shared.table.Table`), a third of the cost of whole bars."""
+
+    start: int
+    close: float
+    volume: float
+
+
+CHART_BAR_FIELDS = record_fields(ChartBar)
+
+
 @dataclass(frozen=True)
 class ChartData:
-    """What one chart shows: both legs' bars, the pair statistics and the alerts that fired."""
+    """What one chart shows: both legs' bars, the pair statistics and the alerts that fired
+    (records, or tables of them: `shared.table.Table`)."""
 
     a: str
     b: str
     tf: str
-    bars_a: Sequence[Bar] = ()
-    bars_b: Sequence[Bar] = ()
+    bars_a: Sequence[DrawnBar] = ()
+    bars_b: Sequence[DrawnBar] = ()
     stats: Sequence[PairStat] = ()
     alerts: Sequence[Alert] = ()
 
@@ -119,7 +149,8 @@ class Trace:
     name: str
     role: Role
     row: int
-    y: Callable[[Any, float], Y]
+    y: Callable[[Columns, float], np.ndarray]
+    """The trace's values from its role's fields (not for alerts: `alert_y`)."""
     color: str
     kind: Literal["line", "markers", "area"] = "line"
     """`area`: a filled step line (volume): as readable as bars, and one SVG path for any
@@ -133,11 +164,25 @@ class Trace:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _band(sign: int) -> Callable[[Any, float], Y]:
-    def y(stat: PairStat, k: float) -> Y:
-        return stat.spread_mean + sign * k * stat.spread_std
+def _band(sign: int) -> Callable[[Columns, float], np.ndarray]:
+    def y(stat: Columns, k: float) -> np.ndarray:
+        return stat("spread_mean") + sign * k * stat("spread_std")
 
     return y
+
+
+def _field(name: str) -> Callable[[Columns, float], np.ndarray]:
+    return lambda rows, k: rows(name)
+
+
+def _quote_volume(bar: Columns, k: float) -> np.ndarray:
+    return bar("volume") * bar("close")
+
+
+def alert_y(alert: Alert, z_at: Callable[[int], float]) -> float:
+    """Where an alert is marked: at its value when it is on the z-score, else at the z-score of
+    its bar (0 when that bar is not on screen)."""
+    return alert.value if alert.metric == "zscore" else z_at(alert.ts)
 
 
 def _alert_text(alert: Alert) -> str:
@@ -150,30 +195,30 @@ def _alert_text(alert: Alert) -> str:
 def traces(a: str, b: str) -> tuple[Trace, ...]:
     """The figure's traces in order; a Patch addresses them by this index."""
     return (
-        Trace(a, "a", 1, lambda bar, k: bar.close, COLORS["a"], hover="%{y:,.2f}"),
-        Trace(b, "b", 1, lambda bar, k: bar.close, COLORS["b"], secondary=True, hover="%{y:,.2f}"),
-        Trace("spread", "stats", 2, lambda s, k: s.spread, COLORS["spread"]),
-        Trace("mean", "stats", 2, lambda s, k: s.spread_mean, COLORS["mean"], dash="dash", width=1),
+        Trace(a, "a", 1, _field("close"), COLORS["a"], hover="%{y:,.2f}"),
+        Trace(b, "b", 1, _field("close"), COLORS["b"], secondary=True, hover="%{y:,.2f}"),
+        Trace("spread", "stats", 2, _field("spread"), COLORS["spread"]),
+        Trace("mean", "stats", 2, _field("spread_mean"), COLORS["mean"], dash="dash", width=1),
         Trace("+k·σ", "stats", 2, _band(1), COLORS["band"], dash="dot", width=1, legend=False),
         Trace("−k·σ", "stats", 2, _band(-1), COLORS["band"], dash="dot", width=1, legend=False),
-        Trace("z-score", "stats", 3, lambda s, k: s.zscore, COLORS["z"], hover="%{y:.2f}"),
+        Trace("z-score", "stats", 3, _field("zscore"), COLORS["z"], hover="%{y:.2f}"),
         Trace(
             "alert",
             "alerts",
             3,
-            lambda alert, k: alert.value if alert.metric == "zscore" else None,
+            _field("value"),
             COLORS["alert"],
             kind="markers",
             text=_alert_text,
             hover="%{text}",
             extra={"marker": {"symbol": "triangle-down", "size": 11, "line": {"width": 0}}},
         ),
-        Trace("correlation", "stats", 4, lambda s, k: s.corr, COLORS["corr"], hover="%{y:.3f}"),
+        Trace("correlation", "stats", 4, _field("corr"), COLORS["corr"], hover="%{y:.3f}"),
         Trace(
             f"{a} volume",
             "a",
             5,
-            lambda bar, k: bar.volume * bar.close,
+            _quote_volume,
             COLORS["a"],
             "area",
             hover="%{y:,.0f}",
@@ -183,7 +228,7 @@ def traces(a: str, b: str) -> tuple[Trace, ...]:
             f"{b} volume",
             "b",
             5,
-            lambda bar, k: bar.volume * bar.close,
+            _quote_volume,
             COLORS["b"],
             "area",
             hover="%{y:,.0f}",
@@ -226,27 +271,44 @@ def _forming_meta(a: str, b: str) -> dict[str, Any]:
     }
 
 
-def _x(role: Role, row: Any) -> int:
-    if role in ("a", "b"):
-        return int(row.start)
-    return int(row.ts)
+class ChartColumns:
+    """The fields of a chart's rows as arrays, each read once however many traces use it."""
+
+    def __init__(self, chart: ChartData) -> None:
+        self.chart = chart
+        self._read: dict[tuple[str, str], np.ndarray] = {}
+
+    def of(self, role: str) -> Columns:
+        rows = self.chart.rows(role)
+
+        def read(name: str) -> np.ndarray:
+            key = (role, name)
+            if key not in self._read:
+                self._read[key] = column(rows, name)
+            return self._read[key]
+
+        return read
+
+    def x(self, role: str) -> np.ndarray:
+        return self.of(role)("start" if role in ("a", "b") else "ts")
+
+    def z_at(self, ts: int) -> float:
+        """The z-score of the statistics of the bar starting at `ts` (0 when there is none)."""
+        times = self.x("stats")
+        at = int(np.searchsorted(times, ts))
+        if at < len(times) and times[at] == ts:
+            return float(self.of("stats")("zscore")[at])
+        return 0.0
 
 
-def _value(y: Y) -> float:
-    return math.nan if y is None else y
-
-
-def points(trace: Trace, chart: ChartData, k: float, z_at: dict[int, float]) -> Series:
-    """x (epoch ms), y and hover text of one trace. An alert on another metric than the z-score
-    is marked at the z-score of its bar (0 when that bar is not on screen)."""
-    rows = chart.rows(trace.role)
-    xs = [_x(trace.role, row) for row in rows]
-    ys = [trace.y(row, k) for row in rows]
-    if trace.role == "alerts":
-        ys = [z_at.get(x, 0.0) if y is None else y for x, y in zip(xs, ys, strict=True)]
-    texts = [trace.text(row) for row in rows] if trace.text else None
-    x = np.fromiter(xs, dtype=np.float64, count=len(xs))
-    y = np.fromiter((_value(v) for v in ys), dtype=np.float64, count=len(ys))
+def points(trace: Trace, columns: ChartColumns, k: float) -> Series:
+    """x (epoch ms), y and hover text of one trace."""
+    if trace.role != "alerts":
+        return Series(columns.x(trace.role), trace.y(columns.of(trace.role), k), None)
+    alerts = columns.chart.alerts
+    x = np.fromiter((alert.ts for alert in alerts), dtype=np.float64, count=len(alerts))
+    y = np.fromiter((alert_y(a, columns.z_at) for a in alerts), dtype=np.float64, count=len(alerts))
+    texts = [trace.text(alert) for alert in alerts] if trace.text else None
     return Series(x, y, texts)
 
 
@@ -430,10 +492,10 @@ def build_figure(
     spec: dict[str, Any] = orjson.loads(
         _styled(chart.a, chart.b, theme, k, uirevision, tuple(sorted((empty or {}).items())))
     )
-    z_at = {s.ts: s.zscore for s in chart.stats}
+    columns = ChartColumns(chart)
     lines = traces(chart.a, chart.b)
     for data, trace in zip(spec["data"][: len(lines)], lines, strict=True):
-        xs, ys, texts = points(trace, chart, k, z_at).reduced(screen_points, focus)
+        xs, ys, texts = points(trace, columns, k).reduced(screen_points, focus)
         if trace.role == "alerts":
             data["x"], data["y"] = xs.tolist(), ys.tolist()
         else:
@@ -479,11 +541,11 @@ class Extension:
 def extension(new: ChartData, k: float) -> Extension:
     """The live update: only the new points of each trace (a few hundred bytes per bar,
     whatever the history on screen)."""
-    z_at = {s.ts: s.zscore for s in new.stats}
+    columns = ChartColumns(new)
     lines: dict[int, Series] = {}
     marks: dict[int, Series] = {}
     for index, trace in enumerate(traces(new.a, new.b)):
-        series = points(trace, new, k, z_at)
+        series = points(trace, columns, k)
         if len(series.x):
             (marks if trace.role == "alerts" else lines)[index] = series
     return Extension(lines, marks)

@@ -6,29 +6,21 @@ resolution); statistics over them come from `shared.pairstats`, through `analysi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
-import pandas as pd
 import redis
 
 from services.dashboard import actions, analysis, data
-from services.dashboard.figures import ChartData
+from services.dashboard.figures import ChartBar, ChartData
 from services.dashboard.formatting import fmt_count, short_utc, tf_label
 from services.dashboard.records import Loaded
 from services.dashboard.selection import Selection
 from shared.config import Settings, timeframe_ms
-from shared.schemas import Bar, PairStat
+from shared.schemas import Bar, PairStat, record_fields
+from shared.table import Table
 from shared.tickdb import TickDbError
-
-
-def bars_from_frame(frame: pd.DataFrame) -> list[Bar]:
-    columns = [frame[c].tolist() for c in ("start", "open", "high", "low", "close", "volume")]
-    extra = [frame[c].tolist() for c in ("vwap", "trades")]
-    return [
-        Bar(int(t), float(o), float(h), float(lo), float(c), float(v), float(w), int(n))
-        for t, o, h, lo, c, v, w, n in zip(*columns, *extra, strict=True)
-    ]
 
 
 def _stats_for(
@@ -38,7 +30,7 @@ def _stats_for(
     view: Selection,
     settings: Settings,
     spaced: bool,
-) -> tuple[list[PairStat], str]:
+) -> tuple[Sequence[PairStat], str]:
     """Statistics of aligned closes by `shared.pairstats`, or why there are none."""
     if len(times) == 0:
         return [], ""
@@ -52,10 +44,12 @@ def _stats_for(
     return stats, ""
 
 
-def load_history(settings: Settings, view: Selection, *, spaced: bool = True) -> Loaded:
+def load_history(settings: Settings, view: Selection, *, screen: bool = False) -> Loaded:
     """Bars of `[start, end)` from SQLite; statistics over them (with a window of warm-up bars
-    read before `start`, so the first bar on screen already has a full window); `spaced`: see
-    `analysis.stationarity_rows`."""
+    read before `start`, so the first bar on screen already has a full window). For the
+    `screen`, only the fields it draws and the stationarity of the last bar (see
+    `analysis.stationarity_rows`), all of them for an export; as tables (`shared.table`), so
+    a day of 1s bars is a few arrays, not 100,000 records."""
     pair = view.pair_view()
     tf_ms = timeframe_ms(pair.tf)
     start = cast(int, view.start_ms) // tf_ms * tf_ms  # the bar holding the start is shown whole
@@ -71,37 +65,52 @@ def load_history(settings: Settings, view: Selection, *, spaced: bool = True) ->
                 "(DASH_HISTORY_MAX_BARS): pick a shorter range or a larger timeframe"
             ),
         )
+    record: type[Any] = ChartBar if screen else Bar
     try:
         stored = data.read_history_bars(
-            settings.sqlite_path, pair.a, pair.b, pair.tf, start - pair.window * tf_ms, end
-        )
+            settings.sqlite_path, pair.a, pair.b, pair.tf, start - pair.window * tf_ms, end,
+            record_fields(record),
+        )  # fmt: skip
     except TickDbError as exc:
         return Loaded(empty, error=str(exc))
-    bars_a, bars_b = bars_from_frame(stored.a), bars_from_frame(stored.b)
-    stats, note = _stats_for(*analysis.align_closes(bars_a, bars_b, tf_ms), view, settings, spaced)
+    bars_a, bars_b = Table(record, stored.a), Table(record, stored.b)
+    aligned = analysis.align_closes(bars_a, bars_b, tf_ms)
+    stats, note = _stats_for(*aligned, view, settings, spaced=not screen)
     chart = ChartData(
         pair.a,
         pair.b,
         pair.tf,
-        [bar for bar in bars_a if bar.start >= start],
-        [bar for bar in bars_b if bar.start >= start],
-        [stat for stat in stats if stat.ts >= start],
+        bars_a.from_value("start", start),
+        bars_b.from_value("start", start),
+        _from_time(stats, start),
     )
     return Loaded(chart, note=note)
 
 
-def _leg_bars(leg: Any) -> list[Bar]:
-    nan = float("nan")
-    return [
-        Bar(int(t), float(o), float(h), float(lo), float(c), float(v), nan, 0)
-        for t, o, h, lo, c, v in zip(
-            leg.time, leg.open, leg.high, leg.low, leg.close, leg.volume, strict=True
-        )
-    ]
+def _from_time(stats: Sequence[PairStat], start: int) -> Sequence[PairStat]:
+    if isinstance(stats, Table):
+        return stats.from_value("ts", start)
+    return [stat for stat in stats if stat.ts >= start]
+
+
+def _leg_bars(leg: Any) -> Table[Bar]:
+    """An uploaded leg as bars (no VWAP or trade count in a CSV of bars)."""
+    length = len(leg.time)
+    fields = {name: np.asarray(getattr(leg, name)) for name in ("open", "high", "low", "close")}
+    return Table(
+        Bar,
+        {
+            "start": np.asarray(leg.time, dtype=np.int64),
+            **fields,
+            "volume": np.asarray(leg.volume, dtype=np.float64),
+            "vwap": np.full(length, np.nan),
+            "trades": np.zeros(length, dtype=np.int64),
+        },
+    )
 
 
 def load_uploaded(
-    client: redis.Redis, settings: Settings, view: Selection, *, spaced: bool = True
+    client: redis.Redis, settings: Settings, view: Selection, *, screen: bool = False
 ) -> Loaded:
     pair = actions.load_upload(client, view.upload)
     if pair is None:
@@ -110,7 +119,7 @@ def load_uploaded(
     tf = tf_label(pair.tf_ms) if pair.tf_ms else "bar"
     bars_a, bars_b = _leg_bars(pair.a), _leg_bars(pair.b)
     times = np.asarray(pair.a.time)
-    stats, note = _stats_for(times, pair.a.close, pair.b.close, view, settings, spaced)
+    stats, note = _stats_for(times, pair.a.close, pair.b.close, view, settings, not screen)
     dropped = f", {fmt_count(pair.dropped)} unmatched rows left out" if pair.dropped else ""
     files = ", ".join(pair.files)
     return Loaded(
@@ -122,10 +131,10 @@ def load_uploaded(
 
 
 def load_static(
-    client: redis.Redis, settings: Settings, view: Selection, *, spaced: bool = True
+    client: redis.Redis, settings: Settings, view: Selection, *, screen: bool = False
 ) -> Loaded:
-    """The history range or the upload of a view that is not live; `spaced`: the stationarity
-    tests on evenly spaced bars, as an export has them (the screen needs the last bar's only)."""
+    """The history range or the upload of a view that is not live: what the `screen` draws,
+    else what an export has (every field, the stationarity tests on evenly spaced bars too)."""
     if view.mode == "history":
-        return load_history(settings, view, spaced=spaced)
-    return load_uploaded(client, settings, view, spaced=spaced)
+        return load_history(settings, view, screen=screen)
+    return load_uploaded(client, settings, view, screen=screen)

@@ -51,7 +51,7 @@ def render(
     focus = display.focus_of(zoom, view.key)
     if view.mode != "live":
         if full or held is None:
-            loaded = loaders.load_static(client, settings, view, spaced=False)
+            loaded = loaders.load_static(client, settings, view, screen=True)
             return display.static_full(view, loaded, settings.dash_screen_points, focus)
         return Screen()
     if full or held is None:

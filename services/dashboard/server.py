@@ -10,6 +10,7 @@ import threading
 
 from waitress.server import create_server
 
+from services.dashboard import warmup
 from services.dashboard.app import build_app
 from shared.runtime import EXIT_CONFIG, EXIT_FAILED, ServiceContext, ServiceFailed
 
@@ -59,6 +60,7 @@ async def run(ctx: ServiceContext) -> None:
         raise ServiceFailed(*listen_failure(settings.dash_host, settings.dash_port, exc)) from None
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
+    threading.Thread(target=warmup.warm, args=(settings,), name="warmup", daemon=True).start()
     log.info("serving", extra={"url": f"http://{settings.dash_host}:{settings.dash_port}/"})
     ctx.health.status = "ok"
     ctx.health.set("url", f"http://{settings.dash_host}:{settings.dash_port}/")

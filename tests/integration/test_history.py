@@ -58,6 +58,26 @@ def test_bars_equal_pandas_resampling(
     np.testing.assert_allclose(bars["vwap"], expected["vwap"], rtol=1e-12)
 
 
+@pytest.mark.parametrize("tf", ["1s", "1m"])
+def test_a_few_bar_fields_are_those_of_the_whole_bars(
+    stored: tuple[History, pd.DataFrame], tf: str
+) -> None:
+    """What the chart reads (start, close, volume; vwap alone needs the volume too) of a range
+    that starts and ends inside a second, so the ticks serve its edges."""
+    history, ticks = stored
+    start, end = int(ticks["ts"].min()) + 1_500, int(ticks["ts"].max()) - 2_250
+    whole = history.bars("BTCUSDT", tf, start, end)
+    for names in (["start", "close", "volume"], ["vwap", "start"]):
+        columns = history.bar_columns("BTCUSDT", tf, start, end, names)
+        assert set(names) <= set(columns)
+        for name in names:
+            np.testing.assert_array_equal(columns[name], whole[name].to_numpy(), err_msg=name)
+            assert columns[name].flags.c_contiguous
+    for wrong in (["close"], ["start", "price"]):
+        with pytest.raises(ValueError, match="bar columns are start, open"):
+            history.bar_columns("BTCUSDT", tf, start, end, wrong)
+
+
 def test_ranges_are_half_open(stored: tuple[History, pd.DataFrame]) -> None:
     history, ticks = stored
     btc = ticks[ticks["symbol"] == "BTCUSDT"]

@@ -20,6 +20,7 @@ from shared.pairstats import (
     coint_pvalue,
     half_life,
     kalman_hedge,
+    pair_stat_table,
     pair_stats,
     pair_stats_frame,
     stationarity,
@@ -171,3 +172,34 @@ def test_adf_schedule_is_tied_to_bar_time_and_spread_by_view() -> None:
     phases = {adf_phase(f"BTCUSDT-X{i}USDT:1s:w60:ols", every) for i in range(50)}
     assert len(phases) == every
     assert adf_phase("A-B:1s:w60:ols", every) == adf_phase("A-B:1s:w60:ols", every)
+
+
+@pytest.mark.parametrize("method", ["ols", "kalman"])
+def test_the_table_of_a_series_equals_each_window_on_its_own(
+    closes: pd.DataFrame, method: str
+) -> None:
+    """The columns of a series (its windows in chunks, its log returns computed once) hold what
+    `window_stats` gives each window alone, whatever the chunk size."""
+    a, b = legs(closes)
+    window = 40
+    table = pair_stat_table(closes["start"], a, b, window=window, method=method)  # type: ignore[arg-type]
+    chunked = pair_stat_table(
+        closes["start"],
+        a,
+        b,
+        window=window,
+        method=method,
+        chunk_values=7 * window,  # type: ignore[arg-type]
+    )
+    assert len(table) == len(chunked) == len(a) - (MIN_BARS - 1)
+    names = ("alpha", "beta", "spread", "spread_mean", "spread_std", "zscore", "corr")
+    for name in names:
+        np.testing.assert_array_equal(table.column(name), chunked.column(name))
+    for position, i in enumerate(range(MIN_BARS - 1, len(a))):
+        lo = max(0, i - window + 1)
+        alone = window_stats(a[None, lo : i + 1], b[None, lo : i + 1], method)  # type: ignore[arg-type]
+        for name in names:
+            expected = float(getattr(alone, name)[0])
+            got = float(table.column(name)[position])
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-12, nan_ok=True), (i, name)
+    assert table[-1] == pair_stats(closes["start"], a, b, window=window, method=method)[-1]  # type: ignore[arg-type]
