@@ -6,6 +6,16 @@ price trace first appears, against the wall clock of the XADD that added it (sam
 Measured with updates pushed (server-sent events) and with push off (polling every
 `DASH_UPDATE_MS`). When polling, an update can bring two bars; only the last of each is timed.
 
+Each redraw of a live update is timed by the page too (`window.pairsTimings.redraw`, from the
+call to `Plotly.extendTraces` to the drawn traces).
+
+Full renders: the page reloaded `RENDERS` times, with 10,000 1s bars per leg on screen (Live)
+and with a History range of 100,000 (a SQLite file of that many 1s bars per leg). From the
+browser's resource timing of the response that carries the figure: the server's time (request
+sent → first byte, the callback and its compression), the transfer, and the bytes on the wire
+and decoded; from a `plotly_afterplot` hook injected before the page's own scripts: the
+browser's time, from the response's last byte to the figure drawn.
+
 Trade → screen of the bar in progress runs the real pipeline instead: the ingestor replaying the
 recorded trades (times shifted to now, `REPLAY_SPEED`), the analytics worker and the dashboard.
 The page records each draw of the bar in progress (`clientside.FORMING_JS`) against the receive
@@ -17,14 +27,17 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import redis
 
-from bench.bench_dashboard import fill_streams
+from bench.bench_dashboard import T0, fill_sqlite, fill_streams
 from bench.harness import private_redis
+from services.dashboard import ids
+from services.dashboard.formatting import short_utc
 from shared import keys
 from shared.schemas import Bar
 from testkit.browser import Browser, dashboard_process
@@ -50,6 +63,12 @@ gd.on('plotly_afterplot', () => {
 """
 
 
+def live_shown(page: Browser) -> Callable[[], bool]:
+    return lambda: (
+        "Live ·" in page.text("#chart-status") and "10,000 bars" in page.text("#chart-status")
+    )
+
+
 def _measured(client: redis.Redis, page: Browser, url: str) -> list[float]:
     page.open(url)
     page.wait_for(lambda: "Live ·" in page.text("#chart-status"), timeout=60)
@@ -67,6 +86,76 @@ def _measured(client: redis.Redis, page: Browser, url: str) -> list[float]:
     time.sleep(2)
     drawn: dict[str, float] = page.driver.execute_script("return window.drawnAt")
     return [drawn[str(k)] - v for k, v in sent.items() if str(k) in drawn]
+
+
+AFTERPLOT_HOOK = """
+window.afterplots = [];
+const watch = () => {
+    const gd = document.querySelector('#chart .js-plotly-plot');
+    if (!gd || !gd.on) { setTimeout(watch, 5); return; }
+    gd.on('plotly_afterplot', () => window.afterplots.push(performance.now()));
+};
+document.addEventListener('DOMContentLoaded', watch);
+"""
+RENDER_TIMINGS = """
+const calls = performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('_dash-update-component'))
+    .map(e => ({start: e.requestStart, first_byte: e.responseStart, end: e.responseEnd,
+                wire: e.transferSize, decoded: e.decodedBodySize}));
+return {calls: calls, afterplots: window.afterplots || []};
+"""
+RENDERS = 6
+HISTORY_BARS = 100_000
+
+
+def _full_render(page: Browser) -> dict[str, float]:
+    """The figure's response (the largest callback answer) and the first draw after it."""
+    timings: dict[str, Any] = page.driver.execute_script(RENDER_TIMINGS)
+    figure = max(timings["calls"], key=lambda call: call["decoded"])
+    drawn = min(at for at in timings["afterplots"] if at >= figure["end"])
+    return {
+        "server_ms": figure["first_byte"] - figure["start"],
+        "transfer_ms": figure["end"] - figure["first_byte"],
+        "browser_ms": drawn - figure["end"],
+        "total_ms": drawn - figure["start"],
+        "wire_bytes": figure["wire"],
+        "decoded_bytes": figure["decoded"],
+    }
+
+
+def _full_renders(page: Browser, url: str, shown: Callable[[], bool]) -> list[dict[str, float]]:
+    page.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": AFTERPLOT_HOOK})
+    samples = []
+    for _ in range(RENDERS):
+        page.open(url)
+        page.wait_for(shown, timeout=60)
+        time.sleep(1.5)
+        samples.append(_full_render(page))
+    return samples
+
+
+def _history_renders(page: Browser, url: str) -> list[dict[str, float]]:
+    def shown() -> bool:
+        if "History ·" not in page.text("#chart-status"):
+            if "History" not in page.text("#chart-status"):
+                page.click(f"#{ids.MODE} input[value='history']")
+                page.type_into(f"#{ids.HISTORY_FROM}", short_utc(T0), enter=False)
+                end = T0 + HISTORY_BARS * 1000
+                page.type_into(f"#{ids.HISTORY_TO}", short_utc(end), enter=False)
+                page.click(f"#{ids.HISTORY_LOAD}")
+            return False
+        return f"{HISTORY_BARS:,} bars" in page.text("#chart-status")
+
+    return _full_renders(page, url, shown)
+
+
+def _render_figures(samples: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"renders": len(samples)}
+    for name in ("server_ms", "transfer_ms", "browser_ms", "total_ms"):
+        out[name] = _figures([sample[name] for sample in samples])
+    out["wire_bytes"] = int(np.median([sample["wire_bytes"] for sample in samples]))
+    out["decoded_bytes"] = int(np.median([sample["decoded_bytes"] for sample in samples]))
+    return out
 
 
 def _forming_latency(url: str, directory: Path) -> list[float]:
@@ -102,6 +191,11 @@ def _figures(samples: list[float]) -> dict[str, Any]:
     return {"timed": len(samples), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
 
 
+def _redraws(page: Browser) -> list[float]:
+    timings: dict[str, Any] = page.driver.execute_script("return window.pairsTimings || {}")
+    return [float(ms) for ms in timings.get("redraw", [])]
+
+
 def run() -> dict[str, Any]:
     results: dict[str, Any] = {"bars": BARS, "every_s": EVERY_S, "stream_entries": 10_000}
     with (
@@ -117,9 +211,26 @@ def run() -> dict[str, Any]:
                 page = Browser(Path(directory) / f"downloads-{name}")
                 try:
                     results[name] = _figures(_measured(client, page, dashboard.url))
+                    results[f"redraw_{name}"] = _figures(_redraws(page))
+                    if push != "0":
+                        renders = _full_renders(page, dashboard.url, live_shown(page))
+                        results["full_render_10k"] = _render_figures(renders)
                 finally:
                     page.quit()
             print(f"   bar → screen, {name}: {results[name]}", flush=True)
+            print(f"   redraw of a live update, {name}: {results[f'redraw_{name}']}", flush=True)
+        print(f"   full render, 10k bars live: {results['full_render_10k']}", flush=True)
+        sqlite_path = Path(directory) / "history.db"
+        fill_sqlite(sqlite_path, HISTORY_BARS, 2)
+        with dashboard_process(server.url, Path(directory), SQLITE_PATH=str(sqlite_path)) as dash:
+            page = Browser(Path(directory) / "downloads-history")
+            try:
+                results["full_render_100k_history"] = _render_figures(
+                    _history_renders(page, dash.url)
+                )
+            finally:
+                page.quit()
+        print(f"   full render, 100k bars history: {results['full_render_100k_history']}")
     with (
         tempfile.TemporaryDirectory(prefix="bench-forming-") as directory,
         private_redis() as server,

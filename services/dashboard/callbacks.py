@@ -232,9 +232,10 @@ def _health_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> Non
         Output(ids.TOAST, "children"),
         Output(ids.ALERTS_CURSOR, "data"),
         Input(ids.HEALTH_TICK, "n_intervals"),
+        Input(ids.ALERTS_PUSHED, "data"),
         State(ids.ALERTS_CURSOR, "data"),
     )
-    def update_alerts(_: int | None, stored: dict[str, Any] | None) -> tuple[Any, ...]:
+    def update_alerts(_: int | None, __: Any, stored: dict[str, Any] | None) -> tuple[Any, ...]:
         try:
             if not stored:
                 return _alerts(controller.first_alerts(data.read_alerts(client, FEED_ROWS)))

@@ -81,11 +81,18 @@ HELD_JS
             update[key] = part.traces.map((t, i) => like(held(gd.data[t], key),
                                                          kept[i].map(j => part[key][i][j])));
         }
-        Plotly.extendTraces(gd, update, part.traces);
+        return Plotly.extendTraces(gd, update, part.traces);
     };
-    append(step.lines, ['x', 'y'], true);
-    append(step.marks, ['x', 'y', 'text'], false);
+    const started = performance.now();
+    const drawn = [append(step.lines, ['x', 'y'], true),
+                   append(step.marks, ['x', 'y', 'text'], false)];
     clearForming(gd);
+    Promise.all(drawn).then(() => {
+        const timings = window.pairsTimings = window.pairsTimings || {forming: []};
+        const redraws = timings.redraw = timings.redraw || [];
+        redraws.push(performance.now() - started);
+        if (redraws.length > 2000) { redraws.shift(); }
+    });
     return Date.now();
 }
 """.replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS).replace("GRAPH_ID", ids.GRAPH)
@@ -98,7 +105,8 @@ Only points after a trace's last one are appended (a line's times increase stric
 do not decrease), so a step that reaches the page after a full render that already drew its
 points adds nothing twice. A step for another figure (its `revision` is not the drawn figure's
 `uirevision`: the view changed while the step was on its way) is dropped. The segments of a bar
-in progress that the step closed are removed."""
+in progress that the step closed are removed. The time each redraw takes (from the call to
+the drawn traces) goes in `window.pairsTimings.redraw`, for the browser bench."""
 
 ZOOM_FILTER_JS = """
 function(relayout) {
@@ -159,7 +167,8 @@ for the browser bench."""
 
 def push_js(poll_ms: int) -> str:
     """Opens the view's push channel (`/push`, server-sent events) and closes the previous one;
-    each event asks the chart callback for the step after the cursor. While the channel is
+    each event asks the chart callback for the step after the cursor, and one that names the
+    alerts stream the alert feed for its new rows too. While the channel is
     down the page polls every `poll_ms` (DASH_UPDATE_MS) and the status line says so."""
     return (
         """
@@ -183,8 +192,11 @@ HELD_JS FORMING_JS
     source.onopen = () => {
         poll(SLOW_POLL_MS); say('open'); dc.set_props('PUSH_STATE', {data: 'open'});
     };
-    source.onmessage = () => {
-        if (window.pairsPush !== source || pending) { return; }
+    source.onmessage = (e) => {
+        if (window.pairsPush !== source) { return; }
+        const moved = JSON.parse(e.data);
+        if (moved.alerts) { dc.set_props('ALERTS_PUSHED', {data: moved.alerts}); }
+        if (pending) { return; }
         pending = setTimeout(fire, Math.max(0, last + MIN_GAP_MS - Date.now()));
     };
     source.addEventListener('forming', (e) => {
@@ -207,5 +219,6 @@ HELD_JS FORMING_JS
         .replace("PUSH_STATUS", ids.PUSH_STATUS)
         .replace("PUSH_STATE", ids.PUSH_STATE)
         .replace("PUSH_TICK", ids.PUSH_TICK)
+        .replace("ALERTS_PUSHED", ids.ALERTS_PUSHED)
         .replace("LIVE_TICK", ids.LIVE_TICK)
     )

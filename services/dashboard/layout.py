@@ -351,13 +351,14 @@ def _stores(settings: Settings) -> list[Any]:
         dcc.Store(id=ids.ZOOM_EVENT),
         dcc.Store(id=ids.PUSH_TICK),
         dcc.Store(id=ids.PUSH_STATE),
+        dcc.Store(id=ids.ALERTS_PUSHED),
         dcc.Store(id=ids.PAUSED, data=False),
         dcc.Store(id=ids.FEED_SAMPLE),
         dcc.Store(id=ids.ALERTS_CURSOR),
         dcc.Store(id=ids.RULES_DIGEST),
         dcc.Store(id=ids.UPLOAD_ACCEPTED),
         dcc.Store(id=ids.UPLOAD_TOKEN),
-        dcc.Interval(id=ids.HEALTH_TICK, interval=1_000),
+        dcc.Interval(id=ids.HEALTH_TICK, interval=int(settings.health_interval_s * 1000)),
         dcc.Interval(id=ids.LIVE_TICK, interval=settings.dash_update_ms),
     ]
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from services.dashboard import ids
 from shared import keys
-from shared.schemas import Bar
+from shared.schemas import Alert, Bar
 from shared.views import PairView
 from testkit.processes import RedisProcess
 from tests.dashboard_support import Browser, DashboardProcess, dashboard_process, seed_pair
@@ -132,3 +133,29 @@ def test_a_page_refused_the_push_channel_polls_and_says_so(
                 browser.wait_for(lambda: len(browser.trace_x(0)) > 190, what="polled bars")
             browser_done = streamed_starts(sync_redis)
         assert len(browser_done) > 190
+
+
+def test_a_fired_alert_reaches_the_feed_through_the_push_channel(
+    browser: Browser, redis_server: RedisProcess, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """The feed polls with the health (here once a minute): the second alert can only arrive
+    in time through the page's push channel."""
+    seeded = seed_pair(sync_redis, VIEW, 60)
+    ts = seeded.stats[-1].ts
+
+    def fire(rule: str) -> None:
+        alert = Alert(rule, "BTCUSDT-ETHUSDT", "1s", "zscore", 2.4, 2.0, ts, "stretched")
+        sync_redis.xadd(keys.ALERTS, alert.to_fields())
+
+    fire("before-open")
+    env = {"HEALTH_INTERVAL_S": "60"}
+    with (
+        dashboard_process(redis_server.url, tmp_path, **env) as dashboard,
+        opened(browser, dashboard),
+    ):
+        feed = f"#{ids.ALERTS_FEED}"
+        browser.wait_for(lambda: "before-open" in browser.text(feed), what="the first read")
+        browser.wait_for(lambda: browser.text("#push-status") == "Updates pushed", what="push")
+        fire("while-open")
+        browser.wait_for(lambda: "while-open" in browser.text(feed), timeout=15, what="pushed")
+        assert browser.text(feed).count("before-open") == 1
