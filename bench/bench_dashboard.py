@@ -28,6 +28,8 @@ import numpy as np
 import orjson
 import redis
 from backports import zstd
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from bench.harness import private_redis
 from services.dashboard import ids, warmup
@@ -132,6 +134,26 @@ def _request(view: dict[str, Any], cursor: Any, trigger: str, n: int) -> dict[st
     }
 
 
+def _full_renders(
+    http: FlaskClient, view: dict[str, Any], count: int
+) -> tuple[list[float], TestResponse]:
+    """Time `count` full renders of `view` as the browser asks for them (compressed); the
+    milliseconds of each and the last reply."""
+    times: list[float] = []
+    reply: TestResponse | None = None
+    for _ in range(count):
+        started = time.perf_counter()
+        reply = http.post(
+            "/_dash-update-component",
+            json=_request(view, None, "view.data", 0),
+            headers={"Accept-Encoding": BROWSER_ENCODINGS},
+        )
+        times.append((time.perf_counter() - started) * 1000)
+        assert reply.status_code == 200, reply.data[:500]
+    assert reply is not None
+    return times, reply
+
+
 def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
     settings = load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=10_000)
     app = build_app(settings)
@@ -141,16 +163,7 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
     view = {"mode": "live", "a": VIEW.a, "b": VIEW.b, "tf": VIEW.tf, "window": 60,
             "method": "ols", "k": 2.0, "theme": "dark"}  # fmt: skip
 
-    full_ms = []
-    for _ in range(FULL_RENDERS):
-        started = time.perf_counter()
-        full = http.post(
-            "/_dash-update-component",
-            json=_request(view, None, "view.data", 0),
-            headers={"Accept-Encoding": BROWSER_ENCODINGS},
-        )
-        full_ms.append((time.perf_counter() - started) * 1000)
-        assert full.status_code == 200, full.data[:500]
+    full_ms, full = _full_renders(http, view, FULL_RENDERS)
     wire_bytes, encoding = len(full.data), full.headers.get("Content-Encoding", "identity")
     raw = DECODERS[encoding](full.data)
     body = orjson.loads(raw)
@@ -211,17 +224,7 @@ def measure_history(sqlite_path: Path) -> dict[str, Any]:
     view = {"mode": "history", "a": VIEW.a, "b": VIEW.b, "tf": "1s", "window": 60,
             "method": "ols", "k": 2.0, "theme": "dark", "start_ms": T0,
             "end_ms": T0 + HISTORY_SECONDS * 1000}  # fmt: skip
-    times, reply = [], None
-    for _ in range(HISTORY_RENDERS):
-        started = time.perf_counter()
-        reply = http.post(
-            "/_dash-update-component",
-            json=_request(view, None, "view.data", 0),
-            headers={"Accept-Encoding": BROWSER_ENCODINGS},
-        )
-        times.append((time.perf_counter() - started) * 1000)
-        assert reply.status_code == 200, reply.data[:500]
-    assert reply is not None
+    times, reply = _full_renders(http, view, HISTORY_RENDERS)
     encoding = reply.headers.get("Content-Encoding", "identity")
     status = orjson.loads(DECODERS[encoding](reply.data))["response"][ids.CHART_STATUS]
     return {

@@ -94,6 +94,8 @@ class Engine:
         self.newest_trade = [(0, 0)] * len(self.symbols)
         """Per symbol, (event time, receive time) of the newest trade read."""
         self._forming_sent: dict[str, Forming] = {}
+        self._forming_ms = settings.dash_forming_ms
+        self._next_forming = 0.0
         self.stream_index = {keys.ticks(s): i for i, s in enumerate(self.symbols)}
         """tick stream -> symbol index."""
         self._closing = False
@@ -353,6 +355,17 @@ class Engine:
         return StatOut(state.stream_key, state.latest_key, stat, stream, latest, drop)
 
     # Bars in progress.
+
+    def forming_due(self, wall: float) -> Step:
+        """The bars in progress at most every `DASH_FORMING_MS` of wall time (never when 0): at
+        once when the last ones went out longer ago, so a trade after a quiet spell is not held
+        back."""
+        if not self._forming_ms or wall < self._next_forming:
+            return Step()
+        step = self.forming()
+        if step.forming:
+            self._next_forming = wall + self._forming_ms
+        return step
 
     def forming(self) -> Step:
         """Each served view's bar in progress that changed since it was last given."""

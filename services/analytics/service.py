@@ -59,7 +59,6 @@ class Worker:
             self.redis, self.engine, history, ctx.settings.maxlen_analytics, self.write
         )
         self.next_poll = 0.0
-        self.next_forming = 0.0
         self.reachable = True
         self.last_update = 0
 
@@ -132,18 +131,9 @@ class Worker:
         step = self.engine.close(wall, ingested.held)
         if step is not None and step.closed:
             await self.publish(step)
-        await self.publish_forming(wall)
-
-    async def publish_forming(self, wall: float) -> None:
-        """The bars in progress, at most every `DASH_FORMING_MS`: at once when the last ones
-        went out longer ago, so a trade after a quiet spell is not held back."""
-        period = self.ctx.settings.dash_forming_ms
-        if not period or wall < self.next_forming:
-            return
-        step = self.engine.forming()
-        if step.forming:
-            await self.write(step)
-            self.next_forming = wall + period
+        forming = self.engine.forming_due(wall)
+        if forming.forming:
+            await self.write(forming)
 
     async def publish(self, step: Step) -> None:
         """Write a close's fast part, send it, then its slow part and alerts, and send them.

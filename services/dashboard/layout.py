@@ -335,6 +335,14 @@ def placeholder_figure(settings: Settings) -> Any:
     )
 
 
+EMPTY_STORES = (
+    ids.VIEW, ids.CURSOR, ids.CHART_STEP, ids.CHART_STEP_DRAWN, ids.ZOOM, ids.ZOOM_EVENT,
+    ids.PUSH_TICK, ids.PUSH_STATE, ids.ALERTS_PUSHED, ids.FEED_SAMPLE, ids.ALERTS_CURSOR,
+    ids.RULES_DIGEST, ids.UPLOAD_ACCEPTED, ids.UPLOAD_TOKEN,
+)  # fmt: skip
+"""The browser-side stores that start empty."""
+
+
 def _stores(settings: Settings) -> list[Any]:
     """The browser-side state (`dcc.Store`) and the two clocks that drive the updates."""
     config = {
@@ -343,21 +351,8 @@ def _stores(settings: Settings) -> list[Any]:
     }
     return [
         dcc.Store(id=ids.CONFIG, data=config),
-        dcc.Store(id=ids.VIEW),
-        dcc.Store(id=ids.CURSOR),
-        dcc.Store(id=ids.CHART_STEP),
-        dcc.Store(id=ids.CHART_STEP_DRAWN),
-        dcc.Store(id=ids.ZOOM),
-        dcc.Store(id=ids.ZOOM_EVENT),
-        dcc.Store(id=ids.PUSH_TICK),
-        dcc.Store(id=ids.PUSH_STATE),
-        dcc.Store(id=ids.ALERTS_PUSHED),
         dcc.Store(id=ids.PAUSED, data=False),
-        dcc.Store(id=ids.FEED_SAMPLE),
-        dcc.Store(id=ids.ALERTS_CURSOR),
-        dcc.Store(id=ids.RULES_DIGEST),
-        dcc.Store(id=ids.UPLOAD_ACCEPTED),
-        dcc.Store(id=ids.UPLOAD_TOKEN),
+        *(dcc.Store(id=store) for store in EMPTY_STORES),
         dcc.Interval(id=ids.HEALTH_TICK, interval=int(settings.health_interval_s * 1000)),
         dcc.Interval(id=ids.LIVE_TICK, interval=settings.dash_update_ms),
     ]

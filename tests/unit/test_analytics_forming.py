@@ -5,6 +5,7 @@ fires no alert."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -123,3 +124,22 @@ def test_a_provisional_z_score_needs_a_band() -> None:
     flat = replace(last, spread_std=0.0)
     assert provisional_z(11.0, 5.0, flat) is None
     assert provisional_z(math.inf, 5.0, last) is None
+
+
+def test_bars_in_progress_go_out_at_most_once_a_period_of_wall_time_and_never_when_off() -> None:
+    ticks = recorded_ticks()[:6_000]
+    period = 250
+    run = EngineRun.start(engine_settings(window=WINDOW, dash_forming_ms=period))
+    off = EngineRun.start(engine_settings(window=WINDOW, dash_forming_ms=0))
+    sent_at: list[float] = []
+    for step_index, lo in enumerate(range(0, len(ticks), 300)):
+        wall = 1_000.0 + 100.0 * step_index
+        for engine_run in (run, off):
+            engine_run.ingest(raw_batch(ticks[lo : lo + 300]))
+        if run.engine.forming_due(wall).forming:
+            sent_at.append(wall)
+        assert off.engine.forming_due(wall).forming == ()
+    assert len(sent_at) >= 5
+    assert sent_at[0] == 1_000.0
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    assert all(period <= gap <= period + 100.0 for gap in gaps), gaps
