@@ -32,13 +32,15 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from bench.harness import private_redis
-from services.dashboard import ids, warmup
-from services.dashboard.app import build_app
+from services.dashboard import ids, prefetch, warmup
+from services.dashboard.app import build_app, redis_client
+from services.dashboard.recent import RecentEntries
 from shared import keys
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.schemas import Bar, PairStat
 from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
+from testkit.dash_requests import chart_request
 
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
 T0 = 1_765_843_200_000  # 2025-12-16 00:00:00 UTC
@@ -52,16 +54,6 @@ DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "identity": bytes,
 }
 FULL_RENDERS = 11
-CHART_OUTPUT = (
-    "..chart.figure...chart-step.data...cursor.data...stats.children...chart-status.children.."
-)
-CHART_OUTPUTS = [
-    {"id": ids.GRAPH, "property": "figure"},
-    {"id": ids.CHART_STEP, "property": "data"},
-    {"id": ids.CURSOR, "property": "data"},
-    {"id": ids.STATS, "property": "children"},
-    {"id": ids.CHART_STATUS, "property": "children"},
-]
 
 
 def _walk(n: int, start: float, seed: int) -> np.ndarray:
@@ -118,22 +110,6 @@ def fill_sqlite(path: Path, seconds: int, per_second: int) -> int:
     return trade_id
 
 
-def _request(view: dict[str, Any], cursor: Any, trigger: str, n: int) -> dict[str, Any]:
-    return {
-        "output": CHART_OUTPUT,
-        "outputs": CHART_OUTPUTS,
-        "inputs": [
-            {"id": ids.LIVE_TICK, "property": "n_intervals", "value": n},
-            {"id": ids.VIEW, "property": "data", "value": view},
-            {"id": ids.PAUSED, "property": "data", "value": False},
-            {"id": ids.ZOOM, "property": "data", "value": None},
-            {"id": ids.PUSH_TICK, "property": "data", "value": None},
-        ],
-        "state": [{"id": ids.CURSOR, "property": "data", "value": cursor}],
-        "changedPropIds": [trigger],
-    }
-
-
 def _full_renders(
     http: FlaskClient, view: dict[str, Any], count: int
 ) -> tuple[list[float], TestResponse]:
@@ -145,13 +121,27 @@ def _full_renders(
         started = time.perf_counter()
         reply = http.post(
             "/_dash-update-component",
-            json=_request(view, None, "view.data", 0),
+            json=chart_request(view, None, "view.data", 0),
             headers={"Accept-Encoding": BROWSER_ENCODINGS},
         )
         times.append((time.perf_counter() - started) * 1000)
         assert reply.status_code == 200, reply.data[:500]
     assert reply is not None
     return times, reply
+
+
+def _first_render_read_ahead(settings: Settings, view: dict[str, Any]) -> float:
+    """The first full render of a view on a new server whose read-ahead pass has run (as the
+    dashboard's `prefetch` thread does at start)."""
+    recent = RecentEntries()
+    http = build_app(settings, recent).server.test_client()
+    client = redis_client(settings)
+    prefetch.read_ahead(
+        client, settings, recent, prefetch.views_ahead(settings, recent.max_streams)
+    )
+    client.close()
+    times, _ = _full_renders(http, view, 1)
+    return times[0]
 
 
 def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
@@ -164,6 +154,7 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
             "method": "ols", "k": 2.0, "theme": "dark"}  # fmt: skip
 
     full_ms, full = _full_renders(http, view, FULL_RENDERS)
+    read_ahead_first_ms = _first_render_read_ahead(settings, view)
     wire_bytes, encoding = len(full.data), full.headers.get("Content-Encoding", "identity")
     raw = DECODERS[encoding](full.data)
     body = orjson.loads(raw)
@@ -181,7 +172,7 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
         pipe.xadd(VIEW.stream_key(60), stat.to_fields())
         pipe.hset(VIEW.latest_key(60), mapping=stat.to_fields())
         pipe.execute()
-        request = _request(view, cursor, "live-tick.n_intervals", step + 1)
+        request = chart_request(view, cursor, "live-tick.n_intervals", step + 1)
         started = time.perf_counter()
         reply = http.post("/_dash-update-component", json=request)
         samples.append((time.perf_counter() - started) * 1000)
@@ -203,6 +194,7 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
         "update_bytes_max": int(max(sizes)),
         "full_renders_during_updates": full_renders,
         "full_render_first_ms": round(full_ms[0], 1),
+        "full_render_first_read_ahead_ms": round(read_ahead_first_ms, 1),
         "full_render_p50_ms": round(float(np.percentile(full_ms[1:], 50)), 1),
         "full_render_max_ms": round(max(full_ms[1:]), 1),
         "full_render_bytes": len(raw),

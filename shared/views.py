@@ -8,6 +8,7 @@ expiry and renews it while looking; the worker serves it into its own keys until
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,3 +75,10 @@ class PairView:
 
     def forming_key(self, default_window: int) -> str:
         return keys.analytics_forming(self.a, self.b, self.tf, self.variant(default_window))
+
+
+def default_views(
+    pairs: Sequence[tuple[str, str]], timeframes: Sequence[str], window: int
+) -> list[PairView]:
+    """Every pair at every timeframe, window `WINDOW`, OLS: always served."""
+    return [PairView(a, b, tf, window, DEFAULT_METHOD) for tf in timeframes for a, b in pairs]

@@ -40,7 +40,7 @@ from services.analytics.outputs import (
 )
 from services.analytics.pairs import Entry, TimeframePairs, ViewState, complete_entry
 from services.analytics.ticks import BadTick, RawEntry, as_mapping, describe_entry, parse_entry
-from services.analytics.views import ViewRegistry, default_views
+from services.analytics.views import ViewRegistry
 from shared import keys
 from shared.bargrid import carried_closes
 from shared.config import Settings
@@ -54,7 +54,7 @@ from shared.pairstats import (
     stationarity,
 )
 from shared.schemas import Alert, AnalyticsRequest, Bar, Forming, PairStat, SchemaError
-from shared.views import PairView
+from shared.views import PairView, default_views
 
 
 def due_rows(ts: np.ndarray, tf_ms: int, adf_every: int, phase: int) -> np.ndarray:

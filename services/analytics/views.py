@@ -10,14 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from shared.views import DEFAULT_METHOD, PairView
-
-
-def default_views(
-    pairs: Sequence[tuple[str, str]], timeframes: Sequence[str], window: int
-) -> list[PairView]:
-    """Every pair at every timeframe, window `WINDOW`, OLS: always served."""
-    return [PairView(a, b, tf, window, DEFAULT_METHOD) for tf in timeframes for a, b in pairs]
+from shared.views import PairView
 
 
 class ViewRegistry:

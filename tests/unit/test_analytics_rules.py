@@ -11,11 +11,11 @@ import pytest
 from services.analytics.alerts import RuleBook
 from services.analytics.redis_wire import raw_streams
 from services.analytics.ticks import BadTick, parse_entry
-from services.analytics.views import ViewRegistry, default_views
+from services.analytics.views import ViewRegistry
 from shared.config import ConfigError, load_settings
 from shared.pairstats import Stationarity
 from shared.schemas import PairStat, Tick
-from shared.views import PairView
+from shared.views import PairView, default_views
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 

@@ -30,7 +30,7 @@ PURE = (
     "services.dashboard.figures", "services.dashboard.panels", "services.dashboard.layout",
     "services.dashboard.controls", "services.dashboard.forms", "services.dashboard.formatting",
     "services.dashboard.export", "services.dashboard.records", "services.dashboard.upload",
-    "services.dashboard.analysis", "services.dashboard.ids",
+    "services.dashboard.analysis", "services.dashboard.ids", "services.dashboard.warmup",
 )  # fmt: skip
 
 
