@@ -68,6 +68,7 @@ def register_callbacks(
 ) -> None:
     _view_callbacks(app, client, settings)
     _chart_callbacks(app, client, settings, recent)
+    _chart_action_callbacks(app, client, settings)
     _health_callbacks(app, client, settings)
     _rule_callbacks(app, client, settings)
     _upload_callbacks(app, client, settings)
@@ -157,6 +158,9 @@ def _chart_callbacks(
             return no_update, no_update, None, no_update, status.update_failed(exc)
         return _unchanged(shown.figure, shown.step, shown.cursor, shown.stats, shown.status)
 
+
+def _chart_action_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
+    """What a zoom, the ADF button and the export button do to the chart's view."""
     app.clientside_callback(  # type: ignore[no-untyped-call]
         clientside.ZOOM_FILTER_JS,
         Output(ids.ZOOM_EVENT, "data"),
