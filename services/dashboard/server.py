@@ -63,12 +63,14 @@ async def run(ctx: ServiceContext) -> None:
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     threading.Thread(target=warmup.warm, args=(settings,), name="warmup", daemon=True).start()
+    # Not joined at shutdown: it only reads, and a Redis that hangs would hold it for seconds.
     stop_reading_ahead = threading.Event()
-    ahead = threading.Thread(
-        target=prefetch.keep_read, args=(settings, recent, stop_reading_ahead), name="read-ahead",
+    threading.Thread(
+        target=prefetch.keep_read,
+        args=(settings, recent, stop_reading_ahead),
+        name="read-ahead",
         daemon=True,
-    )  # fmt: skip
-    ahead.start()
+    ).start()
     log.info("serving", extra={"url": f"http://{settings.dash_host}:{settings.dash_port}/"})
     ctx.health.status = "ok"
     ctx.health.set("url", f"http://{settings.dash_host}:{settings.dash_port}/")
@@ -76,4 +78,3 @@ async def run(ctx: ServiceContext) -> None:
     stop_reading_ahead.set()
     server.close()
     await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
-    await asyncio.to_thread(ahead.join, JOIN_TIMEOUT_S)
