@@ -32,11 +32,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from bench.harness import private_redis
-from services.dashboard import ids, prefetch, warmup
-from services.dashboard.app import build_app, redis_client
-from services.dashboard.recent import RecentEntries
+from services.dashboard import ids, warmup
+from services.dashboard.app import build_app
 from shared import keys
-from shared.config import Settings, load_settings
+from shared.config import load_settings
 from shared.schemas import Bar, PairStat
 from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
@@ -130,20 +129,6 @@ def _full_renders(
     return times, reply
 
 
-def _first_render_read_ahead(settings: Settings, view: dict[str, Any]) -> float:
-    """The first full render of a view on a new server whose read-ahead pass has run (as the
-    dashboard's `prefetch` thread does at start)."""
-    recent = RecentEntries()
-    http = build_app(settings, recent).server.test_client()
-    client = redis_client(settings)
-    prefetch.read_ahead(
-        client, settings, recent, prefetch.views_ahead(settings, recent.max_streams)
-    )
-    client.close()
-    times, _ = _full_renders(http, view, 1)
-    return times[0]
-
-
 def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
     settings = load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=10_000)
     app = build_app(settings)
@@ -154,7 +139,6 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
             "method": "ols", "k": 2.0, "theme": "dark"}  # fmt: skip
 
     full_ms, full = _full_renders(http, view, FULL_RENDERS)
-    read_ahead_first_ms = _first_render_read_ahead(settings, view)
     wire_bytes, encoding = len(full.data), full.headers.get("Content-Encoding", "identity")
     raw = DECODERS[encoding](full.data)
     body = orjson.loads(raw)
@@ -194,7 +178,6 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
         "update_bytes_max": int(max(sizes)),
         "full_renders_during_updates": full_renders,
         "full_render_first_ms": round(full_ms[0], 1),
-        "full_render_first_read_ahead_ms": round(read_ahead_first_ms, 1),
         "full_render_p50_ms": round(float(np.percentile(full_ms[1:], 50)), 1),
         "full_render_max_ms": round(max(full_ms[1:]), 1),
         "full_render_bytes": len(raw),

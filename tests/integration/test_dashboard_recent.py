@@ -4,12 +4,10 @@ whatever happened to the streams between two renders."""
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 
 import redis
 
-from services.dashboard import data, prefetch, screen
+from services.dashboard import data
 from services.dashboard.app import build_app
 from services.dashboard.recent import RecentEntries
 from services.dashboard.records import Snapshot
@@ -19,7 +17,6 @@ from shared.config import load_settings
 from shared.schemas import Alert, Bar
 from shared.views import PairView
 from testkit.dash_requests import chart_request
-from testkit.polling import wait_until
 from tests.dashboard_support import seed_pair
 
 VIEW = PairView("BTCUSDT", "ETHUSDT", "1s", 60)
@@ -100,66 +97,6 @@ def test_the_cache_holds_a_bounded_number_of_streams(sync_redis: redis.Redis) ->
         shown = recent.read(sync_redis, VIEW, 60, limit, alert_scan=5)
         assert len(shown.bars_a) == limit
     assert len(recent) <= 4
-
-
-def xrevrange_calls(client: redis.Redis) -> int:
-    return int(client.info("commandstats").get("cmdstat_xrevrange", {}).get("calls", 0))
-
-
-def test_a_view_read_ahead_is_drawn_without_reading_its_streams_again(
-    sync_redis: redis.Redis, redis_url: str
-) -> None:
-    seed_pair(sync_redis, VIEW, 60, bars=120)
-    # An empty stream holds nothing to continue from, so it is read afresh (it costs nothing).
-    alert = Alert(rule="r", pair="BTCUSDT-ETHUSDT", tf="1s", metric="zscore", value=2.0,
-                  threshold=1.0, ts=1)  # fmt: skip
-    sync_redis.xadd(keys.ALERTS, alert.to_fields())
-    settings = load_settings(redis_url=redis_url, dash_max_points=100)
-    recent = RecentEntries()
-    views = prefetch.views_ahead(settings, recent.max_streams)
-    assert views[0] == VIEW
-    assert len(views) == len(settings.timeframes)
-    prefetch.read_ahead(sync_redis, settings, recent, views)
-    before = xrevrange_calls(sync_redis)
-    shown = screen.live_full(sync_redis, settings, live_selection(), recent)
-    assert xrevrange_calls(sync_redis) == before
-    afresh = screen.live_full(sync_redis, settings, live_selection())
-    assert xrevrange_calls(sync_redis) > before
-    for made in (shown, afresh):  # each full render is named by when it was made
-        assert made.figure["layout"]["meta"].pop("render") > 0
-        assert made.cursor is not None and made.cursor.pop("render") > 0
-    assert shown.figure == afresh.figure
-    assert (shown.cursor, shown.status) == (afresh.cursor, afresh.status)
-    assert repr(shown.stats) == repr(afresh.stats)
-
-
-def test_reading_ahead_takes_at_most_half_the_cache_and_the_likeliest_views_first() -> None:
-    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
-    settings = load_settings(redis_url="redis://127.0.0.1:1/0", symbols=symbols)
-    views = prefetch.views_ahead(settings, max_streams=48)
-    assert len(views) == (48 // 2 - 1) // prefetch.STREAMS_PER_VIEW
-    assert views[0] == PairView("BTCUSDT", "ETHUSDT", "1s", settings.window)
-    assert len(set(views)) == len(views)
-    assert prefetch.views_ahead(settings, max_streams=2) == []
-
-
-def test_the_read_ahead_thread_fills_the_cache_survives_redis_away_and_stops(
-    sync_redis: redis.Redis, redis_url: str
-) -> None:
-    seed_pair(sync_redis, VIEW, 60, bars=60)
-    for url in (redis_url, "redis://127.0.0.1:1/0"):
-        settings = load_settings(redis_url=url, dash_max_points=100)
-        recent, stop = RecentEntries(), threading.Event()
-        thread = threading.Thread(target=prefetch.keep_read, args=(settings, recent, stop))
-        thread.start()
-        if url == redis_url:
-            assert wait_until(lambda r=recent: len(r) >= 4)
-        else:
-            time.sleep(prefetch.REFRESH_S * 1.5)
-            assert thread.is_alive() and len(recent) == 0
-        stop.set()
-        thread.join(5.0)
-        assert not thread.is_alive()
 
 
 def test_the_app_renders_through_the_cache_it_is_given(
