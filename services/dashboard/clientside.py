@@ -59,84 +59,44 @@ CLEAR_FORMING_JS = """
 """
 """`clearForming(gd)`: removes the segments of a bar in progress that has closed since."""
 
-STEP_WAIT_MS = 25
-"""How often a waiting live step looks again for the figure it follows."""
-STEPS_WAITING_MAX = 200
-"""Steps that may wait for their figure at once; past it the oldest goes (a figure that never
-comes: the next full render redraws everything anyway)."""
-
-EXTEND_JS = (
-    """
+EXTEND_JS = """
 function(step) {
     const none = window.dash_clientside.no_update;
-    if (!step) { return none; }
+    const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
+    if (!step || !gd || !gd.data) { return none; }
+    if ((gd.layout || {}).uirevision !== step.revision) { return none; }
 HELD_JS
     const like = (array, values) => (array && !Array.isArray(array))
         ? array.constructor.from(values, v => (v === null ? NaN : v)) : values;
-    const apply = (gd, step) => {
-        const after = (trace, xs, strict) => {
-            const x = held(trace, 'x');
-            const last = x && x.length ? x[x.length - 1] : -Infinity;
-            return xs.map((_, j) => j).filter(j => (strict ? xs[j] > last : xs[j] >= last));
-        };
-        const append = (part, keys, strict) => {
-            if (!part || !part.traces.length) { return; }
-            const kept = part.traces.map((t, i) => after(gd.data[t], part.x[i], strict));
-            const update = {};
-            for (const key of keys) {
-                update[key] = part.traces.map((t, i) => like(held(gd.data[t], key),
-                                                             kept[i].map(j => part[key][i][j])));
-            }
-            return Plotly.extendTraces(gd, update, part.traces);
-        };
-        const started = performance.now();
-        const drawn = [append(step.lines, ['x', 'y'], true),
-                       append(step.marks, ['x', 'y', 'text'], false)];
-        clearForming(gd);
-        Promise.all(drawn).then(() => {
-            const timings = window.pairsTimings = window.pairsTimings || {forming: []};
-            const redraws = timings.redraw = timings.redraw || [];
-            redraws.push(performance.now() - started);
-            if (redraws.length > 2000) { redraws.shift(); }
-        });
+    const after = (trace, xs, strict) => {
+        const x = held(trace, 'x');
+        const last = x && x.length ? x[x.length - 1] : -Infinity;
+        return xs.map((_, j) => j).filter(j => (strict ? xs[j] > last : xs[j] >= last));
     };
-    const queue = window.pairsSteps = window.pairsSteps || [];
-    queue.push(step);
-    if (queue.length > MAX_WAITING) { queue.shift(); }
-    const drain = () => {
-        const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
-        while (queue.length) {
-            const next = queue[0];
-            const drawn = gd && gd.data;
-            const render = drawn ? Number(((gd.layout || {}).meta || {}).render || 0) : -1;
-            if (!drawn || render < Number(next.render || 0)) {
-                if (!window.pairsStepWait) {
-                    window.pairsStepWait = setTimeout(() => {
-                        window.pairsStepWait = null;
-                        drain();
-                    }, WAIT_MS);
-                }
-                return;
-            }
-            queue.shift();
-            if ((gd.layout || {}).uirevision === next.revision) { apply(gd, next); }
+    const append = (part, keys, strict) => {
+        if (!part || !part.traces.length) { return; }
+        const kept = part.traces.map((t, i) => after(gd.data[t], part.x[i], strict));
+        const update = {};
+        for (const key of keys) {
+            update[key] = part.traces.map((t, i) => like(held(gd.data[t], key),
+                                                         kept[i].map(j => part[key][i][j])));
         }
+        return Plotly.extendTraces(gd, update, part.traces);
     };
-    drain();
+    const started = performance.now();
+    const drawn = [append(step.lines, ['x', 'y'], true),
+                   append(step.marks, ['x', 'y', 'text'], false)];
+    clearForming(gd);
+    Promise.all(drawn).then(() => {
+        const timings = window.pairsTimings = window.pairsTimings || {forming: []};
+        const redraws = timings.redraw = timings.redraw || [];
+        redraws.push(performance.now() - started);
+        if (redraws.length > 2000) { redraws.shift(); }
+    });
     return Date.now();
 }
-""".replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS)
-    .replace("GRAPH_ID", ids.GRAPH)
-    .replace("MAX_WAITING", str(STEPS_WAITING_MAX))
-    .replace("WAIT_MS", str(STEP_WAIT_MS))
-)
+""".replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS).replace("GRAPH_ID", ids.GRAPH)
 """Appends a live step's points (`figures.Extension`) to the drawn traces in place.
-
-A step follows the full render its cursor came from (`step.render`, the figure's
-`layout.meta.render`). `dcc.Graph` draws a new figure some time after its callback answered,
-and a step can arrive before that: appended to the figure about to be replaced, its points
-would be lost with it, a gap on the chart. So a step waits, in order, until the graph has drawn
-its render or a later one.
 
 A full render sends typed arrays (`{"dtype", "bdata"}`), which plotly.js draws but cannot
 extend, and a typed array extends only with one of its own type: so each array is decoded into

@@ -46,13 +46,10 @@ class ChartCursor:
     adf: dict[str, float] | None
     latest: str | None
     points: int = 0
-    render: int = 0
-    """The full render the page's figure came from (`layout.meta.render`): the steps that follow
-    it are appended only once the page has drawn it."""
 
     def to_store(self) -> dict[str, Any]:
         return {"key": self.key, "ids": self.ids, "n": self.n, "adf": self.adf,
-                "latest": self.latest, "points": self.points, "render": self.render}  # fmt: skip
+                "latest": self.latest, "points": self.points}  # fmt: skip
 
     @classmethod
     def of_view(cls, stored: dict[str, Any] | None, key: str) -> ChartCursor | None:
@@ -61,7 +58,7 @@ class ChartCursor:
             return None
         return cls(
             key, stored["ids"], stored["n"], stored.get("adf"), stored.get("latest"),
-            int(stored.get("points", 0)), int(stored.get("render", 0)),
+            int(stored.get("points", 0)),
         )  # fmt: skip
 
 

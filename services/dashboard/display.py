@@ -76,15 +76,9 @@ def focus_of(zoom: dict[str, Any] | None, key: str) -> Focus | None:
 
 
 def live_full(
-    settings: Settings,
-    view: Selection,
-    snap: Snapshot,
-    focus: Focus | None = None,
-    render: int = 0,
+    settings: Settings, view: Selection, snap: Snapshot, focus: Focus | None = None
 ) -> Screen:
-    """Every point of `snap` (the newest entries of each stream) and a new cursor; `render`
-    names this render (it increases from one full render to the next: the steps that follow
-    it wait for the page to draw it)."""
+    """Every point of `snap` (the newest entries of each stream) and a new cursor."""
     pair = view.pair_view()
     chart = chart_of(pair, snap)
     chart = replace(chart, alerts=_markers(snap.alerts, pair, _first_time(chart)))
@@ -95,13 +89,11 @@ def live_full(
         chart, k=view.k, theme=view.theme, uirevision=view.key, empty=empty,
         screen_points=reduced, focus=focus,
     )  # fmt: skip
-    figure["layout"]["meta"] = {**figure["layout"].get("meta", {}), "render": render}
     adf = newest_adf(chart.stats, {})
     latest = latest_stat(snap.latest) or (chart.stats[-1] if chart.stats else None)
     counts = {role: chart.count(role) for role in ROLES}
     points = min(max(counts.values()), reduced)
-    digest = latest_digest(snap.latest)
-    cursor = ChartCursor(view.key, snap.tails, counts, adf, digest, points, render)
+    cursor = ChartCursor(view.key, snap.tails, counts, adf, latest_digest(snap.latest), points)
     skipped = f"{snap.skipped} malformed entries skipped" if snap.skipped else ""
     return Screen(
         figure=figure,
@@ -122,7 +114,7 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
     adf = newest_adf(chart.stats, cursor.adf or {})
     digest = latest_digest(new.latest)
     if any(chart.count(role) for role in ROLES):
-        screen.step = {**extension(chart, view.k).to_store(view.key), "render": cursor.render}
+        screen.step = extension(chart, view.k).to_store(view.key)
         counts = {role: counts.get(role, 0) + chart.count(role) for role in ROLES}
         points += max(chart.count(role) for role in ROLES)
         screen.status = status.chart_status(view, counts, settings.dash_max_points)
@@ -131,7 +123,7 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
         if latest is not None:
             screen.stats = panels.stats_panel(latest, adf, tf=pair.tf, k=view.k)
     screen.cursor = ChartCursor(
-        view.key, new.newest_ids(cursor.ids), counts, adf, digest, points, cursor.render
+        view.key, new.newest_ids(cursor.ids), counts, adf, digest, points
     ).to_store()
     return screen
 

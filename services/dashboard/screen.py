@@ -5,7 +5,6 @@ only a cache of the parsed newest entries (`recent.py`).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
@@ -35,7 +34,7 @@ def live_full(
         snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
     else:
         snap = read_newest(client, settings, pair, recent)
-    return display.live_full(settings, view, snap, focus, render=time.time_ns() // 1_000)
+    return display.live_full(settings, view, snap, focus)
 
 
 def read_newest(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import orjson
-
 from services.dashboard import display
 from services.dashboard.cursor import LIVE_BATCH, ChartCursor, continues, latest_digest
 from services.dashboard.records import START, Snapshot
@@ -99,10 +97,3 @@ def test_a_page_whose_traces_are_full_is_reduced_again_by_a_full_render() -> Non
     assert not continues(small, snapshot(101, 100, small.ids), 200, 1_000)
     covered = replace(small, n={**small.n, "a": 1_000}, points=10)
     assert not continues(covered, snapshot(21, 100, small.ids), 200, 1_000)
-
-
-def test_the_render_a_cursor_follows_survives_the_browser_store() -> None:
-    cursor = ChartCursor("live|v", {"a": "1-0"}, {"a": 1}, None, None, points=1, render=1_733)
-    stored = orjson.loads(orjson.dumps(cursor.to_store()))
-    assert ChartCursor.of_view(stored, "live|v") == cursor
-    assert ChartCursor.of_view({**stored, "render": 0}, "live|v") != cursor
