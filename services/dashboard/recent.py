@@ -87,10 +87,6 @@ class RecentEntries:
     def __len__(self) -> int:
         return len(self._held)
 
-    @property
-    def max_streams(self) -> int:
-        return self._max_streams
-
     def read(
         self,
         client: redis.Redis,
