@@ -164,7 +164,10 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
         sizes.append(len(reply.data))
         response = orjson.loads(reply.data)["response"]
         full_renders += ids.GRAPH in response
-        cursor = response[ids.CURSOR]["data"]
+        if ids.GRAPH in response:
+            cursor = response[ids.CURSOR]["data"]
+        else:  # the page's own cursor once it has drawn the step
+            cursor = response[ids.CHART_STEP]["data"]["cursor"]
     assert full_renders >= 1, "the page's traces filled up and were reduced again"
     client.close()
     values = np.asarray(samples)

@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,20 +242,27 @@ class Browser:
 
     def trace_values(self, index: int, key: str, graph_id: str = "chart") -> list[float]:
         """One array (`x`, `y`) of one drawn trace, decoded from its `bdata` form if need be."""
-        values = self.driver.execute_script(
+        return self.trace_arrays(index, (key,), graph_id)[0]
+
+    def trace_arrays(
+        self, index: int, keys: Sequence[str], graph_id: str = "chart"
+    ) -> list[list[float]]:
+        """Arrays of one drawn trace read at one instant (between two redraws), each decoded
+        from its `bdata` form if need be."""
+        arrays = self.driver.execute_script(
             "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
             "const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array};"
-            "const x = gd.data[arguments[1]][arguments[2]];"
-            "if (x && typeof x.bdata === 'string') {"
+            "const decode = (x) => {"
+            "  if (!(x && typeof x.bdata === 'string')) { return Array.from(x || []); }"
             "  const bin = atob(x.bdata); const bytes = new Uint8Array(bin.length);"
             "  for (let i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }"
-            "  return Array.from(new types[x.dtype](bytes.buffer)); }"
-            "return Array.from(x || []);",
+            "  return Array.from(new types[x.dtype](bytes.buffer)); };"
+            "return arguments[2].map(key => decode(gd.data[arguments[1]][key]));",
             graph_id,
             index,
-            key,
+            list(keys),
         )
-        return [float(v) for v in values]
+        return [[float(v) for v in values] for values in arrays]
 
     def forming_draws(self) -> list[dict[str, int]]:
         """The page's own record of its draws of the bar in progress (`clientside.FORMING_JS`):

@@ -119,8 +119,11 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
         )
     app.clientside_callback(  # type: ignore[no-untyped-call]
         clientside.EXTEND_JS,
+        Output(ids.CURSOR, "data", allow_duplicate=True),
         Output(ids.CHART_STEP_DRAWN, "data"),
         Input(ids.CHART_STEP, "data"),
+        State(ids.PAUSED, "data"),
+        State(ids.CURSOR, "data"),
         prevent_initial_call=True,
     )
 

@@ -6,6 +6,7 @@ import orjson
 
 from services.dashboard import ids, status
 from services.dashboard.controls import AUTORANGE_KEY, RANGE_KEY
+from services.dashboard.records import ROLES
 
 UPLOAD_CHECK_JS = """
 function(contents, names, config) {
@@ -59,12 +60,21 @@ CLEAR_FORMING_JS = """
 """
 """`clearForming(gd)`: removes the segments of a bar in progress that has closed since."""
 
-EXTEND_JS = """
-function(step) {
+EXTEND_JS = (
+    """
+function(step, paused, stored) {
     const none = window.dash_clientside.no_update;
     const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
-    if (!step || !gd || !gd.data) { return none; }
-    if ((gd.layout || {}).uirevision !== step.revision) { return none; }
+    const own = gd && gd.data && ((gd.layout || {}).meta || {}).cursor;
+    if (!step || !own) { return [none, none]; }
+    const drawn = (gd.pairsDrawn && gd.pairsDrawn.render === own.render) ? gd.pairsDrawn : own;
+    const roles = ROLES;
+    const same = (p, q) => !!p && !!q && p.key === q.key && p.render === q.render
+        && roles.every(r => (p.ids || {})[r] === (q.ids || {})[r]);
+    const pending = !stored || stored.render !== drawn.render;
+    if (paused || pending || !same(step.base, drawn)) {
+        return [(pending || same(stored, drawn)) ? none : drawn, none];
+    }
 HELD_JS
     const like = (array, values) => (array && !Array.isArray(array))
         ? array.constructor.from(values, v => (v === null ? NaN : v)) : values;
@@ -84,29 +94,42 @@ HELD_JS
         return Plotly.extendTraces(gd, update, part.traces);
     };
     const started = performance.now();
-    const drawn = [append(step.lines, ['x', 'y'], true),
-                   append(step.marks, ['x', 'y', 'text'], false)];
+    const drawing = [append(step.lines, ['x', 'y'], true),
+                     append(step.marks, ['x', 'y', 'text'], false)];
+    gd.pairsDrawn = step.cursor;
     clearForming(gd);
-    Promise.all(drawn).then(() => {
+    Promise.all(drawing).then(() => {
         const timings = window.pairsTimings = window.pairsTimings || {forming: []};
         const redraws = timings.redraw = timings.redraw || [];
         redraws.push(performance.now() - started);
         if (redraws.length > 2000) { redraws.shift(); }
     });
-    return Date.now();
+    return [step.cursor, Date.now()];
 }
-""".replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS).replace("GRAPH_ID", ids.GRAPH)
-"""Appends a live step's points (`figures.Extension`) to the drawn traces in place.
+""".replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS)
+    .replace("GRAPH_ID", ids.GRAPH)
+    .replace("ROLES", orjson.dumps(ROLES).decode())
+)
+"""Appends a live step's points (`figures.Extension`) to the drawn traces in place, and moves
+the cursor store on to the step's cursor: the page is the one that says what it holds.
+
+A step is drawn only onto what it continues: its `base` is the drawn figure's cursor
+(`layout.meta.cursor`, moved on by each step drawn onto it). Any other step is left out, and
+the next one starts again from the cursor store:
+- one that comes while a full render is on its way (the store names a render `dcc.Graph` has
+  not drawn yet: it draws a new figure some time after its callback answered);
+- one made from a cursor the page has moved past, or for a view that was replaced;
+- one that comes after Pause, so that the screen and an export hold the same bars.
+When the store and the drawn figure disagree on the same render, the store is set back to
+what is drawn.
 
 A full render sends typed arrays (`{"dtype", "bdata"}`), which plotly.js draws but cannot
 extend, and a typed array extends only with one of its own type: so each array is decoded into
 its typed array the first time it is extended, and the new values are made the same type.
 Only points after a trace's last one are appended (a line's times increase strictly, markers'
-do not decrease), so a step that reaches the page after a full render that already drew its
-points adds nothing twice. A step for another figure (its `revision` is not the drawn figure's
-`uirevision`: the view changed while the step was on its way) is dropped. The segments of a bar
-in progress that the step closed are removed. The time each redraw takes (from the call to
-the drawn traces) goes in `window.pairsTimings.redraw`, for the browser bench."""
+do not decrease). The segments of a bar in progress that the step closed are removed. The time
+each redraw takes (from the call to the drawn traces) goes in `window.pairsTimings.redraw`, for
+the browser bench."""
 
 ZOOM_FILTER_JS = """
 function(relayout) {

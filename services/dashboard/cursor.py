@@ -1,12 +1,19 @@
 """The chart cursor: what the browser holds of a view's streams, kept in its `cursor` store.
 
 A full render sends the newest entries, each trace reduced to the points a screen shows, and a
-cursor: the view's key, the newest id of each stream (`ids`), how many entries of each role the
-page covers (`n`), the most points any of its traces holds (`points`), the stationarity values
-shown (`adf`) and a digest of the latest-statistics hash (`latest`). A live step reads only the
-entries after `ids` and appends them; it renders in full instead when the cursor cannot be
-continued, which also reduces the page again once its traces are full. No state lives in the
-server (pure).
+cursor: the view's key, the full render it descends from (`render`), the newest id of each
+stream (`ids`), how many entries of each role the page covers (`n`), the most points any of its
+traces holds (`points`), the stationarity values shown (`adf`) and a digest of the
+latest-statistics hash (`latest`). A live step reads only the entries after `ids` and appends
+them; it renders in full instead when the cursor cannot be continued, which also reduces the
+page again once its traces are full. No state lives in the server (pure).
+
+The cursor says what the page has drawn, not what the server sent: the full render's figure
+carries its cursor (`layout.meta.cursor`), a step carries the cursor it continues (`base`) and
+the one it leads to, and only the page moves its cursor store on, once it has appended a step
+to the figure that step continues (`clientside.EXTEND_JS`). A step that reaches the page
+before the figure it follows is drawn, after another one, after Pause, or twice, is not drawn,
+and the next step starts again from what is on screen.
 """
 
 from __future__ import annotations
@@ -46,10 +53,12 @@ class ChartCursor:
     adf: dict[str, float] | None
     latest: str | None
     points: int = 0
+    render: str = ""
+    """The full render this cursor descends from (a token the shell draws for each one)."""
 
     def to_store(self) -> dict[str, Any]:
-        return {"key": self.key, "ids": self.ids, "n": self.n, "adf": self.adf,
-                "latest": self.latest, "points": self.points}  # fmt: skip
+        return {"key": self.key, "render": self.render, "ids": self.ids, "n": self.n,
+                "adf": self.adf, "latest": self.latest, "points": self.points}  # fmt: skip
 
     @classmethod
     def of_view(cls, stored: dict[str, Any] | None, key: str) -> ChartCursor | None:
@@ -58,7 +67,7 @@ class ChartCursor:
             return None
         return cls(
             key, stored["ids"], stored["n"], stored.get("adf"), stored.get("latest"),
-            int(stored.get("points", 0)),
+            int(stored.get("points", 0)), str(stored.get("render", "")),
         )  # fmt: skip
 
 

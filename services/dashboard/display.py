@@ -76,9 +76,15 @@ def focus_of(zoom: dict[str, Any] | None, key: str) -> Focus | None:
 
 
 def live_full(
-    settings: Settings, view: Selection, snap: Snapshot, focus: Focus | None = None
+    settings: Settings,
+    view: Selection,
+    snap: Snapshot,
+    focus: Focus | None = None,
+    render: str = "",
 ) -> Screen:
-    """Every point of `snap` (the newest entries of each stream) and a new cursor."""
+    """Every point of `snap` (the newest entries of each stream) and a new cursor, which the
+    figure carries too (`layout.meta.cursor`); `render` tells this full render from the others
+    of the view (`cursor.py`)."""
     pair = view.pair_view()
     chart = chart_of(pair, snap)
     chart = replace(chart, alerts=_markers(snap.alerts, pair, _first_time(chart)))
@@ -93,7 +99,10 @@ def live_full(
     latest = latest_stat(snap.latest) or (chart.stats[-1] if chart.stats else None)
     counts = {role: chart.count(role) for role in ROLES}
     points = min(max(counts.values()), reduced)
-    cursor = ChartCursor(view.key, snap.tails, counts, adf, latest_digest(snap.latest), points)
+    cursor = ChartCursor(
+        view.key, snap.tails, counts, adf, latest_digest(snap.latest), points, render
+    )  # fmt: skip
+    figure["layout"]["meta"]["cursor"] = cursor.to_store()
     skipped = f"{snap.skipped} malformed entries skipped" if snap.skipped else ""
     return Screen(
         figure=figure,
@@ -104,8 +113,10 @@ def live_full(
 
 
 def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Snapshot) -> Screen:
-    """The points after the cursor, to append (`cursor.continues` holds); the statistics panel
-    only when the latest statistics or the stationarity values changed."""
+    """The points after the cursor, to append (`cursor.continues` holds), as a step that names
+    the cursor it continues (`base`) and the one it leads to (`cursor`), which the page keeps
+    once it has drawn the step; the statistics panel only when the latest statistics or the
+    stationarity values changed. Nothing at all when nothing changed."""
     pair = view.pair_view()
     chart = chart_of(pair, new, _markers(new.alerts, pair, None))
     screen = Screen()
@@ -113,8 +124,8 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
     points = cursor.points
     adf = newest_adf(chart.stats, cursor.adf or {})
     digest = latest_digest(new.latest)
-    if any(chart.count(role) for role in ROLES):
-        screen.step = extension(chart, view.k).to_store(view.key)
+    added = any(chart.count(role) for role in ROLES)
+    if added:
         counts = {role: counts.get(role, 0) + chart.count(role) for role in ROLES}
         points += max(chart.count(role) for role in ROLES)
         screen.status = status.chart_status(view, counts, settings.dash_max_points)
@@ -122,9 +133,15 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
         latest = latest_stat(new.latest) or (chart.stats[-1] if chart.stats else None)
         if latest is not None:
             screen.stats = panels.stats_panel(latest, adf, tf=pair.tf, k=view.k)
-    screen.cursor = ChartCursor(
-        view.key, new.newest_ids(cursor.ids), counts, adf, digest, points
-    ).to_store()
+    following = ChartCursor(
+        view.key, new.newest_ids(cursor.ids), counts, adf, digest, points, cursor.render
+    )
+    if following != cursor:
+        screen.step = {
+            **extension(chart, view.k).to_store(),
+            "base": cursor.to_store(),
+            "cursor": following.to_store(),
+        }
     return screen
 
 

@@ -514,9 +514,7 @@ class Extension:
     marks: dict[int, Series]
     """The alert markers, which carry hover text."""
 
-    def to_store(self, revision: str = "") -> dict[str, Any]:
-        """`revision`: the `uirevision` of the figure these points belong to; the page appends
-        them only to that figure, never to one that replaced it while the step was on its way."""
+    def to_store(self) -> dict[str, Any]:
 
         def part(by_index: dict[int, Series], text: bool) -> dict[str, Any]:
             def values(array: np.ndarray) -> list[float | None]:
@@ -532,7 +530,6 @@ class Extension:
             return body
 
         return {
-            "revision": revision,
             "lines": part(self.lines, False),
             "marks": part(self.marks, True),
         }

@@ -29,6 +29,8 @@ VIEW = "view"
 # Chart.
 LIVE_TICK = "live-tick"
 CURSOR = "cursor"
+"""What the page has drawn of the live view (`cursor.py`): set with each full render, and by the
+page after each step it draws."""
 GRAPH = "chart"
 CHART_STEP = "chart-step"
 """The points a live step appends; the page's `extend` script (clientside.py) draws them."""

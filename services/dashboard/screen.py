@@ -5,6 +5,7 @@ only a cache of the parsed newest entries (`recent.py`).
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import redis
@@ -32,7 +33,7 @@ def live_full(
         snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
     else:
         snap = recent.read(client, pair, settings.window, settings.dash_max_points)
-    return display.live_full(settings, view, snap, focus)
+    return display.live_full(settings, view, snap, focus, render=secrets.token_hex(6))
 
 
 def render(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -208,28 +209,43 @@ def test_zooming_in_draws_every_bar_of_the_range_and_zooming_out_reduces_again(
         page.wait_for(lambda: page.trace_x(0) == whole, what="the reduced view again")
 
 
-def test_a_live_step_extends_only_the_figure_it_was_made_for(
+def test_a_live_step_is_drawn_only_onto_what_it_continues_and_the_page_keeps_the_cursor(
     page: Browser, dashboard: DashboardProcess, sync_redis: redis.Redis
 ) -> None:
-    """A step still on its way when the view changed (live to an upload, another window) must
-    not land on the figure that replaced its own: the page drops it."""
+    """A step is drawn only onto the figure and the points it was made from (its `base`): not
+    while a full render is on its way, not after Pause, not for a view that was replaced, not
+    twice. The page moves its cursor on only when it drew the step, and sets it back to what
+    is drawn when the two disagree."""
     seed_pair(sync_redis, VIEW, 60)
     open_dashboard(page, dashboard)
     page.wait_for(lambda: page.trace_lengths()[0] > 0, what="the price drawn")
-    drawn = page.trace_lengths()
-    revision = page.driver.execute_script(
-        "return document.querySelector('#chart .js-plotly-plot').layout.uirevision;"
-    )
-    after = int(max(page.trace_x(0))) + 1_000
-    points = Extension({0: Series(np.array([after]), np.array([1.0]), None)}, {})
-
-    def extend(step: dict[str, object]) -> None:
-        page.driver.execute_script(f"({clientside.EXTEND_JS})(arguments[0]);", step)
-
     page.click("#live-toggle")  # no update of the page's own while the test extends
     page.wait_for(lambda: "Paused" in page.text("#chart-status"))
-    extend(points.to_store("another view"))
+    drawn = page.trace_lengths()
+    own: dict[str, Any] = page.driver.execute_script(
+        "return document.querySelector('#chart .js-plotly-plot').layout.meta.cursor;"
+    )
+    assert own and own["render"] and own["ids"]["a"] != "0-0"
+    after = int(max(page.trace_x(0))) + 1_000
+    points = Extension({0: Series(np.array([after]), np.array([1.0]), None)}, {}).to_store()
+    following = {**own, "ids": {**own["ids"], "a": f"{after}-0"}, "points": own["points"] + 1}
+    step = {**points, "base": own, "cursor": following}
+
+    def extend(step: dict[str, Any], paused: bool, stored: dict[str, Any]) -> list[Any]:
+        return list(page.driver.execute_script(
+            f"const out = ({clientside.EXTEND_JS})(arguments[0], arguments[1], arguments[2]);"
+            "return out.map(v => v === window.dash_clientside.no_update ? 'unchanged' : v);",
+            step, paused, stored,
+        ))  # fmt: skip
+
+    untouched = ["unchanged", "unchanged"]
+    assert extend({**step, "base": {**own, "key": "another view"}}, False, own) == untouched
+    assert extend(step, True, own) == untouched, "after Pause"
+    assert extend(step, False, {**own, "render": "on its way"}) == untouched, "a full render"
     assert page.trace_lengths() == drawn
-    extend(points.to_store(revision))
+    cursor, _ = extend(step, False, own)
+    assert cursor == following, "the page keeps the cursor of what it drew"
+    assert page.trace_lengths()[0] == drawn[0] + 1 and page.trace_x(0)[-1] == after
+    assert extend(step, False, following) == untouched, "nothing drawn twice"
     assert page.trace_lengths()[0] == drawn[0] + 1
-    assert page.trace_x(0)[-1] == after
+    assert extend(step, False, own)[0] == following, "a store behind the screen is set back"

@@ -116,8 +116,8 @@ def test_the_forming_bar_moves_between_closes(page: Browser, pipeline: Pipeline)
     )
     a_segment = next(m["trace"] for m in meta if m["field"] == "a_close")
 
-    def drawn_segment() -> tuple[list[float], list[float]]:
-        return page.trace_values(a_segment, "x"), page.trace_values(a_segment, "y")
+    def drawn_segment() -> list[list[float]]:
+        return page.trace_arrays(a_segment, ("x", "y"))  # one draw's, not two
 
     page.wait_for(lambda: len(drawn_segment()[0]) == 2, what="a segment drawn")
     xs, ys = drawn_segment()

@@ -71,13 +71,14 @@ def test_live_step_sends_only_new_points_and_nothing_when_nothing_is_new(
     view = live_view()
     first = screen.render(sync_redis, settings, view, None, full=True)
     idle = screen.render(sync_redis, settings, view, first.cursor, full=False)
-    assert idle.figure is None and idle.stats is None and idle.cursor == first.cursor
+    assert (idle.figure, idle.step, idle.stats, idle.cursor) == (None, None, None, None)
 
     extra = seed_pair(sync_redis, VIEW, 60, bars=52)  # appends 52 more bars per leg
     step = screen.render(sync_redis, settings, view, first.cursor, full=False)
     assert step.figure is None
     assert appended(step.step)[(0, "x")] == [bar.start for bar in extra.bars_a]
-    assert step.cursor is not None and step.cursor["n"]["a"] == 102  # within the cap + headroom
+    assert step.step is not None and step.step["base"] == first.cursor
+    assert step.step["cursor"]["n"]["a"] == 102  # within the cap + headroom
     assert step.stats is not None  # a new latest hash
     assert len(seeded.bars_a) == 50
 
@@ -92,7 +93,7 @@ def test_alerts_of_this_pair_become_markers(sync_redis: redis.Redis, settings: S
         sync_redis.xadd(keys.ALERTS, alert.to_fields())
     step = screen.render(sync_redis, settings, view, first.cursor, full=False)
     assert appended(step.step)[(7, "y")] == [2.2]
-    assert step.cursor is not None and step.cursor["n"]["alerts"] == 1
+    assert step.step is not None and step.step["cursor"]["n"]["alerts"] == 1
 
 
 def test_a_reset_stream_or_another_view_renders_in_full(

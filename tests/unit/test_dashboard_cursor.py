@@ -59,12 +59,28 @@ def test_a_full_render_hands_the_browser_a_cursor_it_can_continue() -> None:
     new = snapshot(2, 30, held.ids)
     assert continues(held, new, SCREEN, CAP)
     step = display.live_step(SETTINGS, VIEW, held, new)
-    assert step.cursor is not None and step.cursor["n"]["a"] == 32
-    assert step.cursor["ids"]["a"] == new.bars_a[-1][0] and step.stats is not None
-    assert step.cursor["points"] == 32 and step.figure is None
-    assert step.step is not None and step.step["lines"]["x"][0] == [b.start for _, b in new.bars_a]
+    assert step.step is not None and step.cursor is None, "the page moves its cursor on"
+    following = step.step["cursor"]
+    assert following["n"]["a"] == 32 and following["render"] == held.render
+    assert following["ids"]["a"] == new.bars_a[-1][0] and step.stats is not None
+    assert following["points"] == 32 and step.figure is None
+    assert step.step["lines"]["x"][0] == [b.start for _, b in new.bars_a]
     assert shown.figure is not None
-    assert step.step["revision"] == shown.figure["layout"]["uirevision"], "the figure it extends"
+    assert step.step["base"] == shown.figure["layout"]["meta"]["cursor"], "the figure it extends"
+
+
+def test_each_full_render_carries_its_own_cursor_and_an_idle_step_sends_nothing() -> None:
+    first = snapshot(30)
+    shown = display.live_full(SETTINGS, VIEW, first, render="r1")
+    assert shown.figure is not None and shown.cursor is not None
+    assert shown.figure["layout"]["meta"]["cursor"] == shown.cursor
+    assert shown.cursor["render"] == "r1"
+    assert "forming" in shown.figure["layout"]["meta"], "the segments' map is kept"
+    held = ChartCursor.of_view(shown.cursor, VIEW.key)
+    assert held is not None and held.render == "r1"
+    nothing_new = Snapshot(latest=first.latest, tails=dict(held.ids))
+    idle = display.live_step(SETTINGS, VIEW, held, nothing_new)
+    assert (idle.figure, idle.step, idle.cursor, idle.stats) == (None, None, None, None)
 
 
 def test_a_reset_stream_a_first_row_or_a_flood_renders_in_full() -> None:
