@@ -186,12 +186,12 @@ class Browser:
 
     def diagnose(self) -> str:
         """What the page showed when a wait failed: a screenshot beside the downloads folder,
-        and the status line, banner and statistics as text."""
+        and the status line, banner, statistics and upload status as text."""
         shot = self.downloads.parent / f"failure-{time.monotonic_ns()}.png"
         parts = [f"screenshot {shot}"]
         with contextlib.suppress(WebDriverException):
             self.driver.save_screenshot(str(shot))
-            for css in ("#chart-status", "#banner", "#stats", "#window"):
+            for css in ("#chart-status", "#banner", "#stats", "#window", "#upload-status"):
                 found = self.driver.find_elements("css selector", css)
                 value = found[0].get_attribute("value") if css == "#window" and found else None
                 text = value if value is not None else (found[0].text if found else "(absent)")

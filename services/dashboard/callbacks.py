@@ -118,6 +118,12 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
             Input(ids.PAUSED, "data"),
         )
     app.clientside_callback(  # type: ignore[no-untyped-call]
+        clientside.CHART_BUSY_JS,
+        Output(ids.PUSH_TICK, "data"),
+        Input(ids.CHART_BUSY, "data"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(  # type: ignore[no-untyped-call]
         clientside.EXTEND_JS,
         Output(ids.CURSOR, "data", allow_duplicate=True),
         Output(ids.CHART_STEP_DRAWN, "data"),
@@ -139,7 +145,10 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
         Input(ids.ZOOM, "data"),
         Input(ids.PUSH_TICK, "data"),
         State(ids.CURSOR, "data"),
-        running=[(Output(ids.LIVE_TICK, "disabled"), True, False)],
+        running=[
+            (Output(ids.LIVE_TICK, "disabled"), True, False),
+            (Output(ids.CHART_BUSY, "data"), True, False),
+        ],
     )
     def update_chart(
         _: int | None, stored: Any, paused: bool | None, zoom: Any, __: Any, cursor: Any

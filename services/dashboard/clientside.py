@@ -188,6 +188,21 @@ progress (`shared.schemas.Forming`), with its values on hover. Each draw is time
 for the browser bench."""
 
 
+CHART_BUSY_JS = """
+function(busy) {
+    window.pairsChartBusy = !!busy;
+    if (busy || !window.pairsPushHeld) { return window.dash_clientside.no_update; }
+    window.pairsPushHeld = false;
+    return Date.now();
+}
+"""
+"""Notes whether the chart callback runs (`ids.CHART_BUSY`, set by Dash while it does); when it
+has answered, sends on the pushed news held back meanwhile, once. Dash drops the answer of a
+callback called again before it answers: each pushed event asking for a full render that takes
+longer than the events' gap (a view switched to live on a loaded machine) would drop the one
+before, and the page would never draw it."""
+
+
 def push_js(poll_ms: int) -> str:
     """Opens the view's push channel (`/push`, server-sent events) and closes the previous one;
     each event asks the chart callback for the step after the cursor, and one that names the
@@ -210,7 +225,9 @@ HELD_JS FORMING_JS
     window.pairsPush = source;
     let last = 0, pending = null;
     const fire = () => {
-        pending = null; last = Date.now(); dc.set_props('PUSH_TICK', {data: last});
+        pending = null;
+        if (window.pairsChartBusy) { window.pairsPushHeld = true; return; }
+        last = Date.now(); dc.set_props('PUSH_TICK', {data: last});
     };
     source.onopen = () => {
         poll(SLOW_POLL_MS); say('open'); dc.set_props('PUSH_STATE', {data: 'open'});

@@ -336,9 +336,9 @@ def placeholder_figure(settings: Settings) -> Any:
 
 
 EMPTY_STORES = (
-    ids.VIEW, ids.CURSOR, ids.CHART_STEP, ids.CHART_STEP_DRAWN, ids.ZOOM, ids.ZOOM_EVENT,
-    ids.PUSH_TICK, ids.PUSH_STATE, ids.ALERTS_PUSHED, ids.FEED_SAMPLE, ids.ALERTS_CURSOR,
-    ids.RULES_DIGEST, ids.UPLOAD_ACCEPTED, ids.UPLOAD_TOKEN,
+    ids.VIEW, ids.CURSOR, ids.CHART_STEP, ids.CHART_STEP_DRAWN, ids.CHART_BUSY, ids.ZOOM,
+    ids.ZOOM_EVENT, ids.PUSH_TICK, ids.PUSH_STATE, ids.ALERTS_PUSHED, ids.FEED_SAMPLE,
+    ids.ALERTS_CURSOR, ids.RULES_DIGEST, ids.UPLOAD_ACCEPTED, ids.UPLOAD_TOKEN,
 )  # fmt: skip
 """The browser-side stores that start empty."""
 

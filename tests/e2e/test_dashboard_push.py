@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import socket
 import threading
 import urllib.error
@@ -20,7 +21,7 @@ import redis
 
 from services.dashboard import ids
 from shared import keys
-from shared.schemas import Alert, Bar
+from shared.schemas import Alert, Bar, PairStat
 from shared.views import PairView
 from testkit.processes import RedisProcess
 from tests.dashboard_support import Browser, DashboardProcess, dashboard_process, seed_pair
@@ -159,3 +160,36 @@ def test_a_fired_alert_reaches_the_feed_through_the_push_channel(
         fire("while-open")
         browser.wait_for(lambda: "while-open" in browser.text(feed), timeout=15, what="pushed")
         assert browser.text(feed).count("before-open") == 1
+
+
+def seed_statistics(client: redis.Redis, view: PairView, count: int) -> None:
+    """`count` statistics entries of `view`, one a second, as the worker would write them."""
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        stat = PairStat(
+            ts=1_765_000_000_000 + 1_000 * i, price_a=87_100.0, price_b=2_940.0, alpha=120.0,
+            beta=29.6, spread=100.0, zscore=math.sin(i / 50), corr=0.87, spread_mean=20.0,
+            spread_std=4.0, window=view.window, n=view.window, method="ols",
+        )  # fmt: skip
+        pipe.xadd(view.stream_key(60), stat.to_fields())
+    pipe.hset(view.latest_key(60), mapping=stat.to_fields())
+    pipe.execute()
+
+
+def test_a_view_whose_full_render_outlasts_the_pushes_between_is_still_drawn(
+    browser: Browser, redis_server: RedisProcess, sync_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """Dash drops the answer of a callback called again before it answers. Bars pushed every
+    few milliseconds while a window with 10,000 statistics is read for the first time would
+    ask for the chart again and again, each request dropping the one before: the page holds
+    pushed news back while the chart callback runs."""
+    seed_pair(sync_redis, VIEW, 60)
+    wide = PairView("BTCUSDT", "ETHUSDT", "1s", 120)
+    seed_statistics(sync_redis, wide, 10_000)
+    with dashboard_process(redis_server.url, tmp_path) as dashboard, opened(browser, dashboard):
+        browser.wait_for(lambda: browser.text("#push-status") == "Updates pushed", what="push")
+        with BarFeed(sync_redis, every_s=0.005):
+            browser.type_into("#window", "120")
+            browser.wait_for(lambda: "window 120" in browser.text("#chart-status"),
+                             what="the wider window drawn while bars are pushed")  # fmt: skip
+            browser.wait_for(lambda: browser.trace_lengths()[6] > 1_000, what="its statistics")
