@@ -209,8 +209,11 @@ class Browser:
         element.send_keys(text + (Keys.ENTER if enter else ""))
 
     def upload(self, css: str, *paths: Path) -> None:
-        """Choose files in a `dcc.Upload` (its hidden file input), replacing an earlier choice."""
-        element = self.find(f"{css} input[type=file]")
+        """Choose files in a `dcc.Upload` (its hidden file input), replacing an earlier choice;
+        the page can show the chart's status before it has drawn every panel, so this waits."""
+        field = f"{css} input[type=file]"
+        self.wait_for(lambda: self.find_all(field), timeout=10, what=f"{field} on the page")
+        element = self.find(field)
         self.driver.execute_script("arguments[0].value = '';", element)
         element.send_keys("\n".join(str(path) for path in paths))
 

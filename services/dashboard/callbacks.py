@@ -44,6 +44,11 @@ VIEW_CONTROLS = {
 RULE_FORM = {name: State(component, "value") for name, component in ids.RULE_FORM.items()}
 
 
+ANSWERED: dict[str, Any] = {}
+"""The step store of an answer with nothing to append: the page's `extend` script runs after
+every answer of the chart callback, drawn or not (clientside.CHART_BUSY_JS)."""
+
+
 def _unchanged(*values: Any) -> tuple[Any, ...]:
     return tuple(no_update if value is None else value for value in values)
 
@@ -155,17 +160,18 @@ def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None
     ) -> tuple[Any, ...]:
         plan = controller.plan_chart(stored, paused, ctx.triggered_id)
         if plan.view is None:
-            return _unchanged(None, None, None, None, plan.status)
+            return _unchanged(None, ANSWERED, None, None, plan.status)
         try:
             shown = render(
                 client, settings, plan.view, cursor, full=plan.full, recent=recent, zoom=zoom
             )
         except redis.RedisError as exc:
-            return _unchanged(None, None, None, None, status.redis_unreachable(exc))
+            return _unchanged(None, ANSWERED, None, None, status.redis_unreachable(exc))
         except Exception as exc:  # the chart keeps its last state; the next tick retries
             log.exception("chart update failed")
-            return no_update, no_update, None, no_update, status.update_failed(exc)
-        return _unchanged(shown.figure, shown.step, shown.cursor, shown.stats, shown.status)
+            return no_update, ANSWERED, None, no_update, status.update_failed(exc)
+        step = shown.step or ANSWERED
+        return _unchanged(shown.figure, step, shown.cursor, shown.stats, shown.status)
 
 
 def _chart_action_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:

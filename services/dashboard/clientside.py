@@ -63,10 +63,15 @@ CLEAR_FORMING_JS = """
 EXTEND_JS = (
     """
 function(step, paused, stored) {
-    const none = window.dash_clientside.no_update;
+    const dc = window.dash_clientside, none = dc.no_update;
     const gd = document.querySelector('#GRAPH_ID .js-plotly-plot');
     const own = gd && gd.data && ((gd.layout || {}).meta || {}).cursor;
-    if (!step || !own) { return [none, none]; }
+    window.pairsChartBusy = false;
+    if (window.pairsPushHeld) {
+        window.pairsPushHeld = false;
+        setTimeout(() => dc.set_props('PUSH_TICK', {data: Date.now()}), 0);
+    }
+    if (!step || !step.base || !own) { return [none, none]; }
     const drawn = (gd.pairsDrawn && gd.pairsDrawn.render === own.render) ? gd.pairsDrawn : own;
     const roles = ROLES;
     const same = (p, q) => !!p && !!q && p.key === q.key && p.render === q.render
@@ -109,6 +114,7 @@ HELD_JS
 """.replace("HELD_JS", HELD_JS + CLEAR_FORMING_JS)
     .replace("GRAPH_ID", ids.GRAPH)
     .replace("ROLES", orjson.dumps(ROLES).decode())
+    .replace("PUSH_TICK", ids.PUSH_TICK)
 )
 """Appends a live step's points (`figures.Extension`) to the drawn traces in place, and moves
 the cursor store on to the step's cursor: the page is the one that says what it holds.
@@ -191,16 +197,24 @@ for the browser bench."""
 CHART_BUSY_JS = """
 function(busy) {
     window.pairsChartBusy = !!busy;
-    if (busy || !window.pairsPushHeld) { return window.dash_clientside.no_update; }
-    window.pairsPushHeld = false;
-    return Date.now();
+    if (!busy && window.pairsPushHeld) {
+        setTimeout(() => {
+            if (!window.pairsPushHeld || window.pairsChartBusy) { return; }
+            window.pairsPushHeld = false;
+            window.dash_clientside.set_props('PUSH_TICK', {data: Date.now()});
+        }, HELD_MS);
+    }
+    return window.dash_clientside.no_update;
 }
-"""
-"""Notes whether the chart callback runs (`ids.CHART_BUSY`, set by Dash while it does); when it
-has answered, sends on the pushed news held back meanwhile, once. Dash drops the answer of a
+""".replace("PUSH_TICK", ids.PUSH_TICK).replace("HELD_MS", str(PUSH_MIN_GAP_MS))
+"""Notes that the chart callback runs (`ids.CHART_BUSY`, set by Dash while it does): pushed news
+is held back meanwhile and sent on once, by the `extend` script, which runs after every answer
+(`callbacks.ANSWERED`) and has moved the page's cursor on by then. Dash drops the answer of a
 callback called again before it answers: each pushed event asking for a full render that takes
-longer than the events' gap (a view switched to live on a loaded machine) would drop the one
-before, and the page would never draw it."""
+longer than the events' gap (a view switched on a loaded machine) dropped the one before, and
+the page never drew the view; and a request sent before the step just answered is drawn starts
+from a cursor the page is about to leave. When a request gets no answer at all, the held news
+goes on shortly after Dash gives up on it."""
 
 
 def push_js(poll_ms: int) -> str:
