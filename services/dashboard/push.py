@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 import redis
 from flask import Flask, Response, request
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from services.dashboard.data import stream_keys
 from services.dashboard.selection import Selection
@@ -158,13 +160,17 @@ def _after(after: dict[str, str], reply: Any) -> dict[str, str]:
 
 
 def push_client(settings: Settings) -> redis.Redis:
-    """Blocking reads need a socket timeout longer than their block, and a connection each."""
+    """Blocking reads need a socket timeout longer than their block, and a connection each. No
+    retries (redis-py retries a command 10 times by default): a cut connection ends the page's
+    stream, and the page says so, polls, and reconnects from its cursor, rather than waiting
+    silently through the retries."""
     return redis.Redis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=0.5,
         socket_timeout=BLOCK_MS / 1000 + 5,
         max_connections=settings.dash_push_max_clients + 1,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
