@@ -46,7 +46,8 @@ RULE_FORM = {name: State(component, "value") for name, component in ids.RULE_FOR
 
 ANSWERED: dict[str, Any] = {}
 """The step store of an answer with nothing to append: the page's `extend` script runs after
-every answer of the chart callback, drawn or not (clientside.CHART_BUSY_JS)."""
+every answer of the chart callback, drawn or not, and sends on the pushed news held meanwhile
+(clientside.EXTEND_JS, CHART_BUSY_JS)."""
 
 
 def _unchanged(*values: Any) -> tuple[Any, ...]:

@@ -124,8 +124,7 @@ def live_step(settings: Settings, view: Selection, cursor: ChartCursor, new: Sna
     points = cursor.points
     adf = newest_adf(chart.stats, cursor.adf or {})
     digest = latest_digest(new.latest)
-    added = any(chart.count(role) for role in ROLES)
-    if added:
+    if any(chart.count(role) for role in ROLES):
         counts = {role: counts.get(role, 0) + chart.count(role) for role in ROLES}
         points += max(chart.count(role) for role in ROLES)
         screen.status = status.chart_status(view, counts, settings.dash_max_points)
