@@ -8,7 +8,7 @@ the page holds: a dropped, repeated or late event can neither lose nor repeat a 
 channel cannot be opened or drops, the page polls every `DASH_UPDATE_MS` and says so; the
 browser's EventSource reconnects by itself and the next step catches up from the cursor.
 
-One blocking XREAD per open page, each on a connection of its own pool, at most
+One blocking XREAD per open page, on a connection it keeps for its whole stream, at most
 `DASH_PUSH_MAX_CLIENTS` at once (a page beyond it is refused with 503 and polls). Entries that
 arrive within `COALESCE_MS` of each other (a pair's two bars and its statistics) are one event.
 
@@ -19,6 +19,7 @@ it at once, without a callback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -174,6 +175,19 @@ def push_client(settings: Settings) -> redis.Redis:
     )
 
 
+@contextlib.contextmanager
+def page_connection(client: redis.Redis) -> Iterator[redis.Redis]:
+    """A client that keeps one connection of the push pool for the page's whole stream. A
+    pooled client checks a connection out per command and silently reconnects one that was cut
+    while it sat in the pool, so a cut between two reads went unnoticed; on a connection of its
+    own, a cut always fails the next read and ends the stream."""
+    connection = redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
 def register_push(server: Flask, settings: Settings) -> None:
     client = push_client(settings)
     slots = threading.BoundedSemaphore(settings.dash_push_max_clients)
@@ -195,7 +209,8 @@ def register_push(server: Flask, settings: Settings) -> None:
 
         def stream() -> Iterator[str]:
             try:
-                yield from events(client, subscription)
+                with page_connection(client) as connection:
+                    yield from events(connection, subscription)
             except redis.RedisError as exc:
                 log.warning("push stream ended", extra={"error": str(exc)})
 

@@ -66,6 +66,24 @@ class BarFeed:
         self.thread.join()
 
 
+def record_push_status(page: Browser) -> None:
+    """Keeps every text the push status line shows from now on (`shown_push_status`): a state
+    that lasts about a second (lost, before the EventSource reconnects) could fall between two
+    reads of a loaded browser."""
+    page.driver.execute_script(
+        """
+        const line = document.querySelector('#PUSH_STATUS');
+        window.testPushStatus = [line.textContent];
+        new MutationObserver(() => window.testPushStatus.push(line.textContent))
+            .observe(line, {childList: true, characterData: true, subtree: true});
+        """.replace("PUSH_STATUS", ids.PUSH_STATUS)
+    )
+
+
+def shown_push_status(page: Browser) -> list[str]:
+    return list(page.driver.execute_script("return window.testPushStatus || [];"))
+
+
 def streamed_starts(client: redis.Redis) -> list[float]:
     return [float(f["start"]) for _, f in client.xrange(keys.bars("1s", "BTCUSDT"))]
 
@@ -102,10 +120,14 @@ def test_a_cut_push_channel_falls_back_to_polling_and_recovers_without_gaps(
             browser.wait_for(lambda: len(browser.trace_x(0)) > 190, what="pushed bars drawn")
             blocked = [c for c in sync_redis.client_list() if c.get("cmd") == "xread"]
             assert blocked, "the page's push stream waits in Redis"
+            record_push_status(browser)
             for connection in blocked:
                 sync_redis.client_kill_filter(_id=connection["id"])
             browser.wait_for(
-                lambda: browser.text("#push-status").startswith("Push channel lost: polling"),
+                lambda: any(
+                    shown.startswith("Push channel lost: polling")
+                    for shown in shown_push_status(browser)
+                ),
                 timeout=5,
                 what="the fallback said",
             )
