@@ -28,14 +28,16 @@ import numpy as np
 import orjson
 import redis
 from backports import zstd
+from dash import Dash
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from bench.harness import private_redis
-from services.dashboard import ids, warmup
-from services.dashboard.app import build_app
+from services.dashboard import ids, prefetch, warmup
+from services.dashboard.app import build_app, redis_client
+from services.dashboard.recent import RecentEntries
 from shared import keys
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.schemas import Bar, PairStat
 from shared.tickdb import INSERT_TRADES, open_for_writing
 from shared.views import PairView
@@ -129,16 +131,40 @@ def _full_renders(
     return times, reply
 
 
+def _opened(app: Dash) -> FlaskClient:
+    """A client of `app` that has been served the page's layout and callback map, as a browser
+    asks for them before any callback (Dash sets up its routes on the first request)."""
+    http: FlaskClient = app.server.test_client()
+    for path in ("/_dash-layout", "/_dash-dependencies"):
+        assert http.get(path).status_code == 200, path
+    return http
+
+
+def _first_render_read_ahead(settings: Settings, view: dict[str, Any]) -> float:
+    """The first full render of a view on a new server whose read-ahead pass has run (as the
+    dashboard's `prefetch` thread does at start), after the page's layout and callback map were
+    served, as a browser asks for them before any callback."""
+    recent = RecentEntries()
+    http = _opened(build_app(settings, recent))
+    client = redis_client(settings)
+    prefetch.read_ahead(
+        client, settings, recent, prefetch.views_ahead(settings, recent.max_streams)
+    )
+    client.close()
+    times, _ = _full_renders(http, view, 1)
+    return times[0]
+
+
 def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
     settings = load_settings(redis_url=redis_url, sqlite_path=sqlite_path, dash_max_points=10_000)
-    app = build_app(settings)
-    http = app.server.test_client()
+    http = _opened(build_app(settings))
     warmup.warm(settings)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     view = {"mode": "live", "a": VIEW.a, "b": VIEW.b, "tf": VIEW.tf, "window": 60,
             "method": "ols", "k": 2.0, "theme": "dark"}  # fmt: skip
 
     full_ms, full = _full_renders(http, view, FULL_RENDERS)
+    read_ahead_first_ms = _first_render_read_ahead(settings, view)
     wire_bytes, encoding = len(full.data), full.headers.get("Content-Encoding", "identity")
     raw = DECODERS[encoding](full.data)
     body = orjson.loads(raw)
@@ -181,6 +207,7 @@ def measure(redis_url: str, sqlite_path: Path, existing: int) -> dict[str, Any]:
         "update_bytes_max": int(max(sizes)),
         "full_renders_during_updates": full_renders,
         "full_render_first_ms": round(full_ms[0], 1),
+        "full_render_first_read_ahead_ms": round(read_ahead_first_ms, 1),
         "full_render_p50_ms": round(float(np.percentile(full_ms[1:], 50)), 1),
         "full_render_max_ms": round(max(full_ms[1:]), 1),
         "full_render_bytes": len(raw),
@@ -197,7 +224,7 @@ def measure_history(sqlite_path: Path) -> dict[str, Any]:
     """A full render of a History range of `HISTORY_SECONDS` 1s bars per leg (the whole callback
     request: SQLite, statistics, figure, JSON, compression)."""
     settings = load_settings(redis_url="redis://127.0.0.1:1/0", sqlite_path=sqlite_path)
-    http = build_app(settings).server.test_client()
+    http = _opened(build_app(settings))
     warmup.warm(settings)
     view = {"mode": "history", "a": VIEW.a, "b": VIEW.b, "tf": "1s", "window": 60,
             "method": "ols", "k": 2.0, "theme": "dark", "start_ms": T0,

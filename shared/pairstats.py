@@ -94,6 +94,12 @@ class Stationarity:
         cls, stats: Sequence[PairStat], previous: Stationarity | None = None
     ) -> Stationarity | None:
         """The values of the newest of `stats` that carries them, else `previous`."""
+        if isinstance(stats, Table):  # found in the columns: a record per row is costly
+            carried = np.zeros(len(stats), dtype=bool)
+            for name in STATIONARITY_FIELDS:
+                carried |= ~np.isnan(stats.column(name))
+            rows = np.flatnonzero(carried)
+            return cls.of(stats[int(rows[-1])]) if len(rows) else previous
         for stat in reversed(stats):
             found = cls.of(stat)
             if found is not None:

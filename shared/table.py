@@ -84,6 +84,15 @@ class Table(Sequence[R], Generic[R]):
     def column(self, name: str) -> np.ndarray:
         return self.columns[name]
 
+    def joined(self, after: Table[R]) -> Table[R]:
+        """These rows, then those of `after` (a table of the same record)."""
+        if after.record is not self.record:
+            raise ValueError(f"a {self.record.__name__} table cannot take {after.record.__name__}")
+        return Table(
+            self.record,
+            {name: np.concatenate((c, after.columns[name])) for name, c in self.columns.items()},
+        )
+
     def from_value(self, name: str, lowest: float) -> Table[R]:
         """The rows from the first whose `name` (ascending) is at least `lowest`."""
         return self[int(np.searchsorted(self.columns[name], lowest, side="left")) :]

@@ -1,5 +1,5 @@
 """The chart callback's request as the page sends it (`/_dash-update-component`), for the
-benchmarks that drive the app without a browser."""
+benchmarks and the tests that drive the app without a browser."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from services.dashboard.callbacks import register_callbacks
 from services.dashboard.data import read_health
 from services.dashboard.layout import build_layout
 from services.dashboard.push import register_push
+from services.dashboard.recent import RecentEntries
 from shared.config import Settings
 from shared.redis_io import ENCODING_ERRORS
 
@@ -34,12 +35,14 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def build_app(settings: Settings) -> Dash:
+def build_app(settings: Settings, recent: RecentEntries | None = None) -> Dash:
+    """The app; `recent` is the cache of parsed entries its full renders read through (its own
+    when not given)."""
     client = redis_client(settings)
     # compress: a full render's typed arrays (about 430 kB) travel as brotli or gzip.
     app = Dash(__name__, title="Pairs monitor", update_title="", compress=True)
     app.layout = build_layout(settings)
-    register_callbacks(app, client, settings)
+    register_callbacks(app, client, settings, RecentEntries() if recent is None else recent)
 
     server: Flask = app.server
     server.config["COMPRESS_STREAMS"] = False  # a compressed event stream would be buffered

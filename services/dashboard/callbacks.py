@@ -69,9 +69,11 @@ def _form(fill: FormFill) -> tuple[Any, ...]:
     return (*(fill.values.get(name, no_update) for name in ids.RULE_FORM), fill.note)
 
 
-def register_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
+def register_callbacks(
+    app: Dash, client: redis.Redis, settings: Settings, recent: RecentEntries
+) -> None:
     _view_callbacks(app, client, settings)
-    _chart_callbacks(app, client, settings)
+    _chart_callbacks(app, client, settings, recent)
     _chart_action_callbacks(app, client, settings)
     _health_callbacks(app, client, settings)
     _rule_callbacks(app, client, settings)
@@ -114,8 +116,9 @@ def _view_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
         return pause.paused, pause.label
 
 
-def _chart_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
-    recent = RecentEntries()
+def _chart_callbacks(
+    app: Dash, client: redis.Redis, settings: Settings, recent: RecentEntries
+) -> None:
     if settings.dash_push_max_clients:
         app.clientside_callback(  # type: ignore[no-untyped-call]
             clientside.push_js(settings.dash_update_ms),

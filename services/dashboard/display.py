@@ -17,7 +17,14 @@ from services.dashboard import panels, status
 from services.dashboard.cursor import ChartCursor, latest_digest, reduced_to
 from services.dashboard.export import zoomed_range
 from services.dashboard.figures import ChartData, Focus, build_figure, extension
-from services.dashboard.records import ROLES, Loaded, Snapshot, alert_matches, latest_stat
+from services.dashboard.records import (
+    ROLES,
+    Loaded,
+    Snapshot,
+    alert_matches,
+    latest_stat,
+    records_of,
+)
 from services.dashboard.selection import Selection
 from shared.config import Settings
 from shared.pairstats import Stationarity
@@ -62,9 +69,9 @@ def chart_of(pair: PairView, snap: Snapshot, alerts: Sequence[Alert] = ()) -> Ch
         pair.a,
         pair.b,
         pair.tf,
-        [bar for _, bar in snap.bars_a],
-        [bar for _, bar in snap.bars_b],
-        [stat for _, stat in snap.stats],
+        records_of(snap.bars_a),
+        records_of(snap.bars_b),
+        records_of(snap.stats),
         alerts,
     )
 

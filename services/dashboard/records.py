@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar, overload
 
 from services.dashboard import export
 from services.dashboard.figures import ChartData
 from shared import keys
 from shared.alert_rules import AlertRule
 from shared.schemas import Alert, Bar, Event, PairStat, SchemaError
+from shared.table import Table
 from shared.views import PairView
+
+R = TypeVar("R")
 
 ROLES = ("a", "b", "stats", "alerts")
 """The four streams behind the charts: bars of leg A, bars of leg B, the view's statistics,
@@ -66,15 +70,54 @@ class PipelineHealth:
 # Streams behind the charts ------------------------------------------------------------------
 
 
+class Keyed(Sequence[tuple[str, R]], Generic[R]):
+    """Stream entries as (id, record) pairs, held as their ids and a table of their records
+    (the render cache, `recent.py`): a full render reads the columns, with no record built per
+    entry."""
+
+    __slots__ = ("ids", "records")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, ids: Sequence[str], records: Table[R]) -> None:
+        if len(ids) != len(records):
+            raise ValueError(f"{len(ids)} ids for {len(records)} records")
+        self.ids, self.records = ids, records
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, R]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Keyed[R]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[str, R] | Keyed[R]:
+        if isinstance(index, slice):
+            return Keyed(self.ids[index], self.records[index])
+        return self.ids[index], self.records[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+def records_of(rows: Sequence[tuple[str, R]]) -> Sequence[R]:
+    """The records of stream entries: a `Keyed`'s table as it is, else a list."""
+    return rows.records if isinstance(rows, Keyed) else [record for _, record in rows]
+
+
 @dataclass
 class Snapshot:
     """Entries of the four chart streams, oldest first, with their ids; `tails` is each stream's
     newest id (to notice a stream that was reset), `latest` the view's latest-statistics hash."""
 
-    bars_a: list[tuple[str, Bar]] = field(default_factory=list)
-    bars_b: list[tuple[str, Bar]] = field(default_factory=list)
-    stats: list[tuple[str, PairStat]] = field(default_factory=list)
-    alerts: list[tuple[str, Alert]] = field(default_factory=list)
+    bars_a: Sequence[tuple[str, Bar]] = field(default_factory=list)
+    bars_b: Sequence[tuple[str, Bar]] = field(default_factory=list)
+    stats: Sequence[tuple[str, PairStat]] = field(default_factory=list)
+    alerts: Sequence[tuple[str, Alert]] = field(default_factory=list)
     latest: dict[str, str] = field(default_factory=dict)
     tails: dict[str, str] = field(default_factory=dict)
     skipped: int = 0

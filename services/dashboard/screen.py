@@ -15,8 +15,10 @@ from services.dashboard.cursor import LIVE_BATCH, ChartCursor, continues
 from services.dashboard.display import Screen
 from services.dashboard.figures import Focus
 from services.dashboard.recent import RecentEntries
+from services.dashboard.records import Snapshot
 from services.dashboard.selection import Selection
 from shared.config import Settings
+from shared.views import PairView
 
 
 def live_full(
@@ -32,8 +34,15 @@ def live_full(
     if recent is None:
         snap = data.read_recent(client, pair, settings.window, settings.dash_max_points)
     else:
-        snap = recent.read(client, pair, settings.window, settings.dash_max_points)
+        snap = read_newest(client, settings, pair, recent)
     return display.live_full(settings, view, snap, focus, render=secrets.token_hex(6))
+
+
+def read_newest(
+    client: redis.Redis, settings: Settings, pair: PairView, recent: RecentEntries
+) -> Snapshot:
+    """The entries a full render of `pair` draws, through the server's cache."""
+    return recent.read(client, pair, settings.window, settings.dash_max_points)
 
 
 def render(

@@ -10,8 +10,9 @@ import threading
 
 from waitress.server import create_server
 
-from services.dashboard import warmup
+from services.dashboard import prefetch, warmup
 from services.dashboard.app import build_app
+from services.dashboard.recent import RecentEntries
 from shared.runtime import EXIT_CONFIG, EXIT_FAILED, ServiceContext, ServiceFailed
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def listen_failure(host: str, port: int, exc: Exception) -> tuple[str, int]:
 async def run(ctx: ServiceContext) -> None:
     """Serve until asked to stop; then close the listener and let open requests finish."""
     settings = ctx.settings
-    app = build_app(settings)
+    recent = RecentEntries()
+    app = build_app(settings, recent)
     if settings.dash_debug:
         app.enable_dev_tools(debug=True)
     try:
@@ -61,9 +63,18 @@ async def run(ctx: ServiceContext) -> None:
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     threading.Thread(target=warmup.warm, args=(settings,), name="warmup", daemon=True).start()
+    # Not joined at shutdown: it only reads, and a Redis that hangs would hold it for seconds.
+    stop_reading_ahead = threading.Event()
+    threading.Thread(
+        target=prefetch.keep_read,
+        args=(settings, recent, stop_reading_ahead),
+        name="read-ahead",
+        daemon=True,
+    ).start()
     log.info("serving", extra={"url": f"http://{settings.dash_host}:{settings.dash_port}/"})
     ctx.health.status = "ok"
     ctx.health.set("url", f"http://{settings.dash_host}:{settings.dash_port}/")
     await ctx.stop.wait()
+    stop_reading_ahead.set()
     server.close()
     await asyncio.to_thread(thread.join, JOIN_TIMEOUT_S)
