@@ -64,6 +64,10 @@ def _ws_base(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+MAX_SYMBOLS = 50
+"""The largest universe served (1,225 pairs): the worker computes every pair on every bar."""
+
+
 class Settings(BaseSettings):
     """All services' configuration. Field `x_y` is read from the variable `X_Y`."""
 
@@ -116,6 +120,9 @@ class Settings(BaseSettings):
     synthetic_mean_reversion: float = Field(default=0.02, gt=0, le=100)
     synthetic_noise: float = Field(default=0.05, gt=0, le=1_000)
     synthetic_tick_rate: float = Field(default=20.0, gt=0, le=100_000)
+    synthetic_groups: Annotated[tuple[tuple[str, ...], ...], NoDecode] = ()
+    """`a,b,c|d,e|f`: groups of `SYMBOLS`, each with a driver of its own, so pairs inside a
+    group are cointegrated and pairs across groups are not; empty: one group of all."""
 
     # Writer.
     writer_consumer: str = ""
@@ -205,7 +212,21 @@ class Settings(BaseSettings):
             raise ValueError("at least one symbol is needed")
         if len(set(symbols)) != len(symbols):
             raise ValueError("a symbol is listed twice")
+        if len(symbols) > MAX_SYMBOLS:
+            raise ValueError(f"{len(symbols)} symbols; at most {MAX_SYMBOLS} (MAX_SYMBOLS)")
         return symbols
+
+    @field_validator("synthetic_groups", mode="before")
+    @classmethod
+    def _parse_groups(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return ()
+        groups = tuple(tuple(normalize_symbol(s) for s in _split_list(g)) for g in value.split("|"))
+        if any(not group for group in groups):
+            raise ValueError("a group is empty (two | in a row, or one at an end)")
+        return groups
 
     @field_validator("timeframes", mode="before")
     @classmethod
@@ -248,6 +269,27 @@ class Settings(BaseSettings):
                     f"({','.join(self.symbols)})"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _check_groups(self) -> Settings:
+        listed = [symbol for group in self.synthetic_groups for symbol in group]
+        twice = sorted({symbol for symbol in listed if listed.count(symbol) > 1})
+        if twice:
+            raise ValueError(f"SYNTHETIC_GROUPS: {', '.join(twice)} is in two groups")
+        unknown = [symbol for symbol in listed if symbol not in self.symbols]
+        if unknown:
+            known = ",".join(self.symbols)
+            raise ValueError(f"SYNTHETIC_GROUPS: {', '.join(unknown)} is not in SYMBOLS ({known})")
+        if listed:
+            missing = [symbol for symbol in self.symbols if symbol not in listed]
+            if missing:
+                raise ValueError(f"SYNTHETIC_GROUPS: {', '.join(missing)} is in no group")
+        return self
+
+    @property
+    def market_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The synthetic market's groups: `SYNTHETIC_GROUPS`, or one group of every symbol."""
+        return self.synthetic_groups or (self.symbols,)
 
     @property
     def pair_legs(self) -> tuple[tuple[str, str], ...]:

@@ -93,6 +93,13 @@ def analytics_latest(symbol_a: str, symbol_b: str, tf: str, variant: str = "") -
     return f"{analytics(symbol_a, symbol_b, tf, variant)}:latest"
 
 
+def correlation(tf: str) -> str:
+    """Hash of the universe's correlation matrix of log returns at one timeframe, as of its
+    newest closed bar (`shared.correlation.CorrelationMatrix`): `analytics:corr:1m:latest`."""
+    timeframe_ms(tf)
+    return f"analytics:corr:{tf}:latest"
+
+
 FORMING_MAXLEN = 100
 """Entries kept on a `:forming` stream: a page only wants the newest."""
 

@@ -44,6 +44,7 @@ from services.analytics.views import ViewRegistry
 from shared import keys
 from shared.bargrid import carried_closes
 from shared.config import Settings
+from shared.correlation import CorrelationMatrix, correlation_matrix, window_length
 from shared.pairstats import (
     MIN_BARS,
     STATIONARITY_FIELDS,
@@ -102,6 +103,7 @@ class Engine:
         self._slow: list[Entry] = []
         self._by_view: dict[ViewState, list[Entry]] = {}
         self._closed = 0
+        self._closed_tfs: list[str] = []
 
     # Views.
 
@@ -312,6 +314,7 @@ class Engine:
                 state.last, state.published_until = entry.stat, entry.start
         self._slow, self._by_view = slow, by_view
         self._closed, self._closing = len(entries), True
+        self._closed_tfs = list(closed)
         counts = {f"bars_closed_{tf}": count for tf, count in closed.items()}
         return Step(bars=bars, stats=stats, counts=counts, closed=sum(closed.values()))
 
@@ -337,12 +340,26 @@ class Engine:
         for state, entries in by_view.items():
             values = [entry.stat for entry in entries if entry.stat is not None]
             alerts += self.rules.evaluate(state.id, values, state.stationarity)
+        correlations = [self._correlation(tf) for tf in self._closed_tfs]
+        fields = [FieldsOut(keys.correlation(m.tf), m.to_fields()) for m in correlations if m]
         counts = {"stats_published": self._closed}
         if adf_runs:
             counts["adf_runs"] = adf_runs
         if alerts:
             counts["alerts_fired"] = len(alerts)
-        return Step(stats=stats, alerts=alerts, counts=counts)
+        return Step(stats=stats, fields=fields, alerts=alerts, counts=counts)
+
+    def _correlation(self, tf: str) -> CorrelationMatrix | None:
+        """The universe's correlation matrix at `tf` as of its newest closed bar."""
+        matrix = self.pairs[tf].matrix
+        if len(self.symbols) < 2 or matrix.last_start is None:
+            return None
+        n = window_length(matrix.count, self.settings.window)
+        closes = matrix.window(np.arange(len(self.symbols), dtype=np.intp), n)
+        return correlation_matrix(
+            closes, matrix.count, self.symbols, ts=matrix.last_start, tf=tf,
+            window=self.settings.window,
+        )  # fmt: skip
 
     def _out(
         self, state: ViewState, stat: PairStat, *, stream: bool = True, latest: bool = True

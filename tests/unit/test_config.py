@@ -74,6 +74,12 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         ("WRITER_CLAIM_IDLE_MS", "10", "greater than or equal to 100"),
         ("WRITER_CLAIM_INTERVAL_S", "0", "greater than 0"),
         ("WRITER_BUSY_TIMEOUT_MS", "soon", "valid integer"),
+        (
+            "SYMBOLS",
+            ",".join(f"S{i}USDT" for i in range(51)),
+            "51 symbols; at most 50 (MAX_SYMBOLS)",
+        ),
+        ("SYNTHETIC_GROUPS", "btcusdt||ethusdt", "a group is empty"),
     ],
 )
 def test_bad_value_is_one_line_naming_variable_and_value(
@@ -95,6 +101,26 @@ def test_replay_needs_an_existing_file(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("REPLAY_FILE", str(tmp_path / "missing.ndjson"))
     with pytest.raises(ConfigError, match="no such file"):
         load_settings()
+
+
+def test_synthetic_groups_cover_the_symbols_once_each() -> None:
+    cases = {
+        ("BTCUSDT,ETHUSDT", "btcusdt|btcusdt,ethusdt"): "BTCUSDT is in two groups",
+        ("BTCUSDT,ETHUSDT,SOLUSDT", "btcusdt,ethusdt"): "SOLUSDT is in no group",
+        ("BTCUSDT,ETHUSDT", "btcusdt,ethusdt|xrpusdt"): "XRPUSDT is not in SYMBOLS",
+    }
+    for (symbols, groups), expected in cases.items():
+        with pytest.raises(ConfigError, match=expected) as caught:
+            load_settings(symbols=symbols, synthetic_groups=groups)
+        assert "\n" not in str(caught.value)
+
+
+def test_a_group_of_one_is_allowed_and_no_groups_is_one_group_of_all() -> None:
+    grouped = load_settings(
+        symbols="BTCUSDT,ETHUSDT,DOGEUSDT", synthetic_groups="btcusdt,ethusdt|dogeusdt"
+    )
+    assert grouped.market_groups == (("BTCUSDT", "ETHUSDT"), ("DOGEUSDT",))
+    assert load_settings(symbols="BTCUSDT,ETHUSDT").market_groups == (("BTCUSDT", "ETHUSDT"),)
 
 
 def test_settings_are_frozen() -> None:

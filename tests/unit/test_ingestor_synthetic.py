@@ -9,10 +9,11 @@ import math
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from statsmodels.tsa.stattools import adfuller
+from statsmodels.tsa.stattools import adfuller, coint
 
 from services.ingestor.binance import TickRow
 from services.ingestor.synthetic import Market
+from shared.config import load_settings
 from shared.schemas import DECIMAL_PATTERN
 
 START = 1_765_892_498_698
@@ -23,7 +24,9 @@ def market(**changes: object) -> Market:
         "symbols": ("BTCUSDT", "ETHUSDT"), "seed": 7, "hedge_ratio": 1.5,
         "mean_reversion": 0.02, "noise": 0.05, "tick_rate": 20.0,
     }  # fmt: skip
-    return Market(**{**values, **changes})  # type: ignore[arg-type]
+    merged = {**values, **changes}
+    merged.setdefault("groups", (merged["symbols"],))
+    return Market(**merged)  # type: ignore[arg-type]
 
 
 def second_closes(trades: list[TickRow]) -> pd.DataFrame:
@@ -84,3 +87,38 @@ def test_the_pair_is_cointegrated_with_the_configured_hedge_ratio(
     half_life = -10 * math.log(2) / math.log(decay_10s)
     # A loose check: some 2,000 s of a 14 to 35 s half-life leave the estimate noisy.
     assert half_life == pytest.approx(math.log(2) / mean_reversion, rel=0.5)
+
+
+GROUPS = (("AUSDT", "BUSDT", "CUSDT"), ("DUSDT", "EUSDT"), ("FUSDT",))
+
+
+def test_pairs_inside_a_group_are_cointegrated_and_pairs_across_groups_are_not() -> None:
+    symbols = tuple(symbol for group in GROUPS for symbol in group)
+    grouped = market(symbols=symbols, groups=GROUPS, tick_rate=60.0, mean_reversion=0.05)
+    assert grouped.drivers == ("BUSDT", "EUSDT", "FUSDT")
+    closes = second_closes(list(itertools.islice(grouped.trades(START), 150_000)))
+    group_of = {symbol: g for g, group in enumerate(GROUPS) for symbol in group}
+    inside, across = [], []
+    for a, b in itertools.combinations(symbols, 2):
+        pvalue = coint(closes[a], closes[b], trend="c")[1]
+        (inside if group_of[a] == group_of[b] else across).append((pvalue, a, b))
+    assert len(inside) == 4 and len(across) == 11
+    assert max(inside)[0] < 0.01, max(inside)
+    assert min(across)[0] > 0.05, min(across)
+    # The driver walks are independent: returns across groups are uncorrelated.
+    returns = closes.apply(lambda c: c.pct_change()).dropna()
+    assert abs(returns["AUSDT"].corr(returns["DUSDT"])) < 0.1
+    assert returns["AUSDT"].corr(returns["BUSDT"]) > 0.3
+    fit = sm.OLS(closes["DUSDT"], sm.add_constant(closes["EUSDT"])).fit()
+    assert fit.params["EUSDT"] == pytest.approx(1.5, rel=0.05)
+
+
+def test_without_groups_the_market_is_one_group_driven_by_the_second_symbol() -> None:
+    plain = Market.from_settings(load_settings(symbols="BTCUSDT,ETHUSDT,SOLUSDT"))
+    assert plain.groups == (("BTCUSDT", "ETHUSDT", "SOLUSDT"),)
+    assert plain.drivers == ("ETHUSDT",)
+    grouped = Market.from_settings(
+        load_settings(symbols="BTCUSDT,ETHUSDT,SOLUSDT", synthetic_groups="solusdt|btcusdt,ethusdt")
+    )
+    assert grouped.drivers == ("SOLUSDT", "ETHUSDT")
+    assert grouped.describe() == "SOLUSDT on SOLUSDT | BTCUSDT,ETHUSDT on ETHUSDT"
