@@ -100,6 +100,15 @@ def correlation(tf: str) -> str:
     return f"analytics:corr:{tf}:latest"
 
 
+def screener(tf: str, variant: str = "") -> str:
+    """Hash of the screener's rows of one series at one timeframe, one field per pair served
+    (`shared.screener.ScreenRow` as JSON): `analytics:screen:1m`, or
+    `analytics:screen:1m:w120:kalman` for the views asked for with other parameters."""
+    timeframe_ms(tf)
+    base = f"analytics:screen:{tf}"
+    return f"{base}:{variant}" if variant else base
+
+
 FORMING_MAXLEN = 100
 """Entries kept on a `:forming` stream: a page only wants the newest."""
 

@@ -73,6 +73,11 @@ class PairView:
     def latest_key(self, default_window: int) -> str:
         return keys.analytics_latest(self.a, self.b, self.tf, self.variant(default_window))
 
+    def screener_key(self, default_window: int) -> str:
+        """The screener hash of the view's series (every pair with its timeframe, window and
+        method)."""
+        return keys.screener(self.tf, self.variant(default_window))
+
     def forming_key(self, default_window: int) -> str:
         return keys.analytics_forming(self.a, self.b, self.tf, self.variant(default_window))
 

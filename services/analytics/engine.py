@@ -55,6 +55,7 @@ from shared.pairstats import (
     stationarity,
 )
 from shared.schemas import Alert, AnalyticsRequest, Bar, Forming, PairStat, SchemaError
+from shared.screener import ScreenRow
 from shared.views import PairView, default_views
 
 
@@ -263,7 +264,7 @@ class Engine:
             values = extra.fields()
             if values:
                 state.latest_extra = True
-            state.stationarity = extra
+            state.stationarity, state.stationarity_ts = extra, matrix.last_start
         state.force_adf = True
         return FieldsOut(state.latest_key, values)
 
@@ -331,6 +332,7 @@ class Engine:
             done = complete_entry(entry, self.settings.kalman_delta)
             if done.stationarity is not None:
                 entry.view.stationarity = done.stationarity
+                entry.view.stationarity_ts = entry.start
             if entry.due:
                 adf_runs += 1
             latest = newest[entry.view] == entry.start
@@ -342,12 +344,26 @@ class Engine:
             alerts += self.rules.evaluate(state.id, values, state.stationarity)
         correlations = [self._correlation(tf) for tf in self._closed_tfs]
         fields = [FieldsOut(keys.correlation(m.tf), m.to_fields()) for m in correlations if m]
+        fields += self._screener(by_view)
         counts = {"stats_published": self._closed}
         if adf_runs:
             counts["adf_runs"] = adf_runs
         if alerts:
             counts["alerts_fired"] = len(alerts)
         return Step(stats=stats, fields=fields, alerts=alerts, counts=counts)
+
+    def _screener(self, closed: Mapping[ViewState, Sequence[Entry]]) -> list[FieldsOut]:
+        """The screener rows of the views that got statistics in this close, per series."""
+        rows: dict[str, dict[str, str]] = {}
+        for state in closed:
+            if state.last is None:
+                continue
+            view = state.view
+            row = ScreenRow.of(view.a, view.b, state.last, state.stationarity,
+                               state.stationarity_ts)  # fmt: skip
+            key = view.screener_key(self.settings.window)
+            rows.setdefault(key, {})[row.pair] = row.to_json()
+        return [FieldsOut(key, values) for key, values in rows.items()]
 
     def _correlation(self, tf: str) -> CorrelationMatrix | None:
         """The universe's correlation matrix at `tf` as of its newest closed bar."""
@@ -560,7 +576,10 @@ class Engine:
             state.published_until = newest.ts
         else:
             state.published_until = pairs.matrix.last_start
-        state.stationarity = Stationarity.newest(everything) or state.stationarity
+        carrying = [stat for stat in everything if Stationarity.of(stat) is not None]
+        if carrying:
+            state.stationarity = Stationarity.newest(carrying) or state.stationarity
+            state.stationarity_ts = carrying[-1].ts
         state.ready = True
         self.rules.prime(state.id, state.last, state.stationarity)
         return FillDone(Step(stats=outs, counts={"views_filled": 1}), len(everything))

@@ -48,6 +48,8 @@ class ViewState:
     last: PairStat | None = None
     stationarity: Stationarity = field(default_factory=Stationarity)
     """The latest stationarity fields computed, carried for alert conditions."""
+    stationarity_ts: int | None = None
+    """The bar they were computed on (None: not known, as after a restart)."""
     force_adf: bool = False
     latest_extra: bool = True
     """Whether the latest hash may hold stationarity fields (removed when a new bar lacks them)."""
