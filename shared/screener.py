@@ -1,99 +1,76 @@
 """One row of the market screener: a served pair's newest statistics with the stationarity
 values it carries and when they were computed, as the worker publishes it on
-`analytics:screen:<tf>[:w<W>:<method>]` (field: the pair, value: the row as JSON). No I/O."""
+`analytics:screen:<tf>[:w<W>:<method>]` (field: the pair, value: the row as JSON). No I/O.
+
+The row holds the records themselves (`PairStat`, `Stationarity`), encoded as in a stream
+entry, so their fields are stated once, in `shared/schemas.py` and `shared/pairstats.py`.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from shared.pairstats import Stationarity
+from shared.pairstats import STATIONARITY_FIELDS, Stationarity
 from shared.schemas import PairStat, SchemaError
 
 
 @dataclass(frozen=True, slots=True)
 class ScreenRow:
-    """A pair's values in the screener; the stationarity values are the newest computed
-    (`adf_ts` is the bar they were computed on), carried between the bars that compute them."""
+    """A pair's values in the screener: its newest statistics (`stat`) and the newest
+    stationarity values computed (`carried`, on bar `adf_ts`; None when not known), which the
+    bars between two runs of the tests carry."""
 
     a: str
     b: str
-    ts: int
-    """Bar time of the statistics."""
-    n: int
-    window: int
-    method: str
-    zscore: float
-    beta: float
-    alpha: float
-    corr: float
-    spread_std: float
-    adf_pvalue: float | None = None
-    coint_pvalue: float | None = None
-    half_life: float | None = None
-    """In bars."""
+    stat: PairStat
+    carried: Stationarity
     adf_ts: int | None = None
 
     @property
     def pair(self) -> str:
         return f"{self.a}-{self.b}"
 
-    @classmethod
-    def of(
-        cls, a: str, b: str, stat: PairStat, carried: Stationarity, carried_ts: int | None
-    ) -> ScreenRow:
-        return cls(
-            a, b, stat.ts, stat.n, stat.window, stat.method, stat.zscore, stat.beta, stat.alpha,
-            stat.corr, stat.spread_std, carried.adf_pvalue, carried.coint_pvalue,
-            carried.half_life, carried_ts,
-        )  # fmt: skip
-
     def to_json(self) -> str:
-        values = {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                  for k, v in asdict(self).items()}  # fmt: skip
-        return orjson.dumps(values).decode()
+        return orjson.dumps(
+            {
+                "a": self.a,
+                "b": self.b,
+                "stat": self.stat.to_fields(),
+                "carried": self.carried.fields(),
+                "adf_ts": self.adf_ts,
+            }
+        ).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ScreenRow:
-        """A row as published; `SchemaError` says what is wrong. NaN travels as null: a
-        required number that is null reads back as NaN."""
+        """A row as published; `SchemaError` says what is wrong."""
         try:
             values = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise SchemaError(f"a screener row is not JSON: {exc}") from None
         if not isinstance(values, dict):
             raise SchemaError("a screener row is not a JSON object")
-        return cls(**_checked(values))
+        a, b, adf_ts = values.get("a"), values.get("b"), values.get("adf_ts")
+        if not isinstance(a, str) or not isinstance(b, str):
+            raise SchemaError("a screener row names no pair (a, b)")
+        if adf_ts is not None and (not isinstance(adf_ts, int) or isinstance(adf_ts, bool)):
+            raise SchemaError(f"adf_ts of a screener row is not a bar time: {adf_ts!r}")
+        stat = PairStat.from_fields(_text_fields(values.get("stat"), "stat"))
+        carried = _text_fields(values.get("carried"), "carried")
+        unknown = sorted(set(carried) - set(STATIONARITY_FIELDS))
+        if unknown:
+            raise SchemaError(f"carried of a screener row has unknown fields {unknown}")
+        try:
+            stationarity = Stationarity(**{k: float(v) for k, v in carried.items()})
+        except ValueError:
+            raise SchemaError(f"carried of a screener row is not numbers: {carried}") from None
+        return cls(a, b, stat, stationarity, adf_ts)
 
 
-_KINDS = {"str": str, "int": int, "float": float, "float | None": float, "int | None": int}
-
-
-def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for spec in fields(ScreenRow):
-        kind = str(spec.type)
-        optional = kind.endswith("| None")
-        value = values.get(spec.name)
-        if value is None:
-            if optional:
-                out[spec.name] = None
-            elif kind == "float" and spec.name in values:
-                out[spec.name] = math.nan
-            else:
-                raise SchemaError(f"a screener row lacks {spec.name!r}")
-            continue
-        wanted = _KINDS[kind]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if wanted is str and not isinstance(value, str):
-            raise SchemaError(f"{spec.name!r} of a screener row is not text: {value!r}")
-        if wanted is int and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise SchemaError(f"{spec.name!r} of a screener row is not an integer: {value!r}")
-        if wanted is float and not number:
-            raise SchemaError(f"{spec.name!r} of a screener row is not a number: {value!r}")
-        out[spec.name] = float(value) if wanted is float else value
-    return out
+def _text_fields(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise SchemaError(f"{name} of a screener row is not a map of text fields")
+    return value

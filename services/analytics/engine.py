@@ -359,8 +359,7 @@ class Engine:
             if state.last is None:
                 continue
             view = state.view
-            row = ScreenRow.of(view.a, view.b, state.last, state.stationarity,
-                               state.stationarity_ts)  # fmt: skip
+            row = ScreenRow(view.a, view.b, state.last, state.stationarity, state.stationarity_ts)
             key = view.screener_key(self.settings.window)
             rows.setdefault(key, {})[row.pair] = row.to_json()
         return [FieldsOut(key, values) for key, values in rows.items()]
