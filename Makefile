@@ -6,11 +6,15 @@ BIN := $(CURDIR)/$(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_FILE ?= sample_data/binance-futures-btcusdt-ethusdt-2025-12-16.ndjson.gz
 DEMO_REDIS_URL ?= redis://127.0.0.1:6379/1
+MARKET_GROUPS ?= btcusdt,ethusdt,solusdt,bnbusdt|xrpusdt,dogeusdt,adausdt|avaxusdt,linkusdt,dotusdt|ltcusdt|trxusdt
+MARKET_SYMBOLS ?= $(subst |,$(comma),$(MARKET_GROUPS))
+MARKET_REDIS_URL ?= redis://127.0.0.1:6379/2
+comma := ,
 SOAK_MINUTES ?= 1
 SOAK_SPEED ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up demo down test test-unit lint bench soak all clean screenshot
+.PHONY: help setup up demo demo-market down test test-unit lint bench soak all clean screenshot
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +35,11 @@ up: setup  ## Redis if none answers, then the four services (Ctrl-C stops them)
 demo: setup  ## the same on the recorded data shipped in sample_data/, offline
 	$(MAKE) up SOURCE=replay REPLAY_FILE=$(DEMO_FILE) REPLAY_SHIFT=1 REPLAY_LOOP=1 \
 		REDIS_URL=$(DEMO_REDIS_URL) SQLITE_PATH=data/demo.db
+
+demo-market: setup  ## a 12-symbol synthetic universe in 5 groups, offline, opening on the screener
+	$(MAKE) up SOURCE=synthetic SYMBOLS=$(MARKET_SYMBOLS) SYNTHETIC_GROUPS='$(MARKET_GROUPS)' \
+		SYNTHETIC_TICK_RATE=240 SYNTHETIC_MEAN_REVERSION=0.5 DASH_OPEN_VIEW=screener REDIS_URL=$(MARKET_REDIS_URL) \
+		SQLITE_PATH=data/market.db
 
 down:  ## stop the services and the Redis that `make up` started (nothing else)
 	$(PY) -m scripts.local_services stop

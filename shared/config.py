@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     dash_history_max_bars: int = Field(default=500_000, ge=1_000, le=10_000_000)
     dash_upload_max_mb: float = Field(default=50.0, gt=0, le=1_024)
     dash_theme: Literal["dark", "light"] = "dark"
+    dash_open_view: Literal["live", "screener"] = "live"
+    """What a first visit opens on: the pair chart, or the screener of every pair."""
 
     @field_validator("log_level", mode="before")
     @classmethod

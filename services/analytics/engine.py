@@ -264,7 +264,8 @@ class Engine:
             values = extra.fields()
             if values:
                 state.latest_extra = True
-            state.stationarity, state.stationarity_ts = extra, matrix.last_start
+                state.stationarity_ts = matrix.last_start
+            state.stationarity = extra
         state.force_adf = True
         return FieldsOut(state.latest_key, values)
 
@@ -332,7 +333,8 @@ class Engine:
             done = complete_entry(entry, self.settings.kalman_delta)
             if done.stationarity is not None:
                 entry.view.stationarity = done.stationarity
-                entry.view.stationarity_ts = entry.start
+                if done.stationarity.fields():
+                    entry.view.stationarity_ts = entry.start
             if entry.due:
                 adf_runs += 1
             latest = newest[entry.view] == entry.start

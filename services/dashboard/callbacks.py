@@ -19,6 +19,7 @@ from services.dashboard.controller import FEED_ROWS, AlertsCursor, AlertsUpdate
 from services.dashboard.recent import RecentEntries
 from services.dashboard.rules import FormFill
 from services.dashboard.screen import export_csv, render
+from services.dashboard.screener_callbacks import register_screener
 from services.dashboard.selection import Selection
 from shared.alert_rules import RuleError
 from shared.config import Settings
@@ -78,12 +79,15 @@ def register_callbacks(
     _health_callbacks(app, client, settings)
     _rule_callbacks(app, client, settings)
     _upload_callbacks(app, client, settings)
+    register_screener(app, client, settings)
 
 
 def _view_callbacks(app: Dash, client: redis.Redis, settings: Settings) -> None:
-    @app.callback(Output(ids.ROOT, "className"), Input(ids.THEME, "value"))
-    def apply_theme(theme: str | None) -> str:
-        return controller.theme_class(theme)
+    @app.callback(
+        Output(ids.ROOT, "className"), Input(ids.THEME, "value"), Input(ids.MODE, "value")
+    )
+    def apply_theme(theme: str | None, mode: str | None) -> str:
+        return controller.theme_class(theme, mode)
 
     @app.callback(
         output=[

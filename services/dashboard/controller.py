@@ -25,8 +25,10 @@ FEED_ROWS = 50
 """Fired alerts in the feed table; older rows drop off the bottom."""
 
 
-def theme_class(theme: str | None) -> str:
-    return f"app theme-{'light' if theme == 'light' else 'dark'}"
+def theme_class(theme: str | None, mode: str | None = None) -> str:
+    """The page root's classes: its theme, and the screener shown instead of the chart."""
+    classes = f"app theme-{'light' if theme == 'light' else 'dark'}"
+    return f"{classes} mode-screener" if mode == "screener" else classes
 
 
 # The view -------------------------------------------------------------------------------------
@@ -89,6 +91,8 @@ def choose_view(
 ) -> ViewChoice:
     """The validated view; `spans` (the stored trades per symbol) is read in history mode only."""
     text: str | None = None
+    if chosen.mode == "screener":  # the pair view stays as it is, behind the screener
+        return ViewChoice(None, "", None)
     try:
         history = None
         if chosen.mode == "history":

@@ -114,3 +114,16 @@ RULE_FORM = {
 ALERTS_FEED = "alerts-feed"
 ALERTS_CURSOR = "alerts-cursor"
 TOAST = "toast"
+
+# The screener.
+SCREENER_AREA = "screener-area"
+SCREENER_TABLE = "screener-table"
+SCREENER_STATUS = "screener-status"
+SCREENER_CONDITIONS = "screener-conditions"
+SCREENER_CONTAINS = "screener-contains"
+SCREENER_HEATMAP = "screener-heatmap"
+SCREENER_TICK = "screener-tick"
+SCREENER_HELD = "screener-held"
+"""The rows the page holds: the series, the pairs in order and a digest per row."""
+SCREENER_EXPORT = "screener-export"
+SCREENER_DOWNLOAD = "screener-download"

@@ -6,8 +6,9 @@ from itertools import permutations
 from typing import Any
 
 from dash import dcc, html
+from dash.dash_table.DataTable import DataTable
 
-from services.dashboard import ids
+from services.dashboard import ids, screener
 from services.dashboard.figures import ChartData, build_figure
 from shared import keys
 from shared.alert_rules import DEFAULT_COOLDOWN_TEXT, METRICS, OPS
@@ -78,7 +79,7 @@ def _button(label: str, component_id: str, title: str, class_name: str = "btn") 
     return html.Button(label, id=component_id, className=class_name, n_clicks=0, title=title)
 
 
-def _mode_switch() -> dcc.RadioItems:
+def _mode_switch(settings: Settings) -> dcc.RadioItems:
     return dcc.RadioItems(
         id=ids.MODE,
         className="segmented",
@@ -86,8 +87,9 @@ def _mode_switch() -> dcc.RadioItems:
             {"label": "Live", "value": "live"},
             {"label": "History", "value": "history"},
             {"label": "Upload", "value": "upload"},
+            {"label": "Screener", "value": "screener"},
         ],
-        value="live",
+        value=settings.dash_open_view,
         inline=True,
     )
 
@@ -142,7 +144,7 @@ def _view_buttons() -> html.Div:
 def _controls(settings: Settings) -> html.Section:
     return _panel(
         "View",
-        _mode_switch(),
+        _mode_switch(settings),
         _symbol_fields(settings),
         _window_fields(settings),
         _method_fields(),
@@ -396,6 +398,73 @@ def _chart_area(settings: Settings) -> html.Section:
     )
 
 
+def _screener_area(settings: Settings) -> html.Section:
+    """Every served pair at the chosen timeframe, window and method; a click opens it in Live."""
+    columns = []
+    for column in screener.COLUMNS:
+        spec: dict[str, Any] = {"id": column.id, "name": column.name, "type": column.kind}
+        if column.kind == "numeric":
+            spec["format"] = {"specifier": f",.{column.digits}f"}
+        columns.append(spec)
+    conditions = [
+        {"label": f" coint p < {screener.COINT_P:g}", "value": "cointegrated"},
+        {"label": " |z| > k", "value": "stretched"},
+    ]
+    return html.Section(
+        id=ids.SCREENER_AREA,
+        className="screener-area",
+        children=[
+            html.Div(id=ids.SCREENER_STATUS, className="chart-status", role="status"),
+            _row(
+                dcc.Checklist(
+                    id=ids.SCREENER_CONDITIONS,
+                    options=conditions,
+                    value=[],
+                    inline=True,
+                    className="screener-conditions",
+                ),
+                _field(
+                    "Symbol contains",
+                    _text(ids.SCREENER_CONTAINS, placeholder="BTC", debounce=True),
+                ),
+                _button("Download CSV", ids.SCREENER_EXPORT, "The rows that pass the filters"),
+                class_name="field-row screener-controls",
+            ),
+            DataTable(
+                id=ids.SCREENER_TABLE,
+                columns=columns,  # type: ignore[arg-type]
+                data=[],
+                sort_action="native",
+                sort_by=[{"column_id": "coint_pvalue", "direction": "asc"}],
+                filter_action="native",
+                filter_query="",
+                page_action="none",
+                fixed_rows={"headers": True},
+                style_table={"maxHeight": "560px", "overflowY": "auto"},
+                style_cell={
+                    "fontFamily": "inherit",
+                    "fontSize": "13px",
+                    "padding": "4px 8px",
+                    "backgroundColor": "transparent",
+                    "color": "inherit",
+                },
+                style_header={"fontWeight": "600", "whiteSpace": "normal", "height": "auto"},
+                style_cell_conditional=[{"if": {"column_id": "pair"}, "textAlign": "left"}],
+                style_data_conditional=screener.colours(DEFAULT_K),
+                cell_selectable=True,
+            ),
+            dcc.Graph(
+                id=ids.SCREENER_HEATMAP,
+                figure=screener.heatmap(None, settings.dash_theme),
+                config={"displaylogo": False},
+            ),
+            dcc.Download(id=ids.SCREENER_DOWNLOAD),
+            dcc.Interval(id=ids.SCREENER_TICK, interval=settings.dash_update_ms, disabled=True),
+            dcc.Store(id=ids.SCREENER_HELD),
+        ],
+    )
+
+
 def _statsbar() -> html.Aside:
     return html.Aside(
         className="statsbar",
@@ -422,6 +491,7 @@ def _main(settings: Settings) -> html.Main:
         children=[
             html.Aside(className="sidebar", children=sidebar),
             _chart_area(settings),
+            _screener_area(settings),
             _statsbar(),
         ],
     )
