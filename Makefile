@@ -38,7 +38,7 @@ demo: setup  ## the same on the recorded data shipped in sample_data/, offline
 
 demo-market: setup  ## a 12-symbol synthetic universe in 5 groups, offline, opening on the screener
 	$(MAKE) up SOURCE=synthetic SYMBOLS=$(MARKET_SYMBOLS) SYNTHETIC_GROUPS='$(MARKET_GROUPS)' \
-		SYNTHETIC_TICK_RATE=240 SYNTHETIC_MEAN_REVERSION=0.5 DASH_OPEN_VIEW=screener REDIS_URL=$(MARKET_REDIS_URL) \
+		SYNTHETIC_TICK_RATE=240 SYNTHETIC_MEAN_REVERSION=1 DASH_OPEN_VIEW=screener REDIS_URL=$(MARKET_REDIS_URL) \
 		SQLITE_PATH=data/market.db
 
 down:  ## stop the services and the Redis that `make up` started (nothing else)

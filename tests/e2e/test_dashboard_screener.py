@@ -1,0 +1,147 @@
+"""The screener in headless Chromium on `make demo-market`: the settings that target passes
+(read from `make -n demo-market`), the four services as processes on a private Redis and SQLite
+file. Every pair is listed with the worker's values, the pairs of a group top the table sorted by
+cointegration p, and a click opens the pair in Live."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shlex
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from shared.config import load_settings
+from shared.schemas import PairStat
+from shared.views import PairView
+from testkit.processes import REPO, RedisProcess, service_env, start_service
+from tests.dashboard_support import Browser, DashboardProcess, dashboard_process
+
+PRIVATE = ("REDIS_URL", "SQLITE_PATH")
+"""What the test keeps to itself: its own Redis and tick database."""
+
+
+def demo_market_settings() -> dict[str, str]:
+    """The variables `make demo-market` sets, as it prints them (`make -n`)."""
+    printed = subprocess.run(
+        ["make", "-n", "--no-print-directory", "demo-market"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    lines = printed.replace("\\\n", " ").splitlines()
+    command = next((line for line in lines if line.startswith("make up ")), None)
+    assert command is not None, printed[:500]
+    words = shlex.split(command)
+    pairs = (word.split("=", 1) for word in words[2:] if "=" in word)
+    return {name: value for name, value in pairs if name not in PRIVATE}
+
+
+@dataclass
+class Market:
+    redis: redis.Redis
+    dashboard: DashboardProcess
+    browser: Browser
+    analytics: subprocess.Popen[bytes]
+    settings: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
+    base = tmp_path_factory.mktemp("market")
+    chosen = demo_market_settings()
+    server = RedisProcess(base / "redis").start()
+    env = {**chosen, "SQLITE_PATH": str(base / "market.db"), "LOG_LEVEL": "INFO"}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    browser = None
+    try:
+        for name in ("writer", "analytics", "ingestor"):
+            processes[name] = start_service(
+                name, service_env(server.url, **env), log=base / f"{name}.log"
+            )
+        with dashboard_process(server.url, base, **env) as dashboard:
+            browser = Browser(base / "downloads")
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            yield Market(client, dashboard, browser, processes["analytics"], chosen)
+            client.close()
+    finally:
+        if browser is not None:
+            browser.quit()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
+        server.stop()
+
+
+def shown_rows(page: Browser) -> list[dict[str, str]]:
+    """The table's rows as the page shows them, in the order shown (minus signs as `-`)."""
+    rows = page.driver.execute_script(
+        """
+        return [...document.querySelectorAll('#screener-table tr')].map(tr => Object.fromEntries(
+            [...tr.querySelectorAll('td[data-dash-column]')]
+                .map(td => [td.dataset.dashColumn, td.textContent.replace('\u2212', '-')])));
+        """
+    )
+    return [row for row in rows if row]
+
+
+def shown(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def test_the_screener_lists_every_pair_with_the_workers_values_and_opens_one(
+    market: Market,
+) -> None:
+    settings = load_settings(**{k.lower(): v for k, v in market.settings.items()})
+    legs = settings.pair_legs
+    groups = settings.market_groups
+    assert len(settings.symbols) == 12 and len(legs) == 66
+    page = market.browser
+    page.open(market.dashboard.url)
+    with page.no_console_errors():
+        page.wait_for(lambda: "66 of 66 pairs" in page.text("#screener-status"), timeout=60,
+                      what="every pair listed")  # fmt: skip
+        window = str(settings.window)
+
+        def filled() -> bool:
+            rows = shown_rows(page)
+            return len(rows) == 66 and all(
+                r["bars"] == window and r["coint_pvalue"] not in ("", "-") for r in rows
+            )
+
+        page.wait_for(filled, timeout=150, what="full windows and cointegration tests, every pair")
+        market.analytics.terminate()  # the worker's values stop moving; the page shows the last
+        market.analytics.wait(timeout=15)
+        page.wait_for(lambda: shown_rows(page) == shown_rows(page), what="the table at rest")
+        rows = shown_rows(page)
+        for row in rows:
+            a, b = row["pair"].split(" / ")
+            view = PairView(a, b, settings.timeframes[0], settings.window)
+            latest = PairStat.from_fields(market.redis.hgetall(view.latest_key(settings.window)))
+            expected = [shown(latest.zscore, 2), shown(latest.beta, 4), shown(latest.alpha, 4)]
+            expected += [shown(latest.corr, 3), shown(latest.spread_std, 4), str(latest.n)]
+            got = [row[c] for c in ("zscore", "beta", "alpha", "corr", "spread_std", "bars")]
+            assert got == expected, row["pair"]
+        group_of = {symbol: g for g, group in enumerate(groups) for symbol in group}
+        inside = [group_of[a] == group_of[b] for a, b in (r["pair"].split(" / ") for r in rows)]
+        in_groups = sum(len(list(itertools.combinations(g, 2))) for g in groups)
+        assert in_groups == 12
+        # Over a 60-bar window two independent walks can look cointegrated now and then.
+        top = [r["pair"] for r in rows[:in_groups]]
+        assert sum(inside[:in_groups]) >= in_groups * 3 // 4, top
+        target = rows[3]["pair"]
+        cell = page.driver.execute_script(
+            "return [...document.querySelectorAll(\"#screener-table td[data-dash-column='pair']\")]"
+            ".find(td => td.textContent === arguments[0]);",
+            target,
+        )
+        page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+        cell.click()
+        a, b = target.split(" / ")
+        page.wait_for(lambda: f"Live · {a}/{b}" in page.text("#chart-status"), timeout=20,
+                      what=f"{target} opened in Live")  # fmt: skip
+        assert page.driver.find_element("css selector", "#screener-area").is_displayed() is False
