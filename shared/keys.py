@@ -16,6 +16,10 @@ ALERT_RULES = "alert-rules"
 EVENTS = "events"
 """Stream of operational events (connected, disconnected, stale, gap, ...)."""
 
+MARKETS = "markets"
+"""Hash: symbol -> the market its ticks come from (`exchange` or `synthetic`, `shared.market`),
+recorded by the ingestor the first time it serves the symbol."""
+
 ANALYTICS_VIEWS = "analytics-views"
 """Sorted set of pair views users asked for: member = view id (`shared.views`), score = expiry
 epoch ms. The dashboard renews its view; the worker serves every unexpired one."""

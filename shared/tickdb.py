@@ -146,6 +146,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ticks_symbol_ts ON ticks (symbol, ts);
     {_bar_triggers("NEW.last_trade_id - NEW.trade_id + 1", seconds_of(_OLD_SECOND))}
     """,
+    # 4: the market each symbol's ticks come from (`shared.market`): synthetic ticks never mix
+    # with real ones of the same name.
+    """
+    CREATE TABLE market_kinds (
+        symbol TEXT NOT NULL PRIMARY KEY,
+        kind   TEXT NOT NULL CHECK (kind IN ('exchange', 'synthetic'))
+    ) WITHOUT ROWID;
+    INSERT INTO market_kinds SELECT DISTINCT symbol, 'exchange' FROM bars_1s;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 INSERT_TRADES = (
@@ -165,6 +174,17 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _still_at(version: int) -> str:
+    """Statements that fail (a CHECK) unless the database is at `version` once the migration
+    holds the write lock: a writer that read an older version before another one migrated must
+    not run a migration again (migration 3 can run twice, and set the version back)."""
+    return (
+        f"CREATE TEMP TABLE migration_guard (version INTEGER CHECK (version = {version}));\n"
+        "INSERT INTO migration_guard SELECT user_version FROM pragma_user_version;\n"
+        "DROP TABLE migration_guard;"
+    )
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this database lacks, each in its own transaction; the new version."""
     current = schema_version(conn)
@@ -175,9 +195,10 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
         try:
             conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+                f"BEGIN IMMEDIATE;\n{_still_at(version - 1)}\n{script}\n"
+                f"PRAGMA user_version = {version};\nCOMMIT;"
             )
-        except sqlite3.OperationalError:
+        except (sqlite3.OperationalError, sqlite3.IntegrityError):
             # Two writers starting together: the other one applied this migration first.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -62,6 +62,9 @@ def _chip(service: ServiceHealth) -> html.Div:
         for name, label in KEY_COUNTERS.get(service.service, ())
         if name in service.counters
     ]
+    if service.counters.get("source") == "synthetic":
+        made_up = "SOURCE=synthetic: made-up trades, not Binance's"
+        shown.insert(0, html.Span("SYNTHETIC market", className="chip-synthetic", title=made_up))
     age = "" if service.age_ms is None else fmt_age(service.age_ms)
     status = age if state == "ok" else f"{state} {age}".strip()
     return html.Div(

@@ -26,10 +26,12 @@ from services.ingestor.recorder import Recorder
 from services.ingestor.replay import ReplaySource
 from services.ingestor.rest import BinanceRest
 from services.ingestor.synthetic import SyntheticSource
+from shared import keys
 from shared.config import Settings, retired_variables
 from shared.health import Health
+from shared.market import market_kind, mixed_refusal
 from shared.redis_io import UNAVAILABLE
-from shared.runtime import ServiceContext
+from shared.runtime import EXIT_CONFIG, ServiceContext, ServiceFailed
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ class Ingestor:
         for line in retired_variables():
             log.warning(line)
         with contextlib.suppress(*UNAVAILABLE):
+            await self._claim_market()
             await self.publisher.load()
             if self.settings.source == "binance":
                 await self._resume_sequences()
@@ -149,6 +152,23 @@ class Ingestor:
         for task, what in ((sourcing, "source"), (publishing, "publisher")):
             if _failed(task):
                 raise RuntimeError(f"the {what} failed") from task.exception()
+
+    async def _claim_market(self) -> None:
+        """Record the market of each symbol served (`shared.market`); refuse to start on one
+        this Redis database holds from the other market."""
+        kind = market_kind(self.settings.source)
+        symbols = list(self.settings.symbols)
+        held = [
+            None if v is None else str(v) for v in await self.redis.hmget(keys.MARKETS, symbols)
+        ]
+        recorded = dict(zip(symbols, held, strict=True))
+        refusal = mixed_refusal(recorded, kind, symbols, "this Redis database")
+        if refusal:
+            raise ServiceFailed(refusal, EXIT_CONFIG)
+        pipe = self.redis.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.hsetnx(keys.MARKETS, symbol, kind)
+        await pipe.execute()
 
     async def _resume_sequences(self) -> None:
         """Continue each symbol's id sequence from its stream, so that the trades a restart

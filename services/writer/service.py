@@ -23,8 +23,9 @@ from services.writer.store import StoreBusy, TickStore
 from shared.config import Settings
 from shared.events import store_dead_letters
 from shared.health import LAG_ENTRIES, LAST_ERROR, now_ms
+from shared.market import market_kind
 from shared.redis_io import UNAVAILABLE
-from shared.runtime import ServiceContext, ServiceFailed
+from shared.runtime import EXIT_CONFIG, ServiceContext, ServiceFailed
 from shared.tickdb import TickDbError
 
 log = logging.getLogger(__name__)
@@ -340,6 +341,11 @@ async def run(ctx: ServiceContext) -> None:
             extra={"path": str(settings.sqlite_path), "error": str(exc)},
         )
         raise StoreUnavailable(f"SQLITE_PATH={str(settings.sqlite_path)!r}: {exc}") from None
+    kind = market_kind(settings.source)
+    refusal = await asyncio.to_thread(store.claim_market, settings.symbols, kind)
+    if refusal:
+        await asyncio.to_thread(store.close)
+        raise ServiceFailed(f"SQLITE_PATH={str(settings.sqlite_path)!r}: {refusal}", EXIT_CONFIG)
     streams = TickStreams(settings.redis_url, consumer_name(settings), settings.symbols)
     log.info(
         "writing",

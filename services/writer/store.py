@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from services.writer.consumer import RangeTableRow, TableRow
+from shared.market import MarketKind, mixed_refusal
 from shared.tickdb import open_for_writing
 
 INSERT_SQL = """
@@ -58,6 +59,21 @@ class TickStore:
                     conn.execute("ROLLBACK")
             raise StoreBusy(str(exc)) from exc
         return max(inserted, 0)
+
+    def claim_market(self, symbols: Sequence[str], kind: MarketKind) -> str | None:
+        """Record the market of each symbol (`shared.market`), unless the file holds one of them
+        from the other market: then why not, and nothing is recorded."""
+        marks = ",".join("?" * len(symbols))
+        held = dict(self.conn.execute(
+            f"SELECT symbol, kind FROM market_kinds WHERE symbol IN ({marks})", list(symbols)
+        ).fetchall())  # fmt: skip
+        refusal = mixed_refusal(held, kind, symbols, "this tick database")
+        if refusal is None:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO market_kinds (symbol, kind) VALUES (?, ?)",
+                [(symbol, kind) for symbol in symbols],
+            )
+        return refusal
 
     def close(self) -> None:
         self.conn.close()

@@ -103,8 +103,11 @@ def test_an_older_database_is_migrated_and_its_bars_filled(tmp_path: Path, versi
     conn.executemany("INSERT INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.close()
     conn = open_for_writing(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     _assert_bars_1s_match_ticks(conn)
+    # The symbols stored before markets were recorded held real trades.
+    kinds = conn.execute("SELECT symbol, kind FROM market_kinds ORDER BY symbol").fetchall()
+    assert kinds == [(symbol, "exchange") for symbol in sorted({row[0] for row in rows})]
     migrated = conn.execute(
         "SELECT symbol, trade_id, ts, price, size, side, recv_ts, last_trade_id, source"
         " FROM ticks ORDER BY symbol, trade_id"

@@ -154,3 +154,12 @@ def test_rules_table_shows_each_rule_and_why_a_stored_rule_is_invalid() -> None:
     assert "zscore abs> 2" in shown and "w60 ols" in shown and "Disable" in shown
     assert "invalid rule: name must be a non-empty text" in shown
     assert "No alert rules yet" in texts(rules_table([], 60))
+
+
+def test_a_synthetic_market_is_labelled_on_the_ingestors_chip() -> None:
+    chips = [
+        health_bar(PipelineHealth(True, "", (service("ingestor", source=s, ticks="5"),)), {})[0]
+        for s in ("synthetic", "binance")
+    ]
+    assert "SYNTHETIC market" in texts(chips[0])
+    assert "SYNTHETIC" not in texts(chips[1])
