@@ -57,8 +57,9 @@ lint: setup  ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-screenshot: setup  ## refresh docs/dashboard.png from the browser test on the real pipeline
+screenshot: setup  ## refresh docs/dashboard.png and docs/screener.png from the browser tests
 	UPDATE_SCREENSHOT=1 $(PY) -m pytest tests/e2e/test_dashboard_pipeline.py -k alert_rule
+	UPDATE_SCREENSHOT=1 $(PY) -m pytest tests/e2e/test_dashboard_screener.py
 
 bench: setup  ## benchmarks; results in bench/results/
 	$(PY) -m bench

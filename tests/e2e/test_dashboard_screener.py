@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import shlex
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -21,6 +23,8 @@ from shared.views import PairView
 from testkit.processes import REPO, RedisProcess, service_env, start_service
 from tests.dashboard_support import Browser, DashboardProcess, dashboard_process
 
+SCREENSHOT = REPO / "docs/screener.png"
+"""Refreshed by `make screenshot` (UPDATE_SCREENSHOT=1); a plain test run keeps its copy in tmp."""
 PRIVATE = ("REDIS_URL", "SQLITE_PATH")
 """What the test keeps to itself: its own Redis and tick database."""
 
@@ -94,7 +98,7 @@ def shown(value: float, digits: int) -> str:
 
 
 def test_the_screener_lists_every_pair_with_the_workers_values_and_opens_one(
-    market: Market,
+    market: Market, tmp_path: Path
 ) -> None:
     settings = load_settings(**{k.lower(): v for k, v in market.settings.items()})
     legs = settings.pair_legs
@@ -133,6 +137,9 @@ def test_the_screener_lists_every_pair_with_the_workers_values_and_opens_one(
         # Over a 60-bar window two independent walks can look cointegrated now and then.
         top = [r["pair"] for r in rows[:in_groups]]
         assert sum(inside[:in_groups]) >= in_groups * 3 // 4, top
+        shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "s.png"
+        page.screenshot(shot)
+        assert shot.stat().st_size > 50_000, "the screenshot should show a filled screener"
         target = rows[3]["pair"]
         cell = page.driver.execute_script(
             "return [...document.querySelectorAll(\"#screener-table td[data-dash-column='pair']\")]"
