@@ -33,7 +33,6 @@ from shared.health import now_ms, stale_after_ms
 from shared.history import History
 from shared.redis_io import RAW_REPLY, decoded, text_hash
 from shared.schemas import Alert, Bar, Event, PairStat, SchemaError
-from shared.screener import ScreenRow
 from shared.streamids import id_ms
 from shared.tickdb import TickDbError
 from shared.views import PairView
@@ -322,19 +321,13 @@ def read_history_bars(
 
 
 def read_screener(client: redis.Redis, series_key: str, tf: str) -> ScreenerRead:
+    """The series' rows as stored (JSON by pair) and its timeframe's correlation matrix."""
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(series_key)
     pipe.hgetall(keys.correlation(tf))
     held, correlation = pipe.execute()
-    rows: dict[str, ScreenRow] = {}
-    skipped = 0
-    for pair, text in decoded(held or {}).items():
-        try:
-            rows[pair] = ScreenRow.from_json(text)
-        except SchemaError:
-            skipped += 1
     try:
         matrix = CorrelationMatrix.from_fields(decoded(correlation)) if correlation else None
     except SchemaError:
         matrix = None
-    return ScreenerRead(rows, matrix, skipped)
+    return ScreenerRead(decoded(held or {}), matrix)

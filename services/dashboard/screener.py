@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from services.dashboard.export import Export
 from shared.config import timeframe_ms
 from shared.correlation import CorrelationMatrix
+from shared.schemas import SchemaError
 from shared.screener import ScreenRow
 from shared.times import iso_ms
 from shared.views import PairView
@@ -173,13 +175,15 @@ class ScreenUpdate:
 
 
 def update(
-    rows: Sequence[dict[str, Any]], held: Mapping[str, Any] | None, series: str
+    rows: Sequence[dict[str, Any]],
+    digests: Sequence[str],
+    held: Mapping[str, Any] | None,
+    series: str,
 ) -> ScreenUpdate:
     """The rows to send, given what the page holds (`held`: the series, the pairs in order, a
     digest per row). Another series, another set of pairs or no rows held: all of them."""
     order = [row["id"] for row in rows]
-    digests = [digest(row) for row in rows]
-    now = {"series": series, "order": order, "digests": digests}
+    now = {"series": series, "order": order, "digests": list(digests)}
     if not held or held.get("series") != series or held.get("order") != order:
         return ScreenUpdate(list(rows), {}, now)
     before = held.get("digests") or []
@@ -187,16 +191,60 @@ def update(
     return ScreenUpdate(None, changed, now)
 
 
-def table_rows(
-    rows: Mapping[str, ScreenRow], legs: Sequence[tuple[str, str]], tf: str
-) -> list[dict[str, Any]]:
-    """The rows of the served pairs in their listed order (a pair with no row yet is left out)."""
-    out = []
-    for a, b in legs:
-        row = rows.get(f"{a}-{b}")
-        if row is not None:
-            out.append(table_row(row, tf))
-    return out
+@dataclass(frozen=True)
+class Built:
+    """The table rows of the served pairs that have one, in listed order, with their digests,
+    and how many stored rows did not parse."""
+
+    rows: list[dict[str, Any]]
+    digests: list[str]
+    skipped: int
+
+
+class TableRows:
+    """Table rows by the stored JSON they came from: a live update parses, builds and digests
+    only the rows whose JSON changed (a tenth of 1,225 a bar, against all of them). Bounded and
+    safe to share between the server's threads (entries are replaced, never changed)."""
+
+    def __init__(self, max_rows: int = 20_000) -> None:
+        self._held: dict[tuple[str, str], tuple[str, dict[str, Any] | None, str]] = {}
+        self._lock = threading.Lock()
+        self._max_rows = max_rows
+
+    def build(self, stored: Mapping[str, str], legs: Sequence[tuple[str, str]], tf: str) -> Built:
+        rows: list[dict[str, Any]] = []
+        digests: list[str] = []
+        skipped = 0
+        with self._lock:
+            held = dict(self._held)
+        fresh: dict[tuple[str, str], tuple[str, dict[str, Any] | None, str]] = {}
+        for a, b in legs:
+            pair = f"{a}-{b}"
+            text = stored.get(pair)
+            if text is None:
+                continue
+            known = held.get((tf, pair))
+            if known is None or known[0] != text:
+                known = (text, *_built(text, tf))
+                fresh[(tf, pair)] = known
+            if known[1] is None:
+                skipped += 1
+                continue
+            rows.append(known[1])
+            digests.append(known[2])
+        with self._lock:
+            if len(self._held) + len(fresh) > self._max_rows:
+                self._held.clear()
+            self._held.update(fresh)
+        return Built(rows, digests, skipped)
+
+
+def _built(text: str, tf: str) -> tuple[dict[str, Any] | None, str]:
+    try:
+        row = table_row(ScreenRow.from_json(text), tf)
+    except SchemaError:
+        return None, ""
+    return row, digest(row)
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -218,14 +266,9 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
-def export(
-    rows: Mapping[str, ScreenRow],
-    legs: Sequence[tuple[str, str]],
-    series: Series,
-    keep: ScreenFilter,
-) -> Export:
+def export(built: Built, series: Series, keep: ScreenFilter) -> Export:
     """The screener's CSV file: the rows of `series` that pass `keep`."""
-    table = [row for row in table_rows(rows, legs, series.tf) if keep.keeps(row)]
+    table = [row for row in built.rows if keep.keeps(row)]
     name = f"screener_{series.tf}_w{series.window}_{series.method}.csv"
     return Export(name, to_csv(table), len(table))
 
@@ -347,41 +390,48 @@ def status(
 
 @dataclass(frozen=True)
 class ScreenerRead:
-    """The rows of one series by pair, the correlation matrix of its timeframe (None when there
-    is none yet or it does not parse), and how many rows did not parse."""
+    """The rows of one series as stored (JSON by pair), and the correlation matrix of its
+    timeframe (None when there is none yet or it does not parse)."""
 
-    rows: Mapping[str, ScreenRow]
+    stored: Mapping[str, str]
     matrix: CorrelationMatrix | None
-    skipped: int
 
 
 @dataclass(frozen=True)
 class ScreenerScreen:
     """One screener update: the rows to send (`update`), the status line, and the heatmap when
-    the matrix is not the one the page shows (None: keep it)."""
+    the page's is of another series or `HEATMAP_EVERY_MS` older (None: keep it)."""
 
     update: ScreenUpdate
     status: str
     heatmap: dict[str, Any] | None
 
 
+HEATMAP_EVERY_MS = 5_000
+"""The heatmap is sent again when the matrix has moved on this much (bar time): its 2,500 cells
+would otherwise be most of every update, and a window's correlations barely move in a bar."""
+
+
 def screen(
-    read: ScreenerRead,
+    built: Built,
+    matrix: CorrelationMatrix | None,
     series: Series,
-    legs: Sequence[tuple[str, str]],
+    pairs: int,
     held: Mapping[str, Any] | None,
     theme: str,
     now_ms: int,
 ) -> ScreenerScreen:
     """What the page gets from what was read and what it holds."""
-    rows = table_rows(read.rows, legs, series.tf)
     key = f"{series.name}|{theme}"
-    changes = update(rows, held, key)
-    matrix = read.matrix
-    shown = None if matrix is None else f"{matrix.tf}:{matrix.ts}:{theme}"
-    same_matrix = held is not None and held.get("matrix") == shown and held.get("series") == key
-    changes.held["matrix"] = shown
-    newest = max((row["ts"] for row in rows), default=None)
+    changes = update(built.rows, built.digests, held, key)
+    same_series = held is not None and held.get("series") == key
+    shown_ts = held.get("matrix_ts") if held is not None and same_series else None
+    if matrix is None:
+        due = not same_series  # the "no matrix yet" figure, once
+    else:
+        due = shown_ts is None or matrix.ts - int(shown_ts) >= HEATMAP_EVERY_MS
+    changes.held["matrix_ts"] = matrix.ts if due and matrix is not None else shown_ts
+    newest = max((row["ts"] for row in built.rows), default=None)
     newest_end = None if newest is None else newest + timeframe_ms(series.tf)
-    line = status(len(rows), len(legs), series, read.skipped, newest_end, now_ms)
-    return ScreenerScreen(changes, line, None if same_matrix else heatmap(matrix, theme))
+    line = status(len(built.rows), pairs, series, built.skipped, newest_end, now_ms)
+    return ScreenerScreen(changes, line, heatmap(matrix, theme) if due else None)

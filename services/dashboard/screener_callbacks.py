@@ -45,6 +45,7 @@ OPEN_PAIR = (
 
 def register_screener(app: Dash, client: redis.Redis, settings: Settings) -> None:
     legs = settings.pair_legs
+    table_rows = screener.TableRows()
 
     @app.callback(Output(ids.SCREENER_TICK, "disabled"), Input(ids.MODE, "value"))
     def run_while_shown(mode: str | None) -> bool:
@@ -81,7 +82,10 @@ def register_screener(app: Dash, client: redis.Redis, settings: Settings) -> Non
             read = data.read_screener(client, series.key(legs, settings.window), series.tf)
         except redis.RedisError as exc:
             return no_update, no_update, f"Redis did not answer: {exc}", no_update
-        shown = screener.screen(read, series, legs, held, theme or "dark", now_ms())
+        built = table_rows.build(read.stored, legs, series.tf)
+        shown = screener.screen(
+            built, read.matrix, series, len(legs), held, theme or "dark", now_ms()
+        )
         rows: Any = shown.update.full
         if rows is None:
             rows = Patch() if shown.update.changed else no_update
@@ -127,5 +131,6 @@ def register_screener(app: Dash, client: redis.Redis, settings: Settings) -> Non
         except redis.RedisError as exc:
             return no_update, f"Redis did not answer: {exc}"
         keep = screener.ScreenFilter.of_controls(conditions, contains, k)
-        file = controller.download(screener.export(read.rows, legs, series, keep))
+        built = table_rows.build(read.stored, legs, series.tf)
+        file = controller.download(screener.export(built, series, keep))
         return file.file, file.status

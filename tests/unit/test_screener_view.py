@@ -49,29 +49,46 @@ def test_a_table_row_shows_the_statistics_and_the_age_of_the_tests() -> None:
     assert unknown["coint_pvalue"] is None and unknown["tests_bars_ago"] is None
 
 
+def stored(made: dict[str, ScreenRow]) -> dict[str, str]:
+    return {pair: row.to_json() for pair, row in made.items()}
+
+
 def test_only_the_rows_that_changed_travel_after_the_first_update() -> None:
-    first = screener.table_rows(rows(), LEGS, "1s")
-    sent = screener.update(first, None, "1s")
-    assert sent.full == first and not sent.changed
-    again = screener.update(first, sent.held, "1s")
+    cache = screener.TableRows()
+    first = cache.build(stored(rows()), LEGS, "1s")
+    sent = screener.update(first.rows, first.digests, None, "1s")
+    assert sent.full == first.rows and not sent.changed
+    again = screener.update(first.rows, first.digests, sent.held, "1s")
     assert again.full is None and again.changed == {}
-    moved = screener.table_rows(rows(BTCUSDT_SOLUSDT={"z": 3.0}), LEGS, "1s")
-    patch = screener.update(moved, again.held, "1s")
+    moved = cache.build(stored(rows(BTCUSDT_SOLUSDT={"z": 3.0})), LEGS, "1s")
+    patch = screener.update(moved.rows, moved.digests, again.held, "1s")
     assert patch.full is None and list(patch.changed) == [1]
     assert patch.changed[1]["zscore"] == 3.0
-    assert screener.update(moved, patch.held, "1m").full == moved  # another series
-    fewer = moved[:2]
-    assert screener.update(fewer, patch.held, "1s").full == fewer  # another set of pairs
+    assert screener.update(moved.rows, moved.digests, patch.held, "1m").full == moved.rows
+    fewer = moved.rows[:2]
+    assert screener.update(fewer, moved.digests[:2], patch.held, "1s").full == fewer
+
+
+def test_the_cache_builds_what_a_fresh_build_builds_and_skips_bad_rows() -> None:
+    cache = screener.TableRows()
+    cache.build(stored(rows()), LEGS, "1s")
+    later = {**stored(rows(ETHUSDT_SOLUSDT={"z": -1.5})), "BTCUSDT-SOLUSDT": "{not json"}
+    cached, fresh = cache.build(later, LEGS, "1s"), screener.TableRows().build(later, LEGS, "1s")
+    assert cached == fresh and cached.skipped == 1
+    assert [r["id"] for r in cached.rows] == ["BTCUSDT-ETHUSDT", "ETHUSDT-SOLUSDT"]
+    assert cached.rows[1]["zscore"] == -1.5
+    assert cache.build(later, LEGS, "1m").rows[0]["half_life_s"] == 750.0  # per timeframe
 
 
 def test_the_filters_say_the_same_in_the_tables_language_and_on_the_server() -> None:
     keep = screener.ScreenFilter.of_controls(["cointegrated", "stretched"], " btc", "2.5")
     assert keep.query() == "{coint_pvalue} < 0.05 && {abs_z} > 2.5 && {id} contains BTC"
-    table = screener.table_rows(
-        rows(BTCUSDT_ETHUSDT={"z": 3.0, "coint": 0.01}, ETHUSDT_SOLUSDT={"z": -3.0, "coint": 0.01},
-             BTCUSDT_SOLUSDT={"z": 2.0, "coint": 0.01}),
+    table = screener.TableRows().build(
+        stored(rows(BTCUSDT_ETHUSDT={"z": 3.0, "coint": 0.01},
+                    ETHUSDT_SOLUSDT={"z": -3.0, "coint": 0.01},
+                    BTCUSDT_SOLUSDT={"z": 2.0, "coint": 0.01})),
         LEGS, "1s",
-    )  # fmt: skip
+    ).rows  # fmt: skip
     assert [r["id"] for r in table if keep.keeps(r)] == ["BTCUSDT-ETHUSDT"]
     assert screener.ScreenFilter.of_controls(None, None, "x").query() == ""
     assert screener.ScreenFilter.of_controls([], "", -1).k == 2.0
@@ -81,12 +98,38 @@ def test_the_filters_say_the_same_in_the_tables_language_and_on_the_server() -> 
 def test_the_export_has_the_tables_columns_at_full_precision() -> None:
     series = screener.Series("1s", 60, "ols")
     keep = screener.ScreenFilter(cointegrated=True)
-    export = screener.export(rows(BTCUSDT_SOLUSDT={"coint": 0.001, "z": 1 / 3}), LEGS, series, keep)
+    built = screener.TableRows().build(
+        stored(rows(BTCUSDT_SOLUSDT={"coint": 0.001, "z": 1 / 3})), LEGS, "1s"
+    )
+    export = screener.export(built, series, keep)
     assert export.filename == "screener_1s_w60_ols.csv" and export.rows == 1
     parsed = list(csv.DictReader(io.StringIO(export.text)))
     assert list(parsed[0]) == [column.id for column in screener.COLUMNS]
     assert parsed[0]["pair"] == "BTCUSDT-SOLUSDT" and float(parsed[0]["zscore"]) == 1 / 3
     assert parsed[0]["as_of"] == "1970-01-01T00:01:01.000Z"
+
+
+def test_the_heatmap_is_sent_again_only_when_the_matrix_moved_on_enough() -> None:
+    series = screener.Series("1s", 60, "ols")
+    built = screener.TableRows().build(stored(rows()), LEGS, "1s")
+
+    def matrix(ts: int) -> CorrelationMatrix:
+        return CorrelationMatrix(ts, "1s", 60, 61, ("BTCUSDT", "ETHUSDT"), np.eye(2))
+
+    def shown(
+        at: CorrelationMatrix | None, held: dict[str, object] | None
+    ) -> screener.ScreenerScreen:
+        return screener.screen(built, at, series, 3, held, "dark", 0)
+
+    first = shown(matrix(10_000), None)
+    assert first.heatmap is not None
+    soon = shown(matrix(10_000 + screener.HEATMAP_EVERY_MS - 1_000), first.update.held)
+    assert soon.heatmap is None
+    later = shown(matrix(10_000 + screener.HEATMAP_EVERY_MS), soon.update.held)
+    assert later.heatmap is not None and later.heatmap["data"][0]["x"] == ["BTCUSDT", "ETHUSDT"]
+    assert shown(matrix(10_000), {**later.update.held, "series": "other"}).heatmap is not None
+    none_yet = shown(None, None)
+    assert none_yet.heatmap is not None and shown(None, none_yet.update.held).heatmap is None
 
 
 def test_the_series_asks_for_views_only_beyond_the_default() -> None:
