@@ -449,7 +449,9 @@ def _screener_area(settings: Settings) -> html.Section:
                     "color": "inherit",
                 },
                 style_header={"fontWeight": "600", "whiteSpace": "normal", "height": "auto"},
-                style_cell_conditional=[{"if": {"column_id": "pair"}, "textAlign": "left"}],
+                style_cell_conditional=[
+                    {"if": {"column_id": "pair"}, "textAlign": "left", "minWidth": "150px"},
+                ],
                 style_data_conditional=screener.colours(DEFAULT_K),
                 cell_selectable=True,
             ),

@@ -38,6 +38,12 @@ class Column:
     name: str
     kind: str = "numeric"
     digits: int = 4
+    exported: str = ""
+    """The row field the export writes instead (`as_of`, the full ISO-8601 time)."""
+
+    @property
+    def export_id(self) -> str:
+        return self.exported or self.id
 
 
 COLUMNS = (
@@ -52,12 +58,10 @@ COLUMNS = (
     Column("half_life", "half-life (bars)", digits=1),
     Column("half_life_s", "half-life (s)", digits=0),
     Column("bars", "bars in window", digits=0),
-    Column("as_of", "values as of (UTC)", "text"),
+    Column("as_of_time", "as of (UTC)", "text", exported="as_of"),
     Column("tests_bars_ago", "p-values from (bars ago)", digits=0),
 )
 """The table's columns, in order; `id` is the row field (and the export's header)."""
-HIDDEN = ("id", "a", "b", "abs_z", "ts", "adf_ts")
-"""Row fields the table keeps for filters, colours and clicks but does not show."""
 
 
 def _number(value: float | None) -> float | None:
@@ -87,6 +91,7 @@ def table_row(row: ScreenRow, tf: str) -> dict[str, Any]:
         "bars": stat.n,
         "ts": stat.ts,
         "as_of": iso_ms(stat.ts + tf_ms),
+        "as_of_time": iso_ms(stat.ts + tf_ms)[11:19],
         "adf_ts": row.adf_ts,
         "tests_bars_ago": None if row.adf_ts is None else (stat.ts - row.adf_ts) // tf_ms,
     }
@@ -252,11 +257,11 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     where a value is not known."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([column.id for column in COLUMNS])
+    writer.writerow([column.export_id for column in COLUMNS])
     for row in rows:
         cells = []
         for column in COLUMNS:
-            value = row.get(column.id)
+            value = row.get(column.export_id)
             if column.id == "pair":
                 value = row["id"]
             cells.append(

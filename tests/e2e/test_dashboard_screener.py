@@ -118,6 +118,9 @@ def test_the_screener_lists_every_pair_with_the_workers_values_and_opens_one(
             )
 
         page.wait_for(filled, timeout=150, what="full windows and cointegration tests, every pair")
+        shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "s.png"
+        page.screenshot(shot)
+        assert shot.stat().st_size > 50_000, "the screenshot should show a filled screener"
         market.analytics.terminate()  # the worker's values stop moving; the page shows the last
         market.analytics.wait(timeout=15)
         page.wait_for(lambda: shown_rows(page) == shown_rows(page), what="the table at rest")
@@ -137,9 +140,6 @@ def test_the_screener_lists_every_pair_with_the_workers_values_and_opens_one(
         # Over a 60-bar window two independent walks can look cointegrated now and then.
         top = [r["pair"] for r in rows[:in_groups]]
         assert sum(inside[:in_groups]) >= in_groups * 3 // 4, top
-        shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "s.png"
-        page.screenshot(shot)
-        assert shot.stat().st_size > 50_000, "the screenshot should show a filled screener"
         target = rows[3]["pair"]
         cell = page.driver.execute_script(
             "return [...document.querySelectorAll(\"#screener-table td[data-dash-column='pair']\")]"

@@ -43,7 +43,7 @@ def test_a_table_row_shows_the_statistics_and_the_age_of_the_tests() -> None:
     assert shown["half_life"] == 12.5 and shown["half_life_s"] == 12.5
     assert screener.table_row(row("A", "B"), "1m")["half_life_s"] == 750.0
     assert shown["tests_bars_ago"] == 3 and shown["bars"] == 60
-    assert shown["as_of"] == "1970-01-01T00:01:01.000Z"
+    assert shown["as_of"] == "1970-01-01T00:01:01.000Z" and shown["as_of_time"] == "00:01:01"
     unknown = screener.table_row(row("BTCUSDT", "ETHUSDT", z=math.nan, coint=None), "1s")
     assert unknown["zscore"] is None and unknown["abs_z"] is None
     assert unknown["coint_pvalue"] is None and unknown["tests_bars_ago"] is None
@@ -104,7 +104,8 @@ def test_the_export_has_the_tables_columns_at_full_precision() -> None:
     export = screener.export(built, series, keep)
     assert export.filename == "screener_1s_w60_ols.csv" and export.rows == 1
     parsed = list(csv.DictReader(io.StringIO(export.text)))
-    assert list(parsed[0]) == [column.id for column in screener.COLUMNS]
+    assert list(parsed[0]) == [column.export_id for column in screener.COLUMNS]
+    assert "as_of" in parsed[0] and "as_of_time" not in parsed[0]
     assert parsed[0]["pair"] == "BTCUSDT-SOLUSDT" and float(parsed[0]["zscore"]) == 1 / 3
     assert parsed[0]["as_of"] == "1970-01-01T00:01:01.000Z"
 
